@@ -1,0 +1,56 @@
+"""Crash-safe file writes: a reader (or a rerun after kill -9) sees the old file or the new one."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int | None = 0o600,
+                 keep_owner: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, then rename.
+
+    ``mode`` None keeps the mode of an existing file (config edits); secrets pass 0o600 (default).
+    The temp file is created 0600 so secret bytes are never readable by others, even briefly.
+    """
+    target = Path(path)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    old_stat = None
+    with contextlib.suppress(FileNotFoundError):
+        old_stat = target.stat()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        final_mode = mode if mode is not None else (old_stat.st_mode & 0o7777 if old_stat else 0o644)
+        os.chmod(tmp, final_mode)
+        if keep_owner and old_stat is not None and os.geteuid() == 0:
+            os.chown(tmp, old_stat.st_uid, old_stat.st_gid)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+
+
+def fsync_dir(directory: str | os.PathLike[str]) -> None:
+    """Make a rename durable (POSIX needs the directory fsynced too)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def private_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` (and parents) with mode 0700 for files holding secrets."""
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(p, 0o700)
+    return p

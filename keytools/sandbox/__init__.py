@@ -1,0 +1,1 @@
+"""``keytools sandbox``: a real local OpenStack control plane (Keystone, Barbican, and more) on loopback."""

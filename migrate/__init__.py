@@ -1,0 +1,1 @@
+"""migrate: move Cinder volumes, snapshots and backups off the ConfKeyManager fixed key to Barbican."""

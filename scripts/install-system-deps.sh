@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Debian packages the test suite and benchmarks need: a private MariaDB server (migrate and
+# Barbican backup tests on a real MySQL-compatible database) and memcached (Swift's tempauth).
+# Installs only what is missing; needs root (as on CI and the developers' machines).
+set -eu
+need=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb-dump >/dev/null 2>&1 || command -v mysqldump >/dev/null 2>&1 || need+=(mariadb-client)
+command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || need+=(memcached)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+if [ ${#need[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "install-system-deps: missing ${need[*]}; run as root: apt-get install -y ${need[*]}" >&2
+    exit 1
+fi
+echo "install-system-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+# No system services are started: the tests start private servers on loopback.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+rm -f /usr/sbin/policy-rc.d

@@ -1,0 +1,1 @@
+"""sign: create signing certificates, store them in Barbican, and sign Glance images (RSA-PSS, ECC)."""

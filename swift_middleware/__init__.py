@@ -1,0 +1,1 @@
+"""swift_middleware: a Barbican-backed keymaster for the Swift proxy pipeline."""

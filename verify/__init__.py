@@ -1,0 +1,1 @@
+"""verify: verify Glance image signatures exactly as Glance and Nova (cursive) do."""
