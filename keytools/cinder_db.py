@@ -34,3 +34,38 @@ def sync_schema(db_url: str) -> None:
     if result.returncode != 0:
         tail = " | ".join(result.stderr.strip().splitlines()[-3:])
         raise ServiceUnavailable(f"cinder-manage db sync failed: {tail[:400]}")
+
+
+# ConfKeyManager's key id for every volume, snapshot and backup (cinder.keymgr.migration).
+FIXED_KEY_ID = "00000000-0000-0000-0000-000000000000"
+FIXED_KEY_TABLES = ("volumes", "snapshots", "backups")
+
+
+def count_fixed_key_rows(db_url: str) -> dict[str, int]:
+    """Non-deleted rows per table still on the all-zeros key id (cinder's exact test: string
+    equality, ``deleted`` false; a NULL ``deleted`` is invisible to cinder too)."""
+    import sqlalchemy as sa
+
+    from keytools.errors import ServiceUnavailable as _Unavailable
+
+    try:
+        engine = sa.create_engine(db_url)
+    except Exception as exc:
+        raise UsageError(f"database URL not usable: {type(exc).__name__}",
+                         "Give a SQLAlchemy URL such as mysql+pymysql://user:pw@host/cinder") from None
+    counts: dict[str, int] = {}
+    try:
+        with engine.connect() as conn:
+            for table in FIXED_KEY_TABLES:
+                counts[table] = conn.execute(
+                    sa.text(f"SELECT COUNT(*) FROM {table} WHERE encryption_key_id = :zeros "  # noqa: S608
+                            "AND deleted = :false"), {"zeros": FIXED_KEY_ID, "false": False}).scalar_one()
+    except sa.exc.OperationalError as exc:
+        raise _Unavailable(f"cannot read the Cinder database: {exc.orig.__class__.__name__}",
+                           "Check [database] connection and that the database is up") from None
+    except sa.exc.ProgrammingError:
+        raise UsageError("the database is not a Cinder database (tables volumes/snapshots/backups missing)",
+                         "Point --db-url at Cinder's database") from None
+    finally:
+        engine.dispose()
+    return counts

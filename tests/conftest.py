@@ -83,6 +83,18 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def mariadb_sandbox(tmp_path_factory: pytest.TempPathFactory):
+    """A second local cloud whose Keystone and Barbican run on a private MariaDB server
+    (4 Barbican workers: real concurrency). Its MariaDB also holds an empty ``cinder`` database;
+    ``configs.db_url(s.state, s.config, "cinder")`` is its URL."""
+    state = StateDir(tmp_path_factory.mktemp("sandbox-mariadb"))
+    try:
+        yield _bring_up(state, db="mariadb")
+    finally:
+        manager.down(state)
+
+
+@pytest.fixture(scope="session")
 def sandbox_with(sandbox: Sandbox):
     """``sandbox_with("cinder")`` adds cinder-api (or glance, swift) to the running sandbox."""
 
