@@ -50,7 +50,7 @@ def session_from_cloud(cloud: str | None = None) -> ks_session.Session:
     if cloud is None and not any(k.startswith("OS_AUTH") or k == "OS_CLOUD" for k in os.environ):
         raise ConfigError("no credentials given",
                           "Use --os-cloud NAME (clouds.yaml), OS_* environment variables, "
-                          "or --config-file with a [keystone_authtoken] section")
+                          "or --auth-config-file with a [keystone_authtoken] section")
     try:
         region = openstack.config.OpenStackConfig().get_one(cloud=cloud)
     except (sdk_exc.ConfigException, KeyError) as exc:

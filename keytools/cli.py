@@ -67,17 +67,23 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="keytools")
 @click.option("--os-cloud", envvar="OS_CLOUD", metavar="NAME",
               help="Cloud from clouds.yaml (also OS_CLOUD). Without it, OS_* variables are used.")
+@click.option("--auth-config-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Authenticate with a service's credentials from this oslo config file "
+                   "(e.g. cinder.conf), instead of clouds.yaml/OS_*.")
+@click.option("--auth-config-section", default="keystone_authtoken", show_default=True, metavar="SECTION",
+              help="Section of --auth-config-file holding the credentials.")
 @click.option("--insecure", is_flag=True, help="Do not verify TLS certificates (test clouds only).")
 @click.option("--debug", is_flag=True, help="Log debug details and show tracebacks on errors.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Log lines in oslo.log's format, or one JSON object per line for tools.")
 @click.pass_context
-def root(ctx: click.Context, os_cloud: str | None, insecure: bool, debug: bool, log_format: str) -> None:
+def root(ctx: click.Context, os_cloud: str | None, auth_config_file: str | None, auth_config_section: str,
+         insecure: bool, debug: bool, log_format: str) -> None:
     """Encryption integration for OpenStack clouds on Barbican.
 
     Authentication follows the openstack CLI: --os-cloud NAME (clouds.yaml, OS_CLIENT_CONFIG_FILE)
-    or OS_* environment variables; commands acting as a service also accept that service's
-    config file. Results go to stdout, logs to stderr.
+    or OS_* environment variables; --auth-config-file uses a service's own credentials (cinder.conf
+    [keystone_authtoken]). Results go to stdout, logs to stderr.
 
     \b
     Exit codes:
@@ -91,7 +97,9 @@ def root(ctx: click.Context, os_cloud: str | None, insecure: bool, debug: bool, 
      70  unexpected error (a bug: rerun with --debug and report it)
     """
     setup_logging(log_format, debug)
-    ctx.obj = RunContext(auth_source=AuthSource(cloud=os_cloud, insecure=insecure),
+    source = AuthSource(cloud=os_cloud, config_file=auth_config_file, config_section=auth_config_section,
+                        insecure=insecure)
+    ctx.obj = RunContext(auth_source=source,
                          debug=debug, log_format=log_format)
 
 

@@ -110,6 +110,10 @@ def up(state: StateDir, port_base: int | None = None, db: str | None = None, rba
         state.save(cfg)
         for name in cfg.extra.pop("restart", []):
             processes.stop(state, name)
+        # Every port is checked before anything changes: a busy port fails fast and cleanly.
+        for spec in specs:
+            if processes.running_pid(state, spec.name) is None:
+                processes.require_free(cfg.ports[spec.name], spec.name)
         if cfg.db == "mariadb":
             mariadb.start(state, cfg)
         started: list[ServiceSpec] = []
