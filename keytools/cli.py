@@ -57,9 +57,19 @@ class LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            hint = _MISSING_EXTRA_HINT.get(cmd_name, "Reinstall keytools with its dependencies")
-            raise KeytoolsError(f"the '{cmd_name}' command cannot load: {exc}", hint) from exc
+            return _unavailable(cmd_name, exc)
         return getattr(module, attr)
+
+
+def _unavailable(cmd_name: str, exc: ImportError) -> click.Command:
+    """A stand-in that keeps --help working and fails with a one-line error when invoked."""
+    hint = _MISSING_EXTRA_HINT.get(cmd_name, "Reinstall keytools with its dependencies")
+
+    def fail(**_: Any) -> None:
+        raise KeytoolsError(f"the '{cmd_name}' command cannot load: {exc}", hint)
+
+    return click.Command(cmd_name, callback=fail, short_help=f"(unavailable: {exc.name or exc})",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"],

@@ -1,0 +1,114 @@
+"""Core pieces that need no cloud: errors, redaction, logging, oslo_ini, atomic writes, CLI contract."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import stat
+
+import pytest
+
+from keytools import errors, logs, oslo_ini, redaction
+from keytools.fileutil import atomic_write
+from tests.conftest import invoke
+
+
+def test_error_one_line_has_message_and_hint():
+    err = errors.ConfigError("cinder.conf: [key_manager] fixed_key is not hex", "Fix the value.")
+    assert err.one_line() == "cinder.conf: [key_manager] fixed_key is not hex. Fix the value."
+    assert err.exit_code == errors.EXIT_USAGE
+    assert "\n" not in errors.KeytoolsError("a\nb").one_line()
+
+
+def test_redaction_masks_registered_secrets_in_every_log_format():
+    secret = bytes.fromhex("00112233445566778899aabbccddeeff")
+    redaction.register_secret(secret)
+    redaction.register_secret("s3cr3t-password")
+    for fmt in ("text", "json"):
+        stream = io.StringIO()
+        logs.setup_logging(fmt, stream=stream)
+        logging.getLogger("keytools.test").warning("key %s pw %s", secret.hex(), "s3cr3t-password")
+        logs.log_event(logging.getLogger("keytools.test"), logging.INFO, "done", "unit", detail=secret.hex())
+        text = stream.getvalue()
+        assert secret.hex() not in text and "s3cr3t-password" not in text
+        assert "***" in text
+    logs.setup_logging("text")
+
+
+def test_text_log_line_is_oslo_format():
+    stream = io.StringIO()
+    logs.setup_logging("text", stream=stream)
+    logging.getLogger("keytools.migrate").info("Starting migration of ConfKeyManager keys.")
+    line = stream.getvalue().strip()
+    import re
+
+    regex = (r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (?P<pid>\d+) (?P<level>[A-Z]+) "
+             r"(?P<logger>\S+) \[(?P<ctx>[^\]]*)\] (?P<msg>.*)$")  # EXPECTED.json's line_regex
+    match = re.match(regex, line)
+    assert match and match["level"] == "INFO" and match["msg"] == "Starting migration of ConfKeyManager keys."
+    logs.setup_logging("text")
+
+
+def test_json_log_lines_carry_event_fields():
+    stream = io.StringIO()
+    logs.setup_logging("json", stream=stream)
+    logs.log_event(logging.getLogger("keytools.migrate"), logging.INFO, "migrated", "item_migrated",
+                   table="volumes", done=1, total=2)
+    doc = json.loads(stream.getvalue())
+    assert doc["event"] == "item_migrated" and doc["table"] == "volumes" and doc["level"] == "INFO"
+    logs.setup_logging("text")
+
+
+def test_oslo_ini_semantics(tmp_path):
+    text = ("\ufeff[DEFAULT]\ndebug = true\n[Key_Manager]\nbackend = 'barbican'\n# fixed_key = x\n"
+            "[key_manager]\nfixed_key: abcd\n  continued\n[keymgr]\nbogus line\n")
+    conf = oslo_ini.parse_text(text.replace("\n", "\r\n"), "x.conf")
+    assert conf.get("key_manager", "backend") == "barbican"  # sections merged, quotes stripped
+    assert conf.get("KEY_MANAGER", "fixed_key") == "abcd\ncontinued"
+    assert conf.setting("key_manager", "fixed_key").line == 7
+    assert conf.get("DEFAULT", "debug") == "true"
+    assert [p.line for p in conf.problems] == [10]
+
+
+def test_oslo_ini_rejects_binary_and_missing(tmp_path):
+    binary = tmp_path / "b.conf"
+    binary.write_bytes(b"\x00\x01")
+    with pytest.raises(errors.ConfigError, match="binary"):
+        oslo_ini.parse_file(binary)
+    with pytest.raises(errors.ConfigError, match="no such file"):
+        oslo_ini.parse_file(tmp_path / "missing.conf")
+
+
+def test_atomic_write_is_0600_and_keeps_mode_on_request(tmp_path):
+    target = tmp_path / "secret.json"
+    atomic_write(target, "x")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    conf = tmp_path / "a.conf"
+    conf.write_text("old")
+    os.chmod(conf, 0o640)
+    atomic_write(conf, "new", mode=None)
+    assert conf.read_text() == "new" and stat.S_IMODE(conf.stat().st_mode) == 0o640
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_cli_help_lists_commands_and_exit_codes():
+    result = invoke(["--help"])
+    assert result.exit_code == 0
+    for word in ("sandbox", "doctor", "migrate", "audit", "Exit codes"):
+        assert word in result.stdout
+
+
+def test_cli_usage_error_is_one_line_exit_2():
+    result = invoke(["doctor", "--format", "xml"])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+
+
+def test_no_credentials_is_one_line_exit_2(monkeypatch):
+    env = {k: None for k in os.environ if k.startswith("OS_")}
+    result = invoke(["doctor"], env=env)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("keytools: error: no credentials given")
+    assert len(result.stderr.strip().splitlines()) == 1

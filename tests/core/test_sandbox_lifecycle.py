@@ -1,0 +1,124 @@
+"""keytools sandbox: idempotent up/down, status/env, and the bad-input cases of the issue."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from keytools.errors import UsageError
+from keytools.sandbox import manager, processes
+from keytools.sandbox.state import StateDir
+from tests.conftest import run_keytools
+
+
+def _pids(state: StateDir) -> dict[str, int | None]:
+    return {s.name: s.pid for s in manager.status(state)}
+
+
+def test_up_again_is_idempotent(sandbox):
+    before = _pids(sandbox.state)
+    assert all(before.values())
+    manager.up(sandbox.state)
+    assert _pids(sandbox.state) == before
+
+
+def test_status_and_env_commands(sandbox, kt):
+    result = kt("sandbox", "status", "--state-dir", str(sandbox.state.root), "--format", "json")
+    rows = {r["service"]: r for r in json.loads(result.stdout)}
+    assert rows["keystone"]["healthy"] and rows["barbican"]["healthy"]
+    assert rows["keystone"]["url"].startswith("http://127.0.0.1:")
+    env = kt("sandbox", "env", "--state-dir", str(sandbox.state.root))
+    assert f"export OS_CLIENT_CONFIG_FILE={sandbox.clouds_yaml}" in env.stdout
+    assert oct(sandbox.clouds_yaml.stat().st_mode & 0o777) == "0o600"
+
+
+def test_servers_listen_on_loopback_only(sandbox):
+    for name, pid in _pids(sandbox.state).items():
+        proc = psutil.Process(pid)
+        for p in [proc, *proc.children(recursive=True)]:
+            for conn in p.net_connections(kind="inet"):
+                if conn.status == psutil.CONN_LISTEN:
+                    assert conn.laddr.ip == "127.0.0.1", (name, conn)
+
+
+def test_busy_port_is_one_line_error_and_starts_nothing(tmp_path):
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        proc = run_keytools("sandbox", "up", "--state-dir", tmp_path / "s", "--port-base", str(port))
+    finally:
+        busy.close()
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"keytools: error: port {port} on 127.0.0.1 (for keystone) is busy. "
+        "Stop what uses it or choose other ports with --port-base."]
+    assert not list((tmp_path / "s" / "run").glob("*.pid"))
+
+
+def test_stale_pid_file_is_ignored_and_removed(tmp_path):
+    state = StateDir(tmp_path)
+    state.ensure()
+    pidfile = state.path("run", "keystone.pid")
+    # pid 1 exists but was not started by us: start time differs, so never signalled.
+    pidfile.write_text(json.dumps({"pid": 1, "start_time": "0"}))
+    assert processes.running_pid(state, "keystone") is None
+    assert not pidfile.exists()
+    pidfile.write_text("garbage")
+    assert processes.stop(state, "keystone") is False
+
+
+def test_missing_server_package_names_the_extra(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "barbican" else real(name, *a))
+    with pytest.raises(UsageError) as info:
+        manager.up(StateDir(tmp_path))
+    assert "pip install 'keytools[sandbox]'" in info.value.one_line()
+
+
+def test_unreadable_state_file_is_one_line_error(tmp_path):
+    (tmp_path / "sandbox.json").write_text("{not json")
+    proc = run_keytools("sandbox", "up", "--state-dir", tmp_path)
+    assert proc.returncode == 2
+    assert "unreadable sandbox state" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_killed_up_is_repaired_by_rerun_and_down_is_idempotent(tmp_path):
+    """kill -9 `sandbox up` half-way (during keystone set-up), rerun it, then down twice."""
+    root = tmp_path / "half"
+    cmd = [sys.executable, "-m", "keytools.cli", "sandbox", "up", "--state-dir", str(root)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (root / "keystone" / "keystone.db").exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # the up command and its keystone-manage child
+    proc.wait()
+    state = StateDir(root)
+    try:
+        rerun = run_keytools("sandbox", "up", "--state-dir", root, "--format", "json")
+        assert rerun.returncode == 0, rerun.stderr
+        assert all(row["healthy"] for row in json.loads(rerun.stdout))
+        check = run_keytools("--os-cloud", "sandbox-demo", "doctor", env={**os.environ,
+                             "OS_CLIENT_CONFIG_FILE": str(state.clouds_yaml)})
+        assert check.returncode == 0, check.stdout + check.stderr
+        pids = [p for p in _pids(state).values() if p]
+    finally:
+        first = run_keytools("sandbox", "down", "--state-dir", root)
+    assert first.returncode == 0 and "keystone" in first.stdout
+    assert all(not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in pids)
+    second = run_keytools("sandbox", "down", "--state-dir", root)
+    assert second.returncode == 0 and "nothing was running" in second.stdout
+    purge = run_keytools("sandbox", "down", "--state-dir", root, "--purge")
+    assert purge.returncode == 0 and not root.exists()
