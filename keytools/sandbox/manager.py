@@ -136,7 +136,10 @@ def up(state: StateDir, port_base: int | None = None, db: str | None = None, rba
         for spec in specs:
             if spec.catalog:
                 _register(cfg, spec)
-            processes.wait_http(configs.url(cfg, spec.name, spec.health_path), spec.name, state, timeout)
+            if spec.ready:
+                spec.ready(state, cfg, timeout)
+            else:
+                processes.wait_http(configs.url(cfg, spec.name, spec.health_path), spec.name, state, timeout)
         atomic_write(state.clouds_yaml, yaml.safe_dump(bootstrap.clouds_yaml(cfg), sort_keys=False), mode=0o600)
         state.save(cfg)
         return status(state)

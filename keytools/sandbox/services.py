@@ -35,6 +35,9 @@ class ServiceSpec:
     env: Callable[[StateDir, SandboxConfig], dict[str, str]] = lambda state, cfg: {}
     needs: tuple[str, ...] = field(default_factory=tuple)  # python modules that must import
     ports: tuple[str, ...] = ()  # extra port keys beyond `name`
+    # Readiness check for servers that do not speak HTTP (memcached): used instead of polling
+    # health_path; called as ready(state, cfg, timeout) and raises ServiceUnavailable.
+    ready: Callable[[StateDir, SandboxConfig, float], None] | None = None
 
 
 def gunicorn_argv(spec: ServiceSpec, cfg: SandboxConfig) -> list[str]:
