@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Time `keytools sandbox up` from installed packages to ready (target <= 15 s on 2 cores),
+cold (fresh state dir) and warm (restart of an initialised state dir), SQLite and MariaDB."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+KEYTOOLS = [sys.executable, "-m", "keytools.cli"]
+
+
+def timed_up(state: Path, *extra: str) -> float:
+    start = time.monotonic()
+    subprocess.run([*KEYTOOLS, "sandbox", "up", "--state-dir", str(state), *extra], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - start
+
+
+def down(state: Path, purge: bool = False) -> None:
+    subprocess.run([*KEYTOOLS, "sandbox", "down", "--state-dir", str(state), *(["--purge"] if purge else [])],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def main() -> None:
+    results = {}
+    for db in ("sqlite", "mariadb"):
+        with tempfile.TemporaryDirectory(prefix="bench-sandbox-") as tmp:
+            state = Path(tmp) / "s"
+            try:
+                results[f"{db}_cold_s"] = round(timed_up(state, "--db", db), 2)
+                down(state)
+                results[f"{db}_warm_s"] = round(timed_up(state), 2)
+            finally:
+                down(state, purge=True)
+    print(f"{'case':<16} {'seconds':>8}  (target <= 15 s)")
+    for key, value in results.items():
+        print(f"{key:<16} {value:>8.2f}")
+    out = REPO / "bench-results"
+    out.mkdir(exist_ok=True)
+    (out / "sandbox.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
