@@ -112,3 +112,26 @@ def test_no_credentials_is_one_line_exit_2(monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.startswith("keytools: error: no credentials given")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_progress_is_silent_without_a_tty(capsys):
+    from keytools.progress import progress
+
+    with progress(10, "Working") as advance:
+        for _ in range(10):
+            advance(1)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_key_manager_from_service_config(tmp_path):
+    from castellan.key_manager.barbican_key_manager import BarbicanKeyManager
+
+    from keytools.keymanager import key_manager_from_config
+
+    conf = tmp_path / "nova.conf"
+    conf.write_text("[key_manager]\nbackend = barbican\n[barbican]\nauth_endpoint = http://127.0.0.1:1/v3\n")
+    assert isinstance(key_manager_from_config(str(conf)), BarbicanKeyManager)
+    conf.write_text("[key_manager]\nbackend = no.such.Backend\n")
+    with pytest.raises(errors.ConfigError, match="cannot load the key manager"):
+        key_manager_from_config(str(conf))
