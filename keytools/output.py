@@ -13,6 +13,7 @@ import prettytable
 from keytools import redaction
 
 FORMATS = ("table", "json")
+MAX_CELL_WIDTH = 60
 
 format_option = click.option(
     "--format",
@@ -39,6 +40,7 @@ def table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], headers: Se
     """A plain ASCII table like the openstack CLI prints."""
     tbl = prettytable.PrettyTable(list(headers or columns))
     tbl.align = "l"
+    tbl.max_width = MAX_CELL_WIDTH  # long details wrap instead of making 300-column tables
     for row in rows:
         tbl.add_row([_cell(row.get(col)) for col in columns])
     return tbl.get_string()
