@@ -1,0 +1,124 @@
+"""Sign a Glance image file: one streaming pass, a Prehashed signature, the four properties.
+
+Before any data is read the key, the certificate and the image are checked, so a mistake costs
+nothing: the key must match the certificate (by public key), the certificate must be in date and
+allow digital signatures, and the certificate stored in Barbican must be the one given.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from keytools import image_signature as sig
+from keytools.errors import CertificateError, UsageError
+from sign import certs
+
+
+@dataclass
+class Signed:
+    image: str
+    size: int
+    digest: bytes
+    signature: bytes
+    hash_method: str
+    key_type: str
+    cert_uuid: str
+
+    @property
+    def properties(self) -> dict[str, str]:
+        return {sig.SIGNATURE: sig.encode_signature(self.signature), sig.HASH_METHOD: self.hash_method,
+                sig.KEY_TYPE: self.key_type, sig.CERT_UUID: self.cert_uuid}
+
+
+def open_image(path: str | os.PathLike[str]) -> tuple[Any, int]:
+    """Open a regular, non-empty image file for reading; clear errors for everything else."""
+    try:
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - handed to the caller
+    except FileNotFoundError:
+        raise UsageError(f"image {path} does not exist", "Check the path") from None
+    except IsADirectoryError:
+        raise UsageError(f"image {path} is a directory", "Pass the image file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read image {path}: {exc.strerror}", "Check its permissions") from None
+    info = os.fstat(handle.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        handle.close()
+        raise UsageError(f"image {path} is not a regular file", "Pass the image file itself")
+    if info.st_size == 0:
+        handle.close()
+        raise UsageError(f"image {path} is empty", "Nothing to sign: check that the image was written")
+    return handle, info.st_size
+
+
+def check_pair(key: sig.PrivateKey, cert: x509.Certificate, key_path: str, cert_where: str,
+               allow_weak_key: bool = False) -> str:
+    """Checks before signing; returns the Glance key type of the pair."""
+    public = key.public_key()
+    certs.check_key_strength(public, key_path, allow_weak_key)
+    try:
+        key_type = sig.check_key_type(sig.key_type_for(public), signing=True)
+    except sig.SignatureFormatError as exc:
+        raise UsageError(f"{key_path}: {exc}") from None
+    if not sig.public_keys_equal(public, cert.public_key()):
+        raise CertificateError(f"the key {key_path} does not match {cert_where} (different public key)",
+                               "Sign with the private key of that certificate, or pass the "
+                               "certificate UUID that belongs to this key")
+    certs.check_dates(cert, cert_where)
+    certs.check_can_sign(cert, cert_where)
+    return key_type
+
+
+def resolve_certificate(cert_uuid: str, cert_file: str | None, session_factory: Callable[[], Any] | None,
+                        ) -> tuple[x509.Certificate, str]:
+    """The certificate to check against: Barbican's copy (compared with ``cert_file`` if given),
+    or only ``cert_file`` when offline (``session_factory`` None)."""
+    local = certs.read_certificate(cert_file) if cert_file else None
+    if session_factory is None:
+        if local is None:
+            raise UsageError("--offline needs --cert FILE to check the key against",
+                             "Pass the certificate file stored under --cert-uuid")
+        return local, f"certificate {cert_file}"
+    pem = sig.fetch_certificate_pem(session_factory(), cert_uuid)
+    try:
+        stored = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise CertificateError(f"Barbican secret {cert_uuid} does not hold a PEM certificate; Glance and "
+                               "Nova (castellan) cannot read it",
+                               "Store the certificate with 'keytools cert store'") from None
+    if local is not None and sig.fingerprint(local) != sig.fingerprint(stored):
+        raise CertificateError(f"the certificate in Barbican ({cert_uuid}) is not {cert_file}",
+                               "Pass the UUID under which this certificate is stored ('keytools cert list')")
+    return stored, f"certificate {cert_uuid}"
+
+
+def sign_file(image: str | os.PathLike[str], key: sig.PrivateKey, cert_uuid: str,
+              hash_method: str = sig.DEFAULT_HASH_METHOD,
+              progress: Callable[[int], None] | None = None) -> Signed:
+    """Hash ``image`` once in constant memory and sign the digest."""
+    try:
+        sig.hash_algorithm(hash_method)
+        key_type = sig.key_type_for(key.public_key())
+    except sig.SignatureFormatError as exc:
+        raise UsageError(str(exc), "Use --hash-method SHA-256 (or SHA-224, SHA-384, SHA-512)") from None
+    handle, _size = open_image(image)
+    with handle:
+        try:
+            digest = sig.hash_file(handle, hash_method, progress)
+        except OSError as exc:
+            raise UsageError(f"cannot read image {image}: {exc.strerror or exc}") from None
+    return Signed(str(image), digest.size, digest.value, sig.sign_digest(key, digest.value, hash_method),
+                  hash_method, key_type, cert_uuid)
+
+
+def write_signature(path: str | os.PathLike[str], signed: Signed) -> None:
+    """A detached raw signature, as ``openssl dgst -sign -out`` writes it."""
+    from keytools.fileutil import atomic_write
+
+    atomic_write(Path(path), signed.signature, mode=0o644)
