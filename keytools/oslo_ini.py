@@ -38,6 +38,8 @@ class OsloConfig:
     path: str
     sections: dict[str, dict[str, Setting]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    # every assignment in file order, for MultiStrOpt options (barbican's [simple_crypto_plugin] kek)
+    multi: dict[tuple[str, str], list[Setting]] = field(default_factory=dict)
 
     def get(self, section: str, option: str, default: str | None = None) -> str | None:
         setting = self.setting(section, option)
@@ -45,6 +47,10 @@ class OsloConfig:
 
     def setting(self, section: str, option: str) -> Setting | None:
         return self.sections.get(normalize_section(section), {}).get(option)
+
+    def get_all(self, section: str, option: str) -> list[Setting]:
+        """Every value given for a multi-valued option, in order (oslo.config MultiStrOpt)."""
+        return list(self.multi.get((normalize_section(section), option), []))
 
     def has_section(self, section: str) -> bool:
         return normalize_section(section) in self.sections
@@ -54,6 +60,8 @@ class OsloConfig:
         for name, options in other.sections.items():
             self.sections.setdefault(name, {}).update(options)
         self.problems.extend(other.problems)
+        for key, values in other.multi.items():
+            self.multi.setdefault(key, []).extend(values)
 
 
 def normalize_section(name: str) -> str:
@@ -85,6 +93,7 @@ def parse_text(text: str, path: str = "<string>") -> OsloConfig:
             old = conf.sections[sec][opt]
             conf.sections[sec][opt] = Setting(sec, opt, (old.value + "\n" + stripped).strip(),
                                               path, old.line)
+            conf.multi[(sec, opt)][-1] = conf.sections[sec][opt]
             continue
         if stripped.startswith("["):
             if not stripped.endswith("]") or len(stripped) < 3:
@@ -107,6 +116,7 @@ def parse_text(text: str, path: str = "<string>") -> OsloConfig:
         option = stripped[:sep].strip()
         value = _unquote(stripped[sep + 1:])
         conf.sections[section][option] = Setting(section, option, value, path, lineno)
+        conf.multi.setdefault((section, option), []).append(conf.sections[section][option])
         last = (section, option)
     return conf
 
