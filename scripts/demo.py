@@ -37,6 +37,12 @@ def main() -> None:
 
     print("== The local cloud: Keystone + Barbican from PyPI on 127.0.0.1", flush=True)
     run([keytools, "sandbox", "status", "--state-dir", args.state_dir], env)
+    print("== the documented openstack CLI works against it through clouds.yaml", flush=True)
+    openstack = str(bindir / "openstack")
+    run([openstack, "--os-cloud", "sandbox-demo", "secret", "store", "--name", "demo-secret",
+         "--payload", "not-a-real-secret", "-f", "value", "-c", "Secret href"], env)
+    run([openstack, "--os-cloud", "sandbox-demo", "secret", "list", "--name", "demo-secret", "-c", "Name",
+         "-c", "Status"], env)
     print("== doctor as 'demo' (creator in project demo): every check passes", flush=True)
     run([keytools, "--os-cloud", "sandbox-demo", "doctor", "--probe"], env)
     print("== doctor as 'cinder' (no creator in project service): the documented failure and its fix",

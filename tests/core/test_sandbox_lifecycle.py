@@ -122,3 +122,11 @@ def test_killed_up_is_repaired_by_rerun_and_down_is_idempotent(tmp_path):
     assert second.returncode == 0 and "nothing was running" in second.stdout
     purge = run_keytools("sandbox", "down", "--state-dir", root, "--purge")
     assert purge.returncode == 0 and not root.exists()
+
+
+def test_openstack_cli_uses_the_sandbox_clouds_yaml(sandbox):
+    openstack = os.path.join(os.path.dirname(sys.executable), "openstack")
+    proc = subprocess.run([openstack, "--os-cloud", "sandbox-demo", "secret", "list", "-f", "json"],
+                          capture_output=True, text=True, env=sandbox.env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert isinstance(json.loads(proc.stdout), list)
