@@ -232,6 +232,30 @@ def hash_file(handle: BinaryIO | int, method: str, progress: Callable[[int], Non
     return Digest(hasher.digest(), size)
 
 
+def open_image(path: str | os.PathLike[str]) -> tuple[BinaryIO, int]:
+    """Open a regular, non-empty image file for reading (UsageError, exit 2, for anything else)."""
+    import stat
+
+    from keytools.errors import UsageError
+
+    try:
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - handed to the caller
+    except FileNotFoundError:
+        raise UsageError(f"image {path} does not exist", "Check the path") from None
+    except IsADirectoryError:
+        raise UsageError(f"image {path} is a directory", "Pass the image file") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read image {path}: {exc.strerror}", "Check its permissions") from None
+    info = os.fstat(handle.fileno())
+    if not stat.S_ISREG(info.st_mode):
+        handle.close()
+        raise UsageError(f"image {path} is not a regular file", "Pass the image file itself")
+    if info.st_size == 0:
+        handle.close()
+        raise UsageError(f"image {path} is empty", "Check that the image was written completely")
+    return handle, info.st_size
+
+
 def load_certificate(data: bytes, where: str = "certificate") -> x509.Certificate:
     """A PEM or DER X.509 certificate; ValueError naming ``where`` if it is neither."""
     try:
@@ -240,6 +264,18 @@ def load_certificate(data: bytes, where: str = "certificate") -> x509.Certificat
         return x509.load_der_x509_certificate(data)
     except ValueError as exc:
         raise ValueError(f"{where} is not a PEM or DER X.509 certificate ({exc})") from None
+
+
+def validity_problem(cert: x509.Certificate, now: Any = None) -> str | None:
+    """Why ``cert`` is outside its validity dates right now (cursive's is_within_valid_dates), or None."""
+    import datetime
+
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    if now > cert.not_valid_after_utc:
+        return f"expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC"
+    if now < cert.not_valid_before_utc:
+        return f"is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC"
+    return None
 
 
 def public_keys_equal(a: Any, b: Any) -> bool:

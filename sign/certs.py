@@ -173,14 +173,11 @@ def check_key_strength(public_key: Any, where: str, allow_weak_key: bool) -> Non
 
 def check_dates(cert: x509.Certificate, where: str, now: datetime.datetime | None = None) -> None:
     """Refuse expired and not-yet-valid certificates (exit 3), as Nova's validation does."""
-    now = now or datetime.datetime.now(datetime.timezone.utc)
-    if now > cert.not_valid_after_utc:
-        raise CertificateError(f"{where} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC",
-                               "Create a new one with 'keytools cert create' and store it")
-    if now < cert.not_valid_before_utc:
-        raise CertificateError(f"{where} is not valid before "
-                               f"{cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC",
-                               "Check the clocks, or wait until it becomes valid")
+    problem = sig.validity_problem(cert, now)
+    if problem:
+        hint = ("Create a new one with 'keytools cert create' and store it" if "expired" in problem
+                else "Check the clocks, or wait until it becomes valid")
+        raise CertificateError(f"{where} {problem}", hint)
 
 
 def check_can_sign(cert: x509.Certificate, where: str) -> None:

@@ -176,7 +176,7 @@ def sign(run: context.RunContext, image: str, key_file: str, key_password_file: 
     key = certs.read_private_key(key_file, _read_password(key_password_file))
     certificate, where = signer.resolve_certificate(cert_uuid, cert_file, None if offline else run.session)
     signer.check_pair(key, certificate, key_file, where, allow_weak_key)
-    handle, size = signer.open_image(image)
+    handle, size = sig.open_image(image)
     handle.close()
     with _progress(size, "signing") as progress:
         signed = signer.sign_file(image, key, cert_uuid, hash_method, progress)

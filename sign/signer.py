@@ -8,7 +8,6 @@ allow digital signatures, and the certificate stored in Barbican must be the one
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,26 +34,6 @@ class Signed:
     def properties(self) -> dict[str, str]:
         return {sig.SIGNATURE: sig.encode_signature(self.signature), sig.HASH_METHOD: self.hash_method,
                 sig.KEY_TYPE: self.key_type, sig.CERT_UUID: self.cert_uuid}
-
-
-def open_image(path: str | os.PathLike[str]) -> tuple[Any, int]:
-    """Open a regular, non-empty image file for reading; clear errors for everything else."""
-    try:
-        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - handed to the caller
-    except FileNotFoundError:
-        raise UsageError(f"image {path} does not exist", "Check the path") from None
-    except IsADirectoryError:
-        raise UsageError(f"image {path} is a directory", "Pass the image file") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read image {path}: {exc.strerror}", "Check its permissions") from None
-    info = os.fstat(handle.fileno())
-    if not stat.S_ISREG(info.st_mode):
-        handle.close()
-        raise UsageError(f"image {path} is not a regular file", "Pass the image file itself")
-    if info.st_size == 0:
-        handle.close()
-        raise UsageError(f"image {path} is empty", "Nothing to sign: check that the image was written")
-    return handle, info.st_size
 
 
 def check_pair(key: sig.PrivateKey, cert: x509.Certificate, key_path: str, cert_where: str,
@@ -107,7 +86,7 @@ def sign_file(image: str | os.PathLike[str], key: sig.PrivateKey, cert_uuid: str
         key_type = sig.key_type_for(key.public_key())
     except sig.SignatureFormatError as exc:
         raise UsageError(str(exc), "Use --hash-method SHA-256 (or SHA-224, SHA-384, SHA-512)") from None
-    handle, _size = open_image(image)
+    handle, _size = sig.open_image(image)
     with handle:
         try:
             digest = sig.hash_file(handle, hash_method, progress)

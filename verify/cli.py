@@ -1,0 +1,127 @@
+"""``keytools verify``: click wiring only; the verdict goes to stdout, the one-line error to stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import click
+
+from keytools import context, output
+from keytools import image_signature as sig
+from keytools.errors import KeytoolsError, UsageError
+from verify import verifier
+
+
+@contextlib.contextmanager
+def _progress(size: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
+    if not output.is_tty() or not size or size < 64 * 1024 * 1024:
+        yield None
+        return
+    with click.progressbar(length=size, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+@click.command("verify")
+@click.argument("image", required=False, type=click.Path(dir_okay=False))
+@click.option("--image-id", metavar="ID",
+              help="Verify a Glance image: properties from Glance, data downloaded and verified as it streams.")
+@click.option("--properties", "properties_json", metavar="JSON|FILE|-",
+              help="The four img_signature* properties as a JSON object (or a file, '-' for stdin); "
+                   "'keytools sign -f json' and 'openstack image show -f json' output work as is.")
+@click.option("--signature", metavar="B64", help="img_signature (base64).")
+@click.option("--key-type", metavar="TYPE", help=f"img_signature_key_type: {', '.join(sig.VERIFY_KEY_TYPES)}.")
+@click.option("--hash-method", metavar="HASH", help=f"img_signature_hash_method: {', '.join(sig.HASH_METHODS)}.")
+@click.option("--cert-uuid", metavar="UUID", help="img_signature_certificate_uuid (Barbican secret id).")
+@click.option("--cert", "cert_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Use this certificate file instead of fetching the certificate from Barbican.")
+@click.option("--trusted-cert", "trusted", multiple=True, metavar="UUID",
+              help="Trusted certificate id, as Nova's trusted certificate ids: the signing certificate "
+                   "must chain to one of them (repeatable).")
+@click.option("--format", "-f", "output_format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Verdict line plus details, or one JSON object.")
+@context.pass_run
+def verify(run: context.RunContext, image: str | None, image_id: str | None, properties_json: str | None,
+           signature: str | None, key_type: str | None, hash_method: str | None, cert_uuid: str | None,
+           cert_file: str | None, trusted: tuple[str, ...], output_format: str) -> None:
+    """Verify the Glance signature of IMAGE (a file) or of a Glance image (--image-id).
+
+    Accepts what Glance and Nova (cursive) accept: key types RSA-PSS, DSA, ECC_SECP384R1,
+    ECC_SECP521R1; hash methods SHA-224, SHA-256, SHA-384, SHA-512; RSA-PSS with MGF1 and any
+    salt length up to the maximum. The certificate is checked like Nova does: within its dates,
+    and with --trusted-cert chained to a trusted certificate.
+
+    \b
+    Exit codes:
+      0  valid signature
+      1  invalid signature (tampered data, wrong certificate)
+      2  usage error or missing/malformed property, unreadable or empty image
+      3  certificate problem (expired, not yet valid, untrusted, not found)
+      4  key manager (Barbican), Keystone or Glance unreachable
+    """
+    target = image_id or image
+    details: dict[str, Any] = {"image": target}
+    try:
+        props = _properties(image, image_id, properties_json, signature, key_type, hash_method, cert_uuid)
+        client = None
+        if image_id:
+            client, record = verifier.glance_image(run.session(), image_id)
+            props = {**{p: record.get(p) for p in sig.PROPERTIES}, **{k: v for k, v in props.items() if v}}
+            if record.get("status") != "active":
+                raise UsageError(f"image {image_id} is {record.get('status')}, it has no data to verify",
+                                 "Upload its data first")
+            details["size"] = record.get("size")
+        source = verifier.file_source(cert_file) if cert_file else verifier.barbican_source(run.session())
+        trusted_source = verifier.barbican_source(run.session()) if trusted else None
+        prepared = verifier.prepare(props, source, verifier.Policy(tuple(trusted)), trusted_source,
+                                    cert_label=f"certificate {cert_file}" if cert_file else None)
+        details.update(prepared.details())
+        if client is not None:
+            with _progress(details.get("size"), "verifying") as progress:
+                details.update(verifier.verify_chunks(verifier.download_chunks(client, image_id), prepared,
+                                                      f"image {image_id}", progress))
+        else:
+            handle, size = sig.open_image(image)  # type: ignore[arg-type]
+            handle.close()
+            with _progress(size, "verifying") as progress:
+                details.update(verifier.verify_file(image, prepared, progress))  # type: ignore[arg-type]
+    except KeytoolsError as exc:
+        details.update(getattr(exc, "details", {}))
+        _render("invalid" if exc.exit_code == 1 else "error", exc.one_line(), details, output_format)
+        raise
+    _render("valid", f"signature verified for {target}", details, output_format)
+
+
+def _properties(image: str | None, image_id: str | None, properties_json: str | None, signature: str | None,
+                key_type: str | None, hash_method: str | None, cert_uuid: str | None) -> dict[str, Any]:
+    if bool(image) == bool(image_id):
+        raise UsageError("give either IMAGE (a file) or --image-id", "See 'keytools verify --help'")
+    flags = {sig.SIGNATURE: signature, sig.KEY_TYPE: key_type, sig.HASH_METHOD: hash_method,
+             sig.CERT_UUID: cert_uuid}
+    given = {k: v for k, v in flags.items() if v is not None}
+    if properties_json:
+        props = verifier.properties_from_json(properties_json)
+        props.update(given)
+        return props
+    if image and not given:
+        raise UsageError("no signature properties given",
+                         "Pass --properties JSON, or --signature, --key-type, --hash-method and --cert-uuid")
+    return given
+
+
+def _render(verdict: str, message: str, details: dict[str, Any], output_format: str) -> None:
+    if output_format == "json":
+        output.emit({"verdict": verdict, "message": message, **details}, "json")
+        return
+    if verdict == "error":
+        return  # the one-line error on stderr says it all
+    click.echo(f"{verdict.upper()}: {message}")
+    for key in ("size", "hash_method", "key_type", "certificate_uuid", "certificate_subject",
+                "certificate_sha256_fingerprint", "certificate_not_after", "trusted_chain", "digest"):
+        if details.get(key) is not None:
+            value = details[key]
+            click.echo(f"  {key}: {' -> '.join(value) if isinstance(value, list) else value}")
+    for note in details.get("notes") or []:
+        click.echo(f"  note: {note}")

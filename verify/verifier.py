@@ -1,0 +1,258 @@
+"""Verify a Glance image signature exactly as Glance (upload) and Nova (download) do with cursive.
+
+Steps, in cursive's order so the same inputs fail the same way: all four properties present;
+signature base64; hash method; key type; certificate from the key manager (PEM, as castellan
+reads it) whose public key fits the key type. Then, like Nova, the certificate must be within its
+dates and, when trusted certificate ids are given, chain to one of them. Only then is the data
+read, once, in constant memory, and the digest verified (Prehashed; RSA-PSS with MGF1 and the
+maximum salt length).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from keytools import image_signature as sig
+from keytools.errors import CertificateError, KeytoolsError, ProblemsFound, UsageError
+from verify import chain
+
+CertSource = Callable[[str], x509.Certificate]
+
+
+class SignatureMismatch(ProblemsFound):
+    """The data does not match the signature (tampered image, another key): exit 1."""
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What a valid signature must also satisfy, beyond matching the data."""
+
+    trusted_cert_uuids: tuple[str, ...] = ()  # Nova's trusted certificate ids: chain to one of them
+    check_dates: bool = True  # Nova's validation refuses certificates outside their dates
+
+
+@dataclass
+class Prepared:
+    """A verifier ready for data: everything checked that can be checked before reading it."""
+
+    signature: bytes
+    hash_method: str
+    key_type: str
+    cert_uuid: str | None
+    cert: x509.Certificate
+    notes: list[str] = field(default_factory=list)
+    chain: list[str] = field(default_factory=list)
+
+    def details(self) -> dict[str, Any]:
+        return {"hash_method": self.hash_method, "key_type": self.key_type, "certificate_uuid": self.cert_uuid,
+                "certificate_subject": self.cert.subject.rfc4514_string(),
+                "certificate_sha256_fingerprint": sig.fingerprint(self.cert),
+                "certificate_not_after": self.cert.not_valid_after_utc.isoformat(),
+                "trusted_chain": self.chain or None, "notes": self.notes}
+
+
+def properties_from_json(value: str) -> dict[str, Any]:
+    """``--properties``: a JSON object, or a file holding one (``-`` is stdin). Accepts the output of
+    ``keytools sign -f json`` and ``openstack image show -f json`` (properties nested or not)."""
+    import sys
+
+    text = value
+    source = "--properties"
+    if value == "-":
+        text, source = sys.stdin.read(), "--properties - (stdin)"
+    elif not value.lstrip().startswith("{"):
+        try:
+            text = Path(value).read_text()
+            source = f"--properties file {value}"
+        except OSError as exc:
+            raise UsageError(f"cannot read --properties file {value}: {exc.strerror}",
+                             "Pass a JSON object or a file holding one") from None
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise UsageError(f"{source} is not valid JSON ({exc})", "Pass a JSON object of image properties") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{source} is not a JSON object", "Pass a JSON object of image properties")
+    nested = data.get("properties")
+    if isinstance(nested, dict) and not any(k in data for k in sig.PROPERTIES):
+        data = nested
+    return data
+
+
+def prepare(properties: dict[str, Any], cert_source: CertSource, policy: Policy = Policy(),
+            trusted_source: CertSource | None = None, cert_label: str | None = None) -> Prepared:
+    """Build the verifier (cursive's get_verifier) and apply the certificate policy."""
+    missing = [p for p in sig.PROPERTIES if not properties.get(p)]
+    if cert_label and sig.CERT_UUID in missing:
+        missing.remove(sig.CERT_UUID)  # a local --cert stands in for the certificate id
+    if missing:
+        raise UsageError(f"missing property {', '.join(missing)}: Glance and Nova verify nothing unless "
+                         "all four img_signature* properties are set",
+                         "Pass all four (keytools sign prints them)")
+    try:
+        signature = sig.decode_signature(str(properties[sig.SIGNATURE]))
+        hash_method = str(properties[sig.HASH_METHOD])
+        sig.hash_algorithm(hash_method)
+        key_type = sig.check_key_type(str(properties[sig.KEY_TYPE]))
+    except sig.SignatureFormatError as exc:
+        raise UsageError(f"{exc}", "Fix the img_signature* properties") from None
+    cert_uuid = properties.get(sig.CERT_UUID) or None
+    if cert_uuid and not cert_label:
+        try:
+            cert_uuid = sig.check_uuid(str(cert_uuid), sig.CERT_UUID)
+        except sig.SignatureFormatError as exc:
+            raise CertificateError(str(exc), "Glance and Nova cannot find such a certificate") from None
+    cert = cert_source(str(cert_uuid))
+    label = cert_label or f"certificate {cert_uuid}"
+    public = cert.public_key()
+    if not sig.key_matches_type(public, key_type):
+        raise SignatureMismatch(f"{label} holds a {sig.key_description(public)} key, which cannot "
+                                f"verify img_signature_key_type {key_type}",
+                                "Check img_signature_certificate_uuid: it names another certificate")
+    prepared = Prepared(signature, hash_method, key_type, cert_uuid, cert)
+    expected = _signature_size(public)
+    if expected and len(signature) != expected:
+        raise SignatureMismatch(f"the signature is {len(signature)} bytes, a signature by "
+                                f"{label} ({sig.key_description(public)}) has {expected}: truncated, or "
+                                "made with another key", "Copy img_signature completely, or sign again")
+    if policy.check_dates:
+        problem = sig.validity_problem(cert)
+        if problem:
+            raise CertificateError(f"{label} {problem}", "Nova refuses it; sign with a valid certificate")
+    if policy.trusted_cert_uuids:
+        trusted, unreadable = _load_trusted(policy.trusted_cert_uuids, trusted_source or cert_source)
+        result = chain.validate(cert, str(cert_uuid or label), trusted, unreadable)
+        prepared.chain = result.chain
+        prepared.notes.extend(f"trusted certificate skipped: {s}" for s in result.skipped)
+    elif cert.subject == cert.issuer and chain.can_sign_certificates(cert):
+        prepared.notes.append(
+            f"{label} is self-signed without CA:TRUE/keyCertSign: Nova's certificate validation "
+            "(trusted certificate ids) will reject it; 'keytools cert create' makes one that passes")
+    return prepared
+
+
+def _signature_size(public: Any) -> int | None:
+    if isinstance(public, rsa.RSAPublicKey):
+        return (public.key_size + 7) // 8
+    return None
+
+
+def _load_trusted(uuids: Iterable[str], source: CertSource) -> tuple[list[tuple[str, x509.Certificate]], list[str]]:
+    """Like cursive: trusted certificates that cannot be read are skipped (and reported)."""
+    trusted, unreadable = [], []
+    for uuid in uuids:
+        try:
+            trusted.append((uuid, source(uuid)))
+        except (CertificateError, UsageError):
+            unreadable.append(uuid)
+    return trusted, unreadable
+
+
+def check(prepared: Prepared, digest: sig.Digest, what: str) -> dict[str, Any]:
+    """Verify the digest; return the verdict's details or raise SignatureMismatch."""
+    try:
+        sig.verify_digest(prepared.cert.public_key(), prepared.signature, digest.value,
+                          prepared.hash_method, prepared.key_type)
+    except InvalidSignature:
+        err = SignatureMismatch(f"signature verification failed for {what}: the data does not match "
+                                "img_signature (tampered data, or signed with another certificate's key)",
+                                "Do not use this image; get it again from its publisher")
+        err.details = {"size": digest.size, "digest": digest.value.hex()}  # type: ignore[attr-defined]
+        raise err from None
+    return {"size": digest.size, "digest": digest.value.hex()}
+
+
+def verify_file(path: str | os.PathLike[str], prepared: Prepared,
+                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    handle, _size = sig.open_image(path)
+    with handle:
+        try:
+            digest = sig.hash_file(handle, prepared.hash_method, progress)
+        except OSError as exc:
+            raise UsageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    return check(prepared, digest, str(path))
+
+
+def verify_chunks(chunks: Iterable[bytes], prepared: Prepared, what: str,
+                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    digest = sig.hash_chunks(chunks, prepared.hash_method, progress)
+    if digest.size == 0:
+        raise UsageError(f"{what} has no data", "Upload the image data first")
+    return check(prepared, digest, what)
+
+
+# ---- certificate sources -----------------------------------------------------------------------
+
+def barbican_source(session: Any) -> CertSource:
+    """Certificates as Glance and Nova get them: castellan reads the secret payload as PEM."""
+
+    def get(uuid: str) -> x509.Certificate:
+        pem = sig.fetch_certificate_pem(session, uuid)
+        try:
+            return x509.load_pem_x509_certificate(pem)
+        except ValueError:
+            raise CertificateError(f"Barbican secret {uuid} does not hold a PEM certificate: Glance and Nova "
+                                   "(castellan) cannot read it", "Store it with 'keytools cert store'") from None
+
+    return get
+
+
+def file_source(path: str) -> CertSource:
+    def get(_uuid: str) -> x509.Certificate:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read --cert {path}: {exc.strerror}", "Check the path") from None
+        try:
+            return sig.load_certificate(data, f"--cert {path}")
+        except ValueError as exc:
+            raise UsageError(str(exc), "Pass a PEM or DER certificate") from None
+
+    return get
+
+
+def glance_image(session: Any, image_id: str) -> tuple[Any, dict[str, Any]]:
+    """The glance client and the image record (with its properties)."""
+    from glanceclient import client as glance
+
+    from keytools.service_errors import http_status, translate
+
+    client = glance.Client("2", session=session)
+    try:
+        image = client.images.get(image_id)
+    except Exception as exc:
+        if http_status(exc) == 404:
+            raise UsageError(f"image {image_id} not found in Glance", "Check the id with 'openstack image list'") from None
+        raise translate(exc, "Glance", f"reading image {image_id}") from exc
+    return client, dict(image)
+
+
+def download_chunks(client: Any, image_id: str) -> Iterable[bytes]:
+    from keytools.service_errors import translate
+
+    try:
+        body = client.images.data(image_id, do_checksum=False)
+    except Exception as exc:
+        raise translate(exc, "Glance", f"downloading image {image_id}") from exc
+    if body is None:
+        return []
+
+    def chunks() -> Iterable[bytes]:
+        try:
+            yield from body
+        except KeytoolsError:
+            raise
+        except Exception as exc:
+            raise translate(exc, "Glance", f"downloading image {image_id}") from exc
+
+    return chunks()
+
