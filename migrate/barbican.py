@@ -1,0 +1,152 @@
+"""The few Barbican calls a migration makes, each retried with bounded backoff when transient.
+
+Secrets are created exactly as cinder creates them (``secrets.create(algorithm='AES',
+bit_length=<bits>, secret_type='symmetric', mode=None, payload=<bytes>)`` then a read ACL for the
+row's user), plus a name (``keytools-migrate:<table>:<id>``) so a secret whose ref was lost in a
+crash can be found again. All calls share one keystoneauth session: one token for the whole run.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from keystoneauth1 import session as ks_session
+from requests.adapters import HTTPAdapter
+
+from keytools import keymanager
+from keytools.errors import KeytoolsError
+from keytools.service_errors import is_transient, translate, translated
+
+LOG = logging.getLogger("keytools.migrate")
+T = TypeVar("T")
+
+
+class PayloadMismatch(KeytoolsError):
+    """A secret read back does not hold fixed_key."""
+
+
+class Barbican:
+    def __init__(self, session: ks_session.Session, endpoint: str | None = None, region: str | None = None,
+                 timeout: float = 30.0, retries: int = 4, backoff: float = 0.25, pool: int = 16) -> None:
+        self.session = session
+        self.retries = retries
+        self.backoff = backoff
+        session.timeout = timeout
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(pool, 10))
+        session.session.mount("http://", adapter)
+        session.session.mount("https://", adapter)
+        with translated("Barbican", "finding the key-manager endpoint"):
+            self.endpoint = (endpoint.rstrip("/") if endpoint else
+                             keymanager.barbican_endpoint(session, region=region))
+        self.client = keymanager.barbican_client(session, self.endpoint)
+
+    # ---- retry ----------------------------------------------------------------------------------
+
+    def call(self, fn: Callable[[], T], what: str, before_retry: Callable[[], T | None] | None = None) -> T:
+        """Run ``fn``; retry transient failures (5xx, timeouts, refused) with capped backoff.
+        ``before_retry`` may return a result that makes the retry unnecessary (a POST that did
+        succeed on the server although its answer was lost)."""
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except KeytoolsError:
+                raise
+            except Exception as exc:
+                if not is_transient(exc) or attempt >= self.retries:
+                    raise translate(exc, "Barbican", what) from exc
+                attempt += 1
+                delay = min(self.backoff * 2 ** (attempt - 1), 4.0) * (0.5 + random.random() / 2)  # noqa: S311
+                LOG.debug("Barbican failed while %s (%s); retry %d/%d in %.2fs", what,
+                          type(exc).__name__, attempt, self.retries, delay)
+                time.sleep(delay)
+                if before_retry is not None:
+                    try:
+                        found = before_retry()
+                    except Exception:  # noqa: BLE001 - the retry itself will report
+                        found = None
+                    if found is not None:
+                        return found
+
+    # ---- calls -------------------------------------------------------------------------------------
+
+    def create(self, name: str, key: bytes) -> str:
+        """Store ``key`` as cinder does; returns the secret ref."""
+        def post() -> str:
+            secret = self.client.secrets.create(name=name, algorithm="AES", bit_length=len(key) * 8,
+                                                secret_type="symmetric", mode=None, payload=key)
+            return secret.store()
+
+        def lookup() -> str | None:
+            refs = self.find(name)
+            return refs[-1] if refs else None
+
+        return self.call(post, "storing the key", before_retry=lookup)
+
+    def grant_read(self, ref: str, user_id: str | None) -> None:
+        """The read ACL cinder sets so the volume's owner can use the key."""
+        def put() -> None:
+            acl = self.client.acls.create(entity_ref=ref, users=[user_id] if user_id else [])
+            acl.submit()
+
+        self.call(put, f"setting the ACL of {ref}")
+
+    def payload(self, ref: str) -> bytes:
+        def get() -> bytes:
+            resp = self.session.get(f"{ref}/payload", headers={"Accept": "application/octet-stream"})
+            return resp.content
+
+        return self.call(get, f"reading back {ref}")
+
+    def check_payload(self, ref: str, key: bytes) -> None:
+        """Read the secret back and compare in constant time; never log either value."""
+        if not hmac.compare_digest(self.payload(ref), key):
+            raise PayloadMismatch(f"secret {ref} does not hold fixed_key",
+                                  "It was not made by this migration; it is left untouched")
+
+    def find(self, name: str) -> list[str]:
+        """Refs of the secrets named ``name`` (oldest first)."""
+        secrets = self.call(lambda: list(self.client.secrets.list(name=name, limit=100, sort="created:asc")),
+                            f"searching secrets named {name}")
+        return [s.secret_ref for s in secrets if s.name == name]
+
+    def acl_users(self, ref: str) -> list[str]:
+        acl = self.call(lambda: self.client.acls.get(ref), f"reading the ACL of {ref}")
+        read = getattr(acl, "read", None)
+        return list(getattr(read, "users", None) or [])
+
+    def delete(self, ref: str) -> None:
+        self.call(lambda: self.client.secrets.delete(ref), f"deleting {ref}")
+
+    def exists(self, ref: str) -> bool:
+        def head() -> bool:
+            resp = self.session.get(ref, headers={"Accept": "application/json"}, raise_exc=False)
+            if resp.status_code == 404:
+                return False
+            if resp.status_code >= 400:
+                resp.raise_for_status()
+            return True
+
+        return self.call(head, f"reading {ref}")
+
+
+def key_id(ref: str) -> str:
+    """cinder's key id: the last path element of the secret ref."""
+    return ref.rstrip("/").rpartition("/")[2]
+
+
+def ref_for(endpoint: str, key: str) -> str:
+    return f"{endpoint}/v1/secrets/{key}"
+
+
+def cinder_text(exc: BaseException) -> str:
+    """The error text cinder would log (the client library's own message, e.g. ``Forbidden:
+    Secret creation attempt not allowed - ...``), not our translated sentence."""
+    cause = exc.__cause__ if isinstance(exc, KeytoolsError) and exc.__cause__ is not None else exc
+    text = getattr(cause, "message", None) if isinstance(cause, KeytoolsError) else str(cause)
+    return " ".join(str(text or type(cause).__name__).split())

@@ -1,0 +1,347 @@
+"""The migration itself: cinder's decisions and log lines, done concurrently and crash-safely.
+
+Per row (volume or backup on the all-zeros id): journal the intent, create the secret (or reuse
+one a previous run stored but never used), journal its ref, set the owner's read ACL, read the
+payload back and compare it with fixed_key, then compare-and-swap the row; a volume's snapshots
+follow it. A kill at any instant leaves either the row on the all-zeros id (the rerun reuses or
+finds the secret) or the row on a secret that was stored and read back. Errors are counted like
+cinder counts them (more than ``MAX_KEY_MIGRATION_ERRORS`` aborts), transient Barbican failures
+are retried first.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from keytools import output
+from keytools.cinder_db import FIXED_KEY_ID
+from keytools.errors import ConfigError, Forbidden, KeytoolsError, ServiceUnavailable, StateError
+from keytools.logs import log_event
+from keytools.service_errors import SECRET_FORBIDDEN
+from migrate import journal as jr
+from migrate.barbican import Barbican, PayloadMismatch, cinder_text, key_id
+from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, SKIP_NOTHING_TO_MIGRATE, Settings
+from migrate.db import CinderDB, Item
+
+LOG = logging.getLogger("keytools.migrate")
+MAX_KEY_MIGRATION_ERRORS = 3  # cinder.keymgr.migration: abort after the 4th error
+
+MSG_STARTING = "Starting migration of ConfKeyManager keys."
+MSG_NO_ITEMS = ("Not migrating encryption keys because there are no volumes or backups associated "
+                "with this host.")
+MSG_ABORT = "Aborting encryption key migration (too many errors)."
+MSG_ERROR = "Error migrating encryption key: %s"
+
+
+def item_line(item: Item) -> str:
+    """cinder's per-item line (documented form: 'volume' for cinder-volume, 'Backup' for backup)."""
+    return f"Migrating {'volume' if item.table == 'volumes' else 'Backup'} {item.id} encryption key to Barbican"
+
+
+def log_status(db: CinderDB) -> dict[str, int]:
+    """cinder's closing assessment: global counts, all hosts (documented wording)."""
+    counts = db.global_counts()
+    if counts["volumes"] == 0:
+        log_event(LOG, logging.INFO, "No volumes are using the ConfKeyManager's encryption_key_id.",
+                  "status_no_volumes", table="volumes", remaining=0)
+    else:
+        log_event(LOG, logging.WARNING, f"There are still {counts['volumes']} volume(s) using the "
+                  "ConfKeyManager's all-zeros encryption key ID.", "status_volumes_remaining",
+                  table="volumes", remaining=counts["volumes"])
+    if counts["backups"] == 0:
+        log_event(LOG, logging.INFO, "No backups are known to be using the ConfKeyManager's encryption_key_id.",
+                  "status_no_backups", table="backups", remaining=0)
+    else:
+        log_event(LOG, logging.WARNING, f"There are still {counts['backups']} backup(s) using the "
+                  "ConfKeyManager's all-zeros encryption key ID.", "status_backups_remaining",
+                  table="backups", remaining=counts["backups"])
+    return counts
+
+
+def check_decision(settings: Settings, db: CinderDB | None = None) -> None:
+    """cinder's early exits, logged with cinder's exact line, then refused with our exit code."""
+    skip = settings.skip_reason()
+    if skip is None:
+        return
+    event, message = skip
+    level = logging.WARNING if event not in (SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY) else logging.INFO
+    log_event(LOG, level, message, event, backend=settings.backend)
+    if event == SKIP_NO_FIXED_KEY:
+        raise ConfigError("fixed_key is not set ([key_manager] or [keymgr] fixed_key)",
+                          "Pass --fixed-key-file with the hex key, or --config-file of a node that still has it")
+    if db is not None:
+        log_status(db)
+    if event == SKIP_CONF_KEY_MANAGER:
+        raise StateError("cinder's [key_manager] backend is still ConfKeyManager",
+                         "Deploy Barbican and set [key_manager] backend = barbican first")
+    raise StateError(f"migration to the '{settings.backend}' key_manager backend is not supported",
+                     "Set [key_manager] backend = barbican")
+
+
+@dataclass
+class Scope:
+    host: str | None = None
+    cluster: str | None = None
+    tables: tuple[str, ...] = ("volumes", "backups")
+
+
+@dataclass
+class Outcome:
+    """What one run did; rendered by the CLI as a table or JSON."""
+
+    total: int = 0
+    migrated: dict[str, int] = field(default_factory=lambda: {"volumes": 0, "snapshots": 0, "backups": 0})
+    reused: int = 0
+    lost: int = 0
+    errors: int = 0
+    aborted: bool = False
+    repaired_snapshots: int = 0
+    orphans: list[dict[str, str]] = field(default_factory=list)
+    deleted_orphans: int = 0
+    remaining: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    skipped: str | None = None
+    journal: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        done = self.migrated["volumes"] + self.migrated["backups"]
+        return {"total": self.total, "migrated": dict(self.migrated), "reused_secrets": self.reused,
+                "lost_races": self.lost, "errors": self.errors, "aborted": self.aborted,
+                "repaired_snapshots": self.repaired_snapshots, "orphans": self.orphans,
+                "deleted_orphans": self.deleted_orphans, "remaining": self.remaining,
+                "seconds": round(self.seconds, 3),
+                "rate_per_s": round(done / self.seconds, 1) if self.seconds else None,
+                "skipped": self.skipped, "journal": self.journal}
+
+
+class Migrator:
+    """One run against one Cinder database and one Barbican."""
+
+    def __init__(self, settings: Settings, db: CinderDB, barbican: Barbican, journal: jr.Journal,
+                 concurrency: int = 8, progress: bool | None = None) -> None:
+        if not settings.fixed_key:
+            raise ConfigError("fixed_key is not set", "Pass --fixed-key-file")
+        self.key: bytes = settings.fixed_key
+        self.settings = settings
+        self.db = db
+        self.barbican = barbican
+        self.journal = journal
+        self.concurrency = max(1, concurrency)
+        self.progress = output.is_tty() if progress is None else progress
+        self.replay = jr.replay(journal.path)
+        self.outcome = Outcome(journal=str(journal.path))
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._errors: list[BaseException] = []
+        self._done = 0
+        self._start = 0.0
+
+    # ---- per row ---------------------------------------------------------------------------------
+
+    def _secret_for(self, item: Item) -> tuple[str, bool]:
+        """A secret holding fixed_key for this row: a stored, unused one if a previous run left
+        one, else a new one. Returns (ref, reused)."""
+        spare = self.replay.reusable(item.table, item.id)
+        if spare:
+            try:
+                self.barbican.check_payload(spare, self.key)
+                return spare, True
+            except (PayloadMismatch, KeytoolsError) as exc:
+                LOG.debug("not reusing %s for %s %s: %s", spare, item.kind, item.id, exc)
+        self.journal.record("intent", item.table, item.id, name=jr.secret_name(item.table, item.id))
+        ref = self.barbican.create(jr.secret_name(item.table, item.id), self.key)
+        self.journal.record("stored", item.table, item.id, ref)
+        return ref, False
+
+    def migrate_one(self, item: Item) -> None:
+        log_event(LOG, logging.INFO, item_line(item), "migrating_item", table=item.table, id=item.id, host=item.host)
+        ref, reused = self._secret_for(item)
+        self.barbican.grant_read(ref, item.user_id)
+        self.barbican.check_payload(ref, self.key)  # never point a row at a secret not read back
+        new_id = key_id(ref)
+        if not self.db.swap(item.table, item.id, new_id):
+            self.journal.record("lost", item.table, item.id, ref)
+            with self._lock:
+                self.outcome.lost += 1
+            log_event(LOG, logging.WARNING, f"{item.kind.capitalize()} {item.id} was migrated by another run "
+                      f"meanwhile; secret {new_id} is unused", "lost_race", table=item.table, id=item.id,
+                      host=item.host, secret_id=new_id)
+            return
+        snaps = self.db.swap_snapshots(item.id, new_id) if item.table == "volumes" else 0
+        self.journal.record("done", item.table, item.id, ref)
+        with self._lock:
+            self._done += 1
+            self.outcome.migrated[item.table] += 1
+            self.outcome.migrated["snapshots"] += snaps
+            self.outcome.reused += int(reused)
+            done = self._done
+        elapsed = max(time.monotonic() - self._start, 1e-6)
+        log_event(LOG, logging.DEBUG if self.progress else logging.INFO,
+                  f"Migrated {item.kind} {item.id} to Barbican secret {new_id}"
+                  + (f" and {snaps} snapshot(s)" if snaps else "")
+                  + f" ({done}/{self.outcome.total}, {done / elapsed:.1f}/s)",
+                  "migrated", table=item.table, id=item.id, host=item.host, secret_id=new_id,
+                  snapshots=snaps, reused=reused, done=done, total=self.outcome.total,
+                  rate=round(done / elapsed, 1))
+
+    # ---- the run -------------------------------------------------------------------------------------
+
+    def _items(self, scope: Scope) -> Iterator[Item]:
+        for table in scope.tables:
+            yield from self.db.items(table, scope.host, scope.cluster)
+
+    def _resolve_lost_refs(self) -> None:
+        """Rows whose secret was being created when a previous run died: ask Barbican by name."""
+        for table, row_id in self.replay.unresolved_intents():
+            refs = self.barbican.find(jr.secret_name(table, row_id))
+            st = self.replay.row(table, row_id)
+            for ref in refs:
+                if ref not in st.refs:
+                    st.refs.append(ref)
+            st.intents = len(st.refs)
+            self.journal.record("searched", table, row_id, refs=refs)
+
+    def _record_error(self, item: Item, exc: BaseException) -> None:
+        LOG.error(MSG_ERROR, cinder_text(exc), extra={"keytools_event": {
+            "event": "item_error", "table": item.table, "id": item.id, "host": item.host,
+            "error": cinder_text(exc)}})
+        with self._lock:
+            self._errors.append(exc)
+            self.outcome.errors += 1
+            if self.outcome.errors > MAX_KEY_MIGRATION_ERRORS and not self._stop.is_set():
+                self._stop.set()
+                self.outcome.aborted = True
+                log_event(LOG, logging.ERROR, MSG_ABORT, "aborted", errors=self.outcome.errors)
+
+    def run(self, scope: Scope, cleanup: bool = False) -> Outcome:
+        start = time.monotonic()
+        self._start = start
+        LOG.info(MSG_STARTING, extra={"keytools_event": {"event": "start", "host": scope.host,
+                                                          "concurrency": self.concurrency}})
+        self.outcome.total = sum(self.db.count(t, scope.host, scope.cluster) for t in scope.tables)
+        self._repair()
+        self._resolve_lost_refs()
+        bar = click.progressbar(length=self.outcome.total, label="Migrating", file=sys.stderr) \
+            if self.progress and self.outcome.total else None
+        if bar is not None:
+            bar.__enter__()
+        try:
+            self._pump(self._items(scope), bar.update if bar is not None else None)
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+        self._repair()
+        self.outcome.orphans = self.find_orphans()
+        if cleanup and not self.outcome.aborted:
+            self.outcome.deleted_orphans = self.delete_orphans(self.outcome.orphans)
+        self.outcome.remaining = log_status(self.db)
+        self.outcome.seconds = time.monotonic() - start
+        if self.outcome.aborted or self._errors:
+            raise self._final_error()
+        return self.outcome
+
+    def _pump(self, items: Iterator[Item], tick: Callable[[int], None] | None) -> None:
+        """Feed the pool with at most ``4 x concurrency`` rows in flight: memory stays flat."""
+        limit = self.concurrency * 4
+        pending: set[Future[None]] = set()
+        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="migrate") as pool:
+            for item in items:
+                if self._stop.is_set():
+                    break
+                while len(pending) >= limit:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    if tick:
+                        tick(len(finished))
+                future = pool.submit(self._guarded, item)
+                pending.add(future)
+            finished, pending = wait(pending)
+            if tick:
+                tick(len(finished))
+
+    def _guarded(self, item: Item) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            self.migrate_one(item)
+        except Exception as exc:  # noqa: BLE001 - counted like cinder, reported at the end
+            self._record_error(item, exc)
+
+    def _final_error(self) -> KeytoolsError:
+        last = self._errors[-1] if self._errors else None
+        where = f"{self.outcome.errors} error(s)" + (", aborted" if self.outcome.aborted else "")
+        hint = ("Fix the cause and run 'keytools migrate run' again: it continues where this run "
+                "stopped and reuses the secrets already stored")
+        if any(isinstance(e, Forbidden) or "Forbidden" in cinder_text(e) for e in self._errors):
+            return Forbidden(f"Error migrating encryption key: {SECRET_FORBIDDEN} ({where})",
+                             "Grant the role with 'keytools migrate run --grant-creator --admin-cloud NAME' "
+                             "or 'openstack role add --user cinder --project service creator'")
+        if isinstance(last, KeytoolsError) and not isinstance(last, ServiceUnavailable):
+            return type(last)(f"migration failed ({where}): {cinder_text(last)}", hint)
+        return ServiceUnavailable(f"migration failed ({where}): {cinder_text(last) if last else 'unknown'}", hint)
+
+    # ---- repair and orphans -----------------------------------------------------------------------------
+
+    def _repair(self) -> None:
+        for fix in self.db.repair_snapshots():
+            self.outcome.repaired_snapshots += 1
+            log_event(LOG, logging.INFO, f"Repaired snapshot {fix['id']}: it now uses the key of its "
+                      f"volume {fix['volume_id']}", "repaired_snapshot", table="snapshots", id=fix["id"],
+                      volume_id=fix["volume_id"], secret_id=fix["key_id"])
+
+    def find_orphans(self) -> list[dict[str, str]]:
+        return find_orphans(self.db, jr.replay(self.journal.path))
+
+    def delete_orphans(self, orphans: list[dict[str, str]]) -> int:
+        deleted = 0
+        for orphan in orphans:
+            if referenced(self.db, key_id(orphan["ref"])):
+                continue  # a row uses it after all (another run's secret found by name)
+            try:
+                self.barbican.delete(orphan["ref"])
+            except KeytoolsError as exc:
+                if "not found" not in exc.message.lower() and "404" not in exc.message:
+                    LOG.warning("Could not delete orphan secret %s: %s", orphan["ref"], exc.message)
+                    continue
+            self.journal.record("deleted", ref=orphan["ref"])
+            deleted += 1
+            log_event(LOG, logging.INFO, f"Deleted orphan secret {key_id(orphan['ref'])}", "orphan_deleted",
+                      table=orphan["table"], id=orphan["id"], secret_id=key_id(orphan["ref"]))
+        return deleted
+
+
+def referenced(db: CinderDB, key: str) -> bool:
+    """Does any row (deleted or not) point at this key id? Such a secret is never an orphan."""
+    import sqlalchemy as sa
+
+    with db.engine.connect() as conn:
+        for name in ("volumes", "snapshots", "backups"):
+            t = db.table(name)
+            if conn.execute(sa.select(t.c.id).where(t.c.encryption_key_id == key).limit(1)).first():
+                return True
+    return False
+
+
+def find_orphans(db: CinderDB, replay: jr.Replay) -> list[dict[str, str]]:
+    """Secrets this journal knows were made for a row that points elsewhere (or that holds two)."""
+    found = []
+    for (table, row_id), st in replay.rows.items():
+        if not st.refs:
+            continue
+        current = db.key_id(table, row_id)
+        for ref in replay.orphans(table, row_id, current):
+            if not referenced(db, key_id(ref)):
+                found.append({"table": table, "id": row_id, "ref": ref, "secret_id": key_id(ref)})
+    return found
+
+
+__all__ = ["FIXED_KEY_ID", "SKIP_NOTHING_TO_MIGRATE", "MSG_NO_ITEMS", "Migrator", "Scope", "Outcome",
+           "check_decision", "log_status", "find_orphans"]

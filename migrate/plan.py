@@ -1,0 +1,66 @@
+"""``migrate plan``: what a run would do and why, from the database and the journal only.
+
+Nothing is changed and Barbican is not contacted, so a plan is safe on a production database at
+any time (it reads, it never writes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrate import journal as jr
+from migrate.config import SKIP_NOTHING_TO_MIGRATE, Settings
+from migrate.db import CinderDB
+from migrate.engine import MSG_NO_ITEMS, MSG_STARTING, Scope, find_orphans
+
+
+def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any) -> dict[str, Any]:
+    db.check()
+    skip = settings.skip_reason()
+    tables = {"volumes": db.count("volumes", scope.host, scope.cluster) if "volumes" in scope.tables else 0,
+              "snapshots": db.count_snapshots(scope.host, scope.cluster) if "volumes" in scope.tables else 0,
+              "backups": db.count("backups", scope.host, scope.cluster) if "backups" in scope.tables else 0}
+    stranded = db.stranded_snapshots()
+    repairable = [s for s in stranded if not s["volume_deleted"] and s["volume_key"]
+                  and s["volume_key"] != jr.FIXED_KEY_ID]
+    replay = jr.replay(journal_path)
+    reusable = sum(1 for (t, i) in replay.rows if replay.reusable(t, i))
+    orphans = find_orphans(db, replay)
+    actions: list[str] = []
+    if skip:
+        decision, message = skip
+    elif not (tables["volumes"] or tables["backups"] or repairable):
+        decision, message = SKIP_NOTHING_TO_MIGRATE, MSG_NO_ITEMS
+    else:
+        decision, message = "migrate", MSG_STARTING
+        n = tables["volumes"] + tables["backups"]
+        if n:
+            actions.append(f"create {n - min(reusable, n)} Barbican secret(s) holding fixed_key "
+                           f"(AES, {settings.key_bits} bits, symmetric), each with a read ACL for the row's user")
+        if reusable:
+            actions.append(f"reuse {reusable} secret(s) a previous run stored but did not use")
+        if tables["volumes"]:
+            actions.append(f"point {tables['volumes']} volume(s) and their {tables['snapshots']} snapshot(s) "
+                           "at their new secret (compare-and-swap on the all-zeros id)")
+        if tables["backups"]:
+            actions.append(f"point {tables['backups']} backup(s) at their own new secret")
+        if repairable:
+            actions.append(f"repair {len(repairable)} snapshot(s) still on the all-zeros id although their "
+                           "volume was migrated (give them the volume's id)")
+    if orphans:
+        actions.append(f"report {len(orphans)} orphan secret(s) from earlier runs (delete them with --cleanup)")
+    unrepairable = [s for s in stranded if s not in repairable]
+    if unrepairable:
+        actions.append(f"leave {len(unrepairable)} snapshot(s) of deleted or missing volumes on the all-zeros id "
+                       "(cinder does not migrate them either; keep a copy of fixed_key)")
+    by_host = []
+    for table in scope.tables:
+        by_host.extend(db.breakdown(table, scope.host, scope.cluster))
+    return {"decision": decision, "message": message, "backend": settings.backend,
+            "key_bits": settings.key_bits or None, "database": db.describe(),
+            "scope": {"host": scope.host, "cluster": scope.cluster, "tables": list(scope.tables)},
+            "to_migrate": tables, "all_hosts": db.global_counts(), "by_host_project": by_host,
+            "stranded_snapshots": {"repairable": len(repairable), "volume_deleted_or_missing": len(unrepairable)},
+            "journal": {"path": str(journal_path), "reusable_secrets": reusable,
+                        "unresolved_intents": len(replay.unresolved_intents()), "orphans": len(orphans)},
+            "orphans": orphans, "actions": actions}

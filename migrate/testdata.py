@@ -1,0 +1,95 @@
+"""Seed a Cinder database (schema from ``cinder-manage db sync``) with ConfKeyManager-era rows.
+
+Used by the tests, the demo and the benchmark: rows are inserted with SQLAlchemy into the tables
+cinder's own migrations created, with the columns cinder requires and ``deleted = 0``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from keytools.cinder_db import FIXED_KEY_ID
+
+
+@dataclass
+class Seeded:
+    volumes: list[str] = field(default_factory=list)
+    snapshots: list[str] = field(default_factory=list)
+    backups: list[str] = field(default_factory=list)
+
+
+def _ensure_volume_type(conn: sa.Connection, meta: sa.MetaData) -> str:
+    vt = sa.Table("volume_types", meta, autoload_with=conn)
+    row = conn.execute(sa.select(vt.c.id).where(vt.c.name == "LuksEncryptor-Template-256")).first()
+    if row:
+        return row.id
+    type_id = str(uuid.uuid4())
+    conn.execute(sa.insert(vt).values(id=type_id, name="LuksEncryptor-Template-256", deleted=False,
+                                      is_public=True))
+    return type_id
+
+
+def seed(db_url: str, volumes: int = 0, snapshots_per_volume: int = 0, backups: int = 0,
+         host: str = "ctl-0@lvm#lvm", backup_host: str = "ctl-0", user_id: str = "u-owner",
+         project_id: str = "p-owner", key_id: str = FIXED_KEY_ID, deleted: bool = False,
+         cluster_name: str | None = None, batch: int = 2000) -> Seeded:
+    """Insert rows on ``key_id`` (the all-zeros id by default); returns their ids."""
+    engine = sa.create_engine(db_url)
+    out = Seeded()
+    try:
+        with engine.begin() as conn:
+            meta = sa.MetaData()
+            vol_t = sa.Table("volumes", meta, autoload_with=conn)
+            snap_t = sa.Table("snapshots", meta, autoload_with=conn)
+            bak_t = sa.Table("backups", meta, autoload_with=conn)
+            type_id = _ensure_volume_type(conn, meta)
+            vols: list[dict[str, Any]] = []
+            snaps: list[dict[str, Any]] = []
+            baks: list[dict[str, Any]] = []
+
+            def flush(force: bool = False) -> None:
+                for table, rows in ((vol_t, vols), (snap_t, snaps), (bak_t, baks)):
+                    if rows and (force or len(rows) >= batch):
+                        conn.execute(sa.insert(table), rows)
+                        rows.clear()
+
+            for _ in range(volumes):
+                vid = str(uuid.uuid4())
+                out.volumes.append(vid)
+                vols.append({"id": vid, "volume_type_id": type_id, "user_id": user_id, "project_id": project_id,
+                             "host": host, "cluster_name": cluster_name, "encryption_key_id": key_id,
+                             "deleted": deleted, "size": 1, "status": "available"})
+                for _ in range(snapshots_per_volume):
+                    sid = str(uuid.uuid4())
+                    out.snapshots.append(sid)
+                    snaps.append({"id": sid, "volume_id": vid, "volume_type_id": type_id, "user_id": user_id,
+                                  "project_id": project_id, "encryption_key_id": key_id, "deleted": deleted,
+                                  "status": "available", "volume_size": 1})
+                flush()
+            flush(force=True)
+            for _ in range(backups):
+                bid = str(uuid.uuid4())
+                out.backups.append(bid)
+                baks.append({"id": bid, "volume_id": str(uuid.uuid4()), "user_id": user_id,
+                             "project_id": project_id, "host": backup_host, "encryption_key_id": key_id,
+                             "deleted": deleted, "status": "available", "size": 1})
+                flush()
+            flush(force=True)
+    finally:
+        engine.dispose()
+    return out
+
+
+def keys(db_url: str, table: str) -> dict[str, str | None]:
+    """id -> encryption_key_id of every row of ``table`` (tests)."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            t = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            return {r.id: r.encryption_key_id for r in conn.execute(sa.select(t.c.id, t.c.encryption_key_id))}
+    finally:
+        engine.dispose()
