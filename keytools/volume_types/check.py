@@ -166,11 +166,12 @@ def creator_check(session: ks_session.Session) -> CreatorCheck:
                         problems)
 
 
-def run(session: ks_session.Session, names: list[str], config_file: str | None = None) -> Report:
+def run(session: ks_session.Session, names: list[str], key_manager: KeyManagerCheck | None = None) -> Report:
     """Everything ``volume-type check`` reports. A non-admin caller cannot read encryption specs
     (Cinder policy): the type checks are then skipped with one problem saying so, and the rest
-    (key manager, the caller's own right to create encrypted volumes) still runs."""
-    km = key_manager_from_config(config_file) if config_file else None  # bad file: fail before any call
+    (key manager, the caller's own right to create encrypted volumes) still runs. ``key_manager``:
+    the answer from a cinder.conf, read before any API call; None infers it through the API."""
+    km = key_manager
     cinder = cinder_api.client(session)
     try:
         records = cinder_api.list_types(cinder)

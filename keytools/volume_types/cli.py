@@ -113,7 +113,8 @@ def check(run: RunContext, names: tuple[str, ...], config_file: str | None, outp
     is safe; whether Cinder's key manager is Barbican; whether the calling user may create the
     Barbican secret each encrypted volume needs. Exit 1 when anything is wrong.
     """
-    report = check_mod.run(run.session(), list(names), config_file)
+    key_manager = check_mod.key_manager_from_config(config_file) if config_file else None
+    report = check_mod.run(run.session(), list(names), key_manager)
     if output_format == "json":
         output.emit(report.as_dict(), "json")
     else:
