@@ -1,0 +1,1 @@
+"""Barbican backup, restore and the restore drill (simple_crypto: KEK + database)."""

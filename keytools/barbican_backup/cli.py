@@ -1,0 +1,242 @@
+"""``keytools barbican backup|restore|inspect|drill``: thin click wiring over the library."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from keytools.barbican_backup import operations
+from keytools.barbican_backup.archive import KeySource
+from keytools.barbican_backup.barbican_conf import DEFAULT_CONFIG
+from keytools.barbican_backup.db_mysql import DUMP_TOOLS
+from keytools.context import RunContext, pass_run
+from keytools.errors import ProblemsFound, UsageError
+from keytools.output import emit, format_option, is_tty
+
+LOG = logging.getLogger("keytools.barbican")
+
+config_option = click.option(
+    "--config", "config", default=DEFAULT_CONFIG, show_default=True, metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="barbican.conf of the Barbican to back up/restore: [database] connection and "
+         "[simple_crypto_plugin] kek are read from it (barbican.conf.d too).")
+
+
+def key_options(func: Any) -> Any:
+    for option in reversed([
+        click.option("--passphrase-file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Read the archive passphrase from FILE (first line)."),
+        click.option("--passphrase-env", metavar="NAME",
+                     help="Read the archive passphrase from environment variable NAME."),
+        click.option("--key-file", type=click.Path(dir_okay=False), metavar="FILE",
+                     help="Use a 32-byte key file instead of a passphrase (raw, hex or base64)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _warn_if_readable(path: str, what: str) -> None:
+    mode = os.stat(path).st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        LOG.warning("%s %s is readable by other users (mode %o); chmod 600 it", what, path, mode & 0o777)
+
+
+def _read(path: str, option: str) -> bytes:
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{option} {path}: no such file", "Check the path") from None
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot read ({exc.strerror})", "Check the path and permissions") from None
+    _warn_if_readable(path, option)
+    return data
+
+
+def key_source(passphrase_file: str | None, passphrase_env: str | None, key_file: str | None,
+               confirm: bool) -> KeySource:
+    """One key source: a file, an environment variable, a key file, or the prompt (never argv)."""
+    given = [o for o, v in (("--passphrase-file", passphrase_file), ("--passphrase-env", passphrase_env),
+                            ("--key-file", key_file)) if v]
+    if len(given) > 1:
+        raise UsageError(f"{' and '.join(given)} exclude each other", "Give one passphrase or key source")
+    if key_file:
+        return KeySource.keyfile(_read(key_file, "--key-file"), f"--key-file {key_file}")
+    if passphrase_file:
+        raw = _read(passphrase_file, "--passphrase-file")
+        try:
+            text = raw.decode("utf-8").splitlines()[0] if raw.strip() else ""
+        except UnicodeDecodeError:
+            raise UsageError(f"--passphrase-file {passphrase_file}: not UTF-8 text",
+                             "Put the passphrase on the first line") from None
+        if not text:
+            raise UsageError(f"--passphrase-file {passphrase_file} is empty", "Put the passphrase on its first line")
+        return KeySource.passphrase(text, f"--passphrase-file {passphrase_file}")
+    if passphrase_env:
+        value = os.environ.get(passphrase_env)
+        if not value:
+            raise UsageError(f"--passphrase-env {passphrase_env}: the variable is not set or empty",
+                             f"Export {passphrase_env} with the passphrase")
+        return KeySource.passphrase(value, f"--passphrase-env {passphrase_env}")
+    if not sys.stdin.isatty():
+        raise UsageError("no passphrase given and no terminal to ask on",
+                         "Use --passphrase-file, --passphrase-env or --key-file")
+    value = click.prompt("Archive passphrase", hide_input=True, confirmation_prompt=confirm, err=True)
+    return KeySource.passphrase(value, "the prompt")
+
+
+def _flat(report: dict[str, Any]) -> dict[str, Any]:
+    """Nested values (counts) as one readable cell for the table view."""
+    out: dict[str, Any] = {}
+    for key, value in report.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        out[key] = value
+    return out
+
+
+def _progress(message: str) -> None:
+    if is_tty():
+        click.echo(f"  {message}", err=True)
+
+
+@click.group("barbican")
+def barbican() -> None:
+    """Back up and restore Barbican's simple_crypto backend: the KEK and the database, together.
+
+    A database dump without its KEK is useless and the KEK alone protects nothing: one archive
+    holds both, encrypted with AES-256-GCM under a passphrase (scrypt) or a key file. Its manifest
+    (time, versions, engine, row counts, KEK fingerprint) is readable without the passphrase.
+    """
+
+
+@barbican.command("backup")
+@config_option
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False), metavar="FILE",
+              help="Archive to write (0600, atomically: a kill leaves no partial file).")
+@key_options
+@click.option("--dump-tool", type=click.Choice(DUMP_TOOLS), default="auto", show_default=True,
+              help="MySQL/MariaDB only: mysqldump/mariadb-dump --single-transaction, or the built-in "
+                   "PyMySQL dumper (auto: the client tool when installed).")
+@click.option("--overwrite", is_flag=True, help="Replace FILE if it exists.")
+@format_option
+def backup_cmd(config: str, out: str, passphrase_file: str | None, passphrase_env: str | None,
+               key_file: str | None, dump_tool: str, overwrite: bool, output_format: str) -> None:
+    """Write one encrypted archive with the KEK and a consistent database dump.
+
+    \b
+    SQLite is copied with SQLite's online backup API, MySQL/MariaDB with
+    mysqldump --single-transaction (or PyMySQL): Barbican keeps running.
+    The passphrase comes from the prompt, --passphrase-file or --passphrase-env,
+    never from the command line. Keep the archive and its passphrase apart.
+
+    \b
+    Example:
+      keytools barbican backup --config /etc/barbican/barbican.conf \\
+          --out /backup/barbican-$(date +%F).ktbak --passphrase-file /root/bk.pass
+    """
+    source = key_source(passphrase_file, passphrase_env, key_file, confirm=True)
+    report = operations.backup(config, out, source, dump_tool=dump_tool, overwrite=overwrite)
+    emit(_flat(report) if output_format == "table" else report, output_format)
+
+
+@barbican.command("restore")
+@click.argument("archive", type=click.Path(dir_okay=False))
+@config_option
+@key_options
+@click.option("--force", is_flag=True, help="Replace a target database that already holds secrets, "
+                                            "orders or containers.")
+@click.option("--restore-kek", is_flag=True,
+              help="Write the archive's KEK into --config (crudini; the old file is kept as "
+                   "FILE.keytools-<time>.bak). Restart Barbican afterwards.")
+@click.option("--check", "check_only", is_flag=True,
+              help="Run every check (passphrase, archive, KEK, target) and change nothing.")
+@format_option
+def restore_cmd(archive: str, config: str, passphrase_file: str | None, passphrase_env: str | None,
+                key_file: str | None, force: bool, restore_kek: bool, check_only: bool,
+                output_format: str) -> None:
+    """Restore ARCHIVE into the Barbican named by --config.
+
+    \b
+    Before anything changes, the whole archive is decrypted and authenticated, and
+    the target checked: same database engine, same schema (Alembic version), the
+    KEK in --config equal to the archive's (by fingerprint) unless --restore-kek,
+    and an empty database unless --force. The database is replaced crash-safely
+    (SQLite: one backup-API transaction; MySQL: one transaction): if the restore is
+    killed, rerun it. A rerun after a completed restore finds nothing to do.
+
+    \b
+    Exit codes: 2 wrong passphrase, damaged/truncated archive, missing kek,
+    other engine; 4 database unreachable; 6 KEK mismatch, target not empty,
+    other schema.
+    """
+    source = key_source(passphrase_file, passphrase_env, key_file, confirm=False)
+    report = operations.restore(archive, config, source, force=force, restore_kek=restore_kek,
+                                check_only=check_only, progress=_progress)
+    emit(_flat(report) if output_format == "table" else report, output_format)
+    if report.get("restart_barbican"):
+        click.echo("The KEK changed: restart Barbican so that it loads it.", err=True)
+
+
+@barbican.command("inspect")
+@click.argument("archive", type=click.Path(dir_okay=False))
+@click.option("--verify", is_flag=True, help="Also decrypt and authenticate every segment "
+                                             "(needs the passphrase or key file).")
+@key_options
+@format_option
+def inspect_cmd(archive: str, verify: bool, passphrase_file: str | None, passphrase_env: str | None,
+                key_file: str | None, output_format: str) -> None:
+    """Show the manifest of ARCHIVE (no passphrase needed; unauthenticated unless --verify)."""
+    source = key_source(passphrase_file, passphrase_env, key_file, confirm=False) if verify else None
+    report = operations.inspect(archive, source)
+    emit(_flat(report) if output_format == "table" else report, output_format)
+
+
+@barbican.command("drill")
+@config_option
+@click.option("--keep", is_flag=True, help="Leave the test secrets and order in Barbican for inspection.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@format_option
+@pass_run
+def drill_cmd(run: RunContext, config: str, keep: bool, yes: bool, output_format: str) -> None:
+    """Run the restore drill against a live Barbican (admin credentials, e.g. --os-cloud).
+
+    \b
+    Orders a 256-bit AES key and stores a test secret, backs up (KEK + database,
+    temporary archive under a random key), deletes both, confirms they are gone,
+    restores, confirms they are back with identical payloads, then cleans up
+    (unless --keep). Prints each step with its timing; exits 1 when a step fails.
+
+    \b
+    The restore rewinds the WHOLE database to the backup taken seconds earlier:
+    writes by other users in that window are lost. Drill on a test cloud or in
+    a quiet window. --config must be the barbican.conf of the Barbican behind
+    the catalog's key-manager endpoint.
+    """
+    from keytools.barbican_backup.drill import Drill
+
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("the drill rewinds Barbican's database and needs confirmation",
+                             "Pass --yes (no terminal to ask on)")
+        click.confirm("The drill restores Barbican's database to a backup taken during the drill; "
+                      "writes by others meanwhile are lost. Continue?", abort=True, err=True)
+    report = Drill(run.session(), config, keep=keep, progress=_progress).run()
+    data = report.as_dict()
+    if output_format == "json":
+        emit(data, "json")
+    else:
+        emit([{"step": s.name, "result": "ok" if s.ok else "FAILED", "seconds": f"{s.seconds:.3f}",
+               "detail": s.detail} for s in report.steps], "table",
+             ["step", "result", "seconds", "detail"], ["Step", "Result", "Seconds", "Detail"])
+        click.echo(f"drill {report.result.upper()} in {report.seconds:.1f} s"
+                   + (f"; kept order {report.order}, secrets {', '.join(report.secrets)}" if keep else ""))
+    failed = report.failed_step
+    if report.result != "pass":
+        raise ProblemsFound(f"the Barbican restore drill failed at '{failed.name if failed else '?'}'"
+                            + (f": {failed.detail}" if failed and failed.detail else ""))

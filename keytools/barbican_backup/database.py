@@ -1,0 +1,90 @@
+"""One interface over Barbican's database engines: dump a consistent snapshot, describe a target,
+restore crash-safely. The engine comes from ``[database] connection`` (SQLAlchemy URL)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from keytools.errors import UsageError
+
+# The objects a restore brings back; a target holding any of them is "not empty".
+DATA_TABLES = ("secrets", "orders", "containers")
+
+
+@dataclass
+class Stats:
+    """What a database holds, as far as a restore decision is concerned."""
+
+    exists: bool  # any Barbican table present
+    alembic_version: str | None
+    counts: dict[str, int] = field(default_factory=dict)  # active (not soft-deleted) rows
+    total_rows: int = 0  # rows in DATA_TABLES, deleted included
+    digest: str | None = None  # ids + deleted flags of DATA_TABLES: "is this the same content?"
+    tables: dict[str, list[str]] = field(default_factory=dict)  # table -> column names
+
+    @property
+    def empty(self) -> bool:
+        return self.total_rows == 0
+
+
+def content_digest(rows_by_table: dict[str, Iterable[tuple[Any, Any]]]) -> str:
+    """SHA-256 over the sorted (table, id, deleted) triples: equal digests mean a rerun of a
+    restore that already committed (nothing left to do)."""
+    h = hashlib.sha256()
+    for table in DATA_TABLES:
+        for row_id, deleted in sorted((str(i), int(bool(d))) for i, d in rows_by_table.get(table, ())):
+            h.update(f"{table}\0{row_id}\0{deleted}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+@dataclass
+class Snapshot:
+    stats: Stats
+    method: str  # "sqlite-backup-api", "mariadb-dump", "mysqldump", "pymysql"
+    write: Callable[[BinaryIO], None]  # streams the dump into the archive writer
+
+
+class Database(Protocol):
+    engine: str
+    display: str
+
+    def stats(self) -> Stats: ...
+
+    def snapshot(self) -> AbstractContextManager[Snapshot]:
+        """A consistent snapshot: its stats first (for the manifest), then its dump bytes."""
+        ...
+
+    def check_dump(self, dump: Path) -> Stats:
+        """Validate a decrypted dump before anything is touched; returns the dump's stats."""
+        ...
+
+    def restore(self, dump: Path, progress: Callable[[str], None] | None = None) -> None: ...
+
+
+def open_database(url: str, dump_tool: str = "auto") -> Database:
+    """The engine behind a SQLAlchemy URL; unsupported engines are refused (exit 2)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise UsageError("[database] connection is not a valid database URL",
+                         "Fix barbican.conf: e.g. mysql+pymysql://barbican:PW@host/barbican") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        from keytools.barbican_backup.db_sqlite import SqliteDatabase
+
+        return SqliteDatabase(parsed)
+    if backend in ("mysql", "mariadb"):
+        from keytools.barbican_backup.db_mysql import MysqlDatabase
+
+        return MysqlDatabase(parsed, dump_tool)
+    raise UsageError(f"database engine {backend!r} is not supported for backups",
+                     "keytools backs up Barbican on MySQL/MariaDB or SQLite; use the engine's own "
+                     "tools together with a copy of the KEK")
