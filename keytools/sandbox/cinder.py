@@ -55,8 +55,6 @@ def write_cinder(state: StateDir, cfg: SandboxConfig) -> None:
 def _initialise(state: StateDir, cfg: SandboxConfig) -> None:
     from keytools.cinder_db import sync_schema
 
-    if cfg.db != "mariadb":
-        private_dir(state.path("cinder"))
     sync_schema(configs.db_url(state, cfg, "cinder"))
 
 

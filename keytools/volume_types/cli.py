@@ -118,8 +118,12 @@ def check(run: RunContext, names: tuple[str, ...], config_file: str | None, outp
     if output_format == "json":
         output.emit(report.as_dict(), "json")
     else:
-        output.emit([t.as_row() for t in report.types], "table",
-                    columns=["name", "provider", "cipher", "key_size", "control_location", "sane", "problems"])
+        if report.types:
+            output.emit([t.as_row() for t in report.types], "table",
+                        columns=["name", "provider", "cipher", "key_size", "control_location", "sane",
+                                 "problems"])
+        else:
+            click.echo("volume types: none checked")
         km = report.key_manager
         click.echo(f"key manager: {km.backend or 'unknown'} ({km.source})")
         cr = report.creator
