@@ -1,0 +1,176 @@
+"""``keytools audit`` and ``keytools fixed-key``: thin click wiring over config_checks' library."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from config_checks import fixed_key as fk
+from config_checks import formats, registry
+from config_checks.audit import audit_roots, exit_code
+from config_checks.inputs import DEFAULT_ROOT
+from config_checks.model import SEVERITY_NAMES, Severity
+from keytools import output, redaction
+from keytools.errors import UsageError
+from keytools.fileutil import atomic_write
+
+def _rules(only: tuple[str, ...], skip: tuple[str, ...]) -> tuple:
+    try:
+        return registry.select(list(only) or None, list(skip))
+    except KeyError as exc:
+        raise UsageError(f"unknown rule {exc.args[0]!r}", "List the rules with: keytools audit --list-rules") from None
+
+
+@click.command("audit")
+@click.argument("roots", nargs=-1, type=click.Path(file_okay=False), metavar="[ROOT]...")
+@click.option("--per-node", is_flag=True, help="Each ROOT holds one config tree per node, in subdirectories.")
+@click.option("--format", "-f", "fmt", type=click.Choice(sorted(formats.RENDERERS)), default="text",
+              show_default=True, help="text for people; json, sarif (2.1.0) or junit for tools and CI.")
+@click.option("--severity", type=click.Choice(SEVERITY_NAMES), default="low", show_default=True,
+              help="Report findings at or above this severity; exit 1 if any.")
+@click.option("--rule", "only", multiple=True, metavar="ID", help="Run only this rule (id or name; repeatable).")
+@click.option("--skip-rule", "skip", multiple=True, metavar="ID", help="Do not run this rule (repeatable).")
+@click.option("--list-rules", is_flag=True, help="List every rule (id, severity, title) and exit.")
+@click.option("--output", "-o", "out_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the report to FILE (atomically) instead of stdout.")
+@click.pass_context
+def audit(ctx: click.Context, roots: tuple[str, ...], per_node: bool, fmt: str, severity: str,
+          only: tuple[str, ...], skip: tuple[str, ...], list_rules: bool, out_file: str | None) -> None:
+    """Audit OpenStack config trees for fixed_key leftovers and key-manager misconfiguration.
+
+    Reads cinder, nova (nova, nova_libvirt, nova_compute, nova_metadata), glance-api, swift proxy
+    and keymaster, and barbican configs, plus their *.conf.d directories, with oslo.config's
+    parsing rules, and runs every registered rule (see --list-rules) on each node and across
+    nodes. Secrets are never printed: only "set", their length and a sha256 prefix.
+
+    ROOT (default /var/lib/config-data/puppet-generated) is a TripleO tree, an /etc tree, a node's
+    copy of either, or with --per-node a directory holding one such tree per node (node name =
+    subdirectory). Several ROOTs are compared with each other (fixed_key, endpoints).
+
+    \b
+    Exit codes:
+      0  no findings at or above --severity
+      1  findings at or above --severity
+      2  usage error, or some input could not be read (reported as KT001)
+    """
+    if list_rules:
+        rules = _rules(only, skip)
+        if fmt == "json":
+            click.echo(output.to_json([r.to_dict() for r in rules]))
+        else:
+            click.echo(output.table([r.to_dict() for r in rules], ["id", "name", "severity", "title"],
+                                    ["Id", "Name", "Severity", "Title"]))
+        return
+    report = audit_roots(list(roots) or [DEFAULT_ROOT], per_node=per_node, threshold=Severity.parse(severity),
+                         rules=_rules(only, skip))
+    color = fmt == "text" and out_file is None and output.is_tty(sys.stdout) and "NO_COLOR" not in os.environ
+    text = formats.render(report, fmt, color=color)
+    if out_file:
+        atomic_write(out_file, text + "\n", mode=0o644)
+        click.echo(f"report written to {out_file} ({len(report.findings)} finding(s))", err=True)
+    else:
+        click.echo(text)
+    ctx.exit(exit_code(report))
+
+
+@click.group("fixed-key")
+def fixed_key() -> None:
+    """Show, retire and restore ConfKeyManager's fixed_key (cinder.conf, nova.conf).
+
+    The documented order: migrate every all-zeros key to Barbican, check that the values match
+    on every node, back the value up, then delete it everywhere. Values are never printed, only
+    their length and a sha256 prefix to compare them.
+    """
+
+
+@fixed_key.command("show")
+@click.argument("roots", nargs=-1, required=True, type=click.Path(file_okay=False), metavar="ROOT...")
+@click.option("--per-node", is_flag=True, help="Each ROOT holds one config tree per node.")
+@output.format_option
+@click.pass_context
+def show(ctx: click.Context, roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
+    """Where fixed_key is set and whether every value matches (by hash).
+
+    \b
+    Exit codes: 0 none set or all values match, 1 values differ, 2 usage error.
+    """
+    found, match = fk.show(list(roots), per_node=per_node)
+    rows = [p.to_dict() for p in found]
+    if output_format == "json":
+        output.emit({"match": match, "distinct_values": len(fk.distinct_digests(found)), "placements": rows}, "json")
+    else:
+        for r in rows:
+            r["value"] = f"set, {r['length']} chars"
+        if rows:
+            output.emit(rows, "table", ["node", "service", "path", "section", "line", "value", "sha256"],
+                        ["Node", "Service", "File", "Section", "Line", "Value", "SHA-256"])
+        click.echo("fixed_key is not set anywhere" if not rows else
+                   "all values match" if match else
+                   f"VALUES DIFFER: {len(fk.distinct_digests(found))} distinct values")
+    ctx.exit(0 if match else 1)
+
+
+@fixed_key.command("retire")
+@click.argument("roots", nargs=-1, required=True, type=click.Path(file_okay=False), metavar="ROOT...")
+@click.option("--backup-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where each value is backed up (0600 files in a 0700 directory). Required unless --dry-run.")
+@click.option("--db-url", envvar="KEYTOOLS_CINDER_DB_URL", metavar="URL",
+              help="Cinder's database (SQLAlchemy URL, also KEYTOOLS_CINDER_DB_URL): refuse while rows still "
+                   "use the all-zeros key id.")
+@click.option("--per-node", is_flag=True, help="Each ROOT holds one config tree per node.")
+@click.option("--dry-run", is_flag=True, help="Show the diff (values masked) and change nothing.")
+@output.format_option
+def retire(roots: tuple[str, ...], backup_dir: str | None, db_url: str | None, per_node: bool, dry_run: bool,
+           output_format: str) -> None:
+    """Back up and delete fixed_key from every config file that sets it.
+
+    Refuses (exit 6) while the values differ or while the Cinder database (--db-url) still has
+    volumes, snapshots or backups on the all-zeros key id. Each file is edited with crudini --del
+    on a private copy, checked to differ only by the removed lines, and swapped in atomically
+    with its owner and mode; a rerun after an interruption finishes the job.
+
+    \b
+    Exit codes: 0 done (or nothing to do), 2 usage/unreadable input, 6 refused (values differ,
+    rows still on the fixed key).
+    """
+    if db_url:
+        redaction.register_secret(fk.secrets.url_password(db_url))
+    elif not dry_run:
+        click.echo("keytools: warning: --db-url not given: not checking Cinder for rows on the all-zeros key id",
+                   err=True)
+    if not dry_run and not backup_dir:
+        raise UsageError("--backup-dir is required to retire fixed_key",
+                         "Give a directory on a safe disk; it receives a 0600 copy of each value")
+    changes = fk.retire(list(roots), backup_dir, per_node=per_node, db_url=db_url, dry_run=dry_run)
+    if output_format == "json":
+        output.emit([c.to_dict(dry_run) for c in changes], "json")
+        return
+    if not changes:
+        click.echo("fixed_key is not set anywhere: nothing to retire")
+        return
+    for c in changes:
+        if dry_run:
+            click.echo(c.diff(), nl=False)
+        else:
+            click.echo(f"retired {','.join(sorted({p.section for p in c.placements}))} fixed_key from {c.path} "
+                       f"(backup {c.backup})")
+    if dry_run:
+        click.echo(f"dry run: {len(changes)} file(s) would change; nothing written")
+
+
+@fixed_key.command("restore")
+@click.option("--backup-dir", required=True, type=click.Path(file_okay=False), metavar="DIR",
+              help="The --backup-dir given to retire.")
+@click.option("--dry-run", is_flag=True, help="Say what would be restored and change nothing.")
+@output.format_option
+def restore(backup_dir: str, dry_run: bool, output_format: str) -> None:
+    """Put fixed_key back from a retire backup.
+
+    A file exactly as retire left it gets its original bytes back; a file edited since gets the
+    option re-inserted with crudini --set. Files that already hold it are left alone.
+    """
+    done = fk.restore(backup_dir, dry_run=dry_run)
+    output.emit([d.to_dict() for d in done], output_format, ["path", "action", "sha256"],
+                ["File", "Action", "SHA-256"])

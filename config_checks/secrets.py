@@ -1,0 +1,79 @@
+"""Which options hold secrets, and how a secret is shown: "set", its length and a short hash.
+
+The hash prefix lets operators compare values across files and nodes (fixed_key in cinder.conf
+vs nova.conf) without the value ever leaving the machine. Every secret seen is also registered
+with ``keytools.redaction`` so that no output path can print it.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import re
+from urllib.parse import urlsplit
+
+from keytools import redaction
+
+# Options whose value is a key (shown with a hash prefix so values can be compared).
+KEY_OPTIONS = frozenset({"fixed_key", "kek", "encryption_root_secret"})
+_SECRET_NAME = re.compile(r"(password|passwd|secret|_key$|^kek$|token$)", re.IGNORECASE)
+_NOT_SECRET = frozenset({"key_id", "ssl_key_file", "key_file", "cert_file", "keyfile",
+                         "encryption_key_id", "active_root_secret_id", "secret_id",
+                         "memcache_security_strategy", "api_key_file"})
+_URL_OPTIONS = frozenset({"connection", "transport_url", "slave_connection", "backend_url",
+                          "backend_argument", "memcache_servers"})
+
+
+def is_secret_option(option: str) -> bool:
+    name = option.lower()
+    if name in _NOT_SECRET or name.endswith("_path") or name.endswith("_file"):
+        return False
+    return name in KEY_OPTIONS or name.startswith("encryption_root_secret") or bool(_SECRET_NAME.search(name))
+
+
+def url_password(value: str) -> str | None:
+    """The password inside ``mysql+pymysql://user:pw@host/db`` or ``rabbit://u:pw@h:5672/``."""
+    for part in value.split(","):
+        try:
+            pw = urlsplit(part.strip()).password
+        except ValueError:
+            pw = None
+        if pw:
+            return pw
+    return None
+
+
+def secret_value(option: str, value: str) -> str | None:
+    """The secret part of ``option = value`` (the whole value, a URL's password) or None."""
+    if is_secret_option(option):
+        return value or None
+    if option.lower() in _URL_OPTIONS and "@" in value:
+        return url_password(value)
+    return None
+
+
+def register(option: str, value: str) -> None:
+    secret = secret_value(option, value)
+    if secret:
+        redaction.register_secret(secret)
+        if secret != value:
+            redaction.register_secret(value)
+
+
+def key_bytes(value: str) -> bytes:
+    """fixed_key is hex (cinder/nova unhexlify it): compare the bytes, so case does not matter."""
+    try:
+        return binascii.unhexlify(value.strip())
+    except (binascii.Error, ValueError):
+        return value.strip().encode("utf-8")
+
+
+def digest(value: str, as_hex_key: bool = False) -> str:
+    data = key_bytes(value) if as_hex_key else value.encode("utf-8")
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:8]
+
+
+def fingerprint(value: str, as_hex_key: bool = False) -> str:
+    """``set, 64 chars, sha256:1a2b3c4d`` — never the value itself."""
+    redaction.register_secret(value)
+    return f"set, {len(value)} chars, {digest(value, as_hex_key)}"
