@@ -23,7 +23,7 @@ from keytools.barbican_backup.database import DATA_TABLES, Snapshot, Stats, cont
 from keytools.errors import ServiceUnavailable, UsageError
 
 CHUNK = 1 << 20
-PAGES_PER_STEP = 256
+FAULT_PAGES_PER_STEP = 8  # small steps only under fault injection (a test kills a restore midway)
 
 
 def stats_of(conn: sqlite3.Connection) -> Stats:
@@ -137,7 +137,7 @@ class SqliteDatabase:
         with self._connect(dump, readonly=True) as src, self._connect(self.path) as dst:
             try:
                 # Page by page only when a fault test asks for it; one step is the fastest.
-                src.backup(dst, pages=PAGES_PER_STEP if delay else -1, progress=step)
+                src.backup(dst, pages=FAULT_PAGES_PER_STEP if delay else -1, progress=step)
             except sqlite3.OperationalError as exc:
                 raise ServiceUnavailable(f"cannot write the SQLite database {self.path}: {exc}",
                                          "Another process holds a lock on it: retry, or stop Barbican "

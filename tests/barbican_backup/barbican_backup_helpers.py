@@ -1,0 +1,106 @@
+"""Helpers shared by the Barbican backup tests (real sandbox, real Barbican, real databases)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from keytools import keymanager
+
+PASSPHRASE = "drill-test passphrase 0123456789"
+
+
+def barbican_conf(sandbox: Any) -> Path:
+    return sandbox.state.path("barbican", ".barbican", "barbican.conf")
+
+
+def conf_copy(src: Path, dst: Path, connection: str | None = None, kek: str | None = None,
+              drop_kek: bool = False) -> Path:
+    """A barbican.conf like ``src`` with another database and/or KEK (a restore target)."""
+    out = []
+    for line in src.read_text().splitlines():
+        if connection is not None and re.match(r"^connection\s*=", line):
+            line = f"connection = {connection}"
+        if re.match(r"^kek\s*=", line):
+            if drop_kek:
+                continue
+            if kek is not None:
+                line = f"kek = {kek}"
+        out.append(line)
+    dst.write_text("\n".join(out) + "\n")
+    os.chmod(dst, 0o640)
+    return dst
+
+
+def kek_of(conf: Path) -> str:
+    m = re.search(r"^kek\s*=\s*(\S+)", conf.read_text(), re.M)
+    assert m
+    return m.group(1)
+
+
+def store_secrets(session: Any, tag: str) -> dict[str, bytes]:
+    """A few secrets of different kinds; returns ref -> payload bytes."""
+    client = keymanager.barbican_client(session)
+    made: dict[str, bytes] = {}
+    for i in range(3):
+        value = f"bk-{tag}-text-{i}-{os.urandom(6).hex()}"
+        made[client.secrets.create(name=f"bk-{tag}-{i}", payload=value).store()] = value.encode()
+    for i in range(2):
+        raw = os.urandom(32)
+        secret = client.secrets.create(name=f"bk-{tag}-bin-{i}", payload=base64.b64encode(raw).decode(),
+                                       payload_content_type="application/octet-stream",
+                                       payload_content_encoding="base64", algorithm="aes", bit_length=256,
+                                       secret_type="symmetric")
+        made[secret.store()] = raw
+    return made
+
+
+def payload(session: Any, ref: str) -> bytes | None:
+    client = keymanager.barbican_client(session)
+    try:
+        value = client.secrets.get(ref).payload
+    except Exception as exc:
+        if "Not Found" in str(exc):
+            return None
+        raise
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def delete_all(session: Any, refs: list[str]) -> None:
+    client = keymanager.barbican_client(session)
+    for ref in refs:
+        client.secrets.delete(ref)
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def keytools_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "keytools.cli", *map(str, args)]
+
+
+def kill_when(argv: list[str], env: dict[str, str], ready: Any, timeout: float = 60.0) -> int:
+    """Start ``argv``, wait until ``ready()`` holds (the restore is midway), SIGKILL it."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while not ready():
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                raise AssertionError(f"restore ended before it could be killed: {proc.returncode} {err!r}")
+            if time.monotonic() > deadline:
+                raise AssertionError("restore never reached the kill point")
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    return proc.returncode
