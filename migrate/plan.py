@@ -24,7 +24,8 @@ def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any)
     repairable = [s for s in stranded if not s["volume_deleted"] and s["volume_key"]
                   and s["volume_key"] != jr.FIXED_KEY_ID]
     replay = jr.replay(journal_path)
-    reusable = sum(1 for (t, i) in replay.rows if replay.reusable(t, i))
+    reusable = sum(1 for (t, i) in replay.rows
+                   if replay.reusable(t, i) and db.key_id(t, i) == jr.FIXED_KEY_ID)
     orphans = find_orphans(db, replay)
     actions: list[str] = []
     if skip:
