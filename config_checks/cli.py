@@ -13,7 +13,7 @@ from config_checks.audit import audit_roots, exit_code
 from config_checks.inputs import DEFAULT_ROOT
 from config_checks.model import SEVERITY_NAMES, Severity
 from keytools import output, redaction
-from keytools.errors import UsageError
+from keytools.errors import EXIT_PROBLEMS, EXIT_USAGE, ConfigError, ProblemsFound, UsageError
 from keytools.fileutil import atomic_write
 
 def _rules(only: tuple[str, ...], skip: tuple[str, ...]) -> tuple:
@@ -35,8 +35,7 @@ def _rules(only: tuple[str, ...], skip: tuple[str, ...]) -> tuple:
 @click.option("--list-rules", is_flag=True, help="List every rule (id, severity, title) and exit.")
 @click.option("--output", "-o", "out_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Write the report to FILE (atomically) instead of stdout.")
-@click.pass_context
-def audit(ctx: click.Context, roots: tuple[str, ...], per_node: bool, fmt: str, severity: str,
+def audit(roots: tuple[str, ...], per_node: bool, fmt: str, severity: str,
           only: tuple[str, ...], skip: tuple[str, ...], list_rules: bool, out_file: str | None) -> None:
     """Audit OpenStack config trees for fixed_key leftovers and key-manager misconfiguration.
 
@@ -72,7 +71,15 @@ def audit(ctx: click.Context, roots: tuple[str, ...], per_node: bool, fmt: str, 
         click.echo(f"report written to {out_file} ({len(report.findings)} finding(s))", err=True)
     else:
         click.echo(text)
-    ctx.exit(exit_code(report))
+    code = exit_code(report)
+    if code == EXIT_USAGE:
+        unreadable = [f for f in report.findings if f.rule_id == "KT001"]
+        raise ConfigError(f"audit incomplete: {unreadable[0].location.path if unreadable else 'a file'} "
+                          f"could not be read ({len(unreadable)} file(s) in all, see KT001)",
+                          "Fix the files or their permissions and rerun")
+    if code == EXIT_PROBLEMS:
+        counts = ", ".join(f"{n} {label}" for label, n in report.counts().items() if n)
+        raise ProblemsFound(f"audit: {len(report.findings)} finding(s) at or above {severity} ({counts})")
 
 
 @click.group("fixed-key")
@@ -89,8 +96,7 @@ def fixed_key() -> None:
 @click.argument("roots", nargs=-1, required=True, type=click.Path(file_okay=False), metavar="ROOT...")
 @click.option("--per-node", is_flag=True, help="Each ROOT holds one config tree per node.")
 @output.format_option
-@click.pass_context
-def show(ctx: click.Context, roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
+def show(roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
     """Where fixed_key is set and whether every value matches (by hash).
 
     \b
@@ -104,12 +110,14 @@ def show(ctx: click.Context, roots: tuple[str, ...], per_node: bool, output_form
         for r in rows:
             r["value"] = f"set, {r['length']} chars"
         if rows:
-            output.emit(rows, "table", ["node", "service", "path", "section", "line", "value", "sha256"],
+            output.emit(rows, "table", ["node", "service", "relpath", "section", "line", "value", "sha256"],
                         ["Node", "Service", "File", "Section", "Line", "Value", "SHA-256"])
         click.echo("fixed_key is not set anywhere" if not rows else
                    "all values match" if match else
                    f"VALUES DIFFER: {len(fk.distinct_digests(found))} distinct values")
-    ctx.exit(0 if match else 1)
+    if not match:
+        raise ProblemsFound(f"fixed_key values differ ({len(fk.distinct_digests(found))} distinct values)",
+                            "Make every node agree on the value the volumes were encrypted with")
 
 
 @fixed_key.command("retire")
