@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from keytools import image_signature as sig
 from keytools.errors import CertificateError, UsageError
@@ -92,8 +93,13 @@ def sign_file(image: str | os.PathLike[str], key: sig.PrivateKey, cert_uuid: str
             digest = sig.hash_file(handle, hash_method, progress)
         except OSError as exc:
             raise UsageError(f"cannot read image {image}: {exc.strerror or exc}") from None
-    return Signed(str(image), digest.size, digest.value, sig.sign_digest(key, digest.value, hash_method),
-                  hash_method, key_type, cert_uuid)
+    signature = sig.sign_digest(key, digest.value, hash_method)
+    try:  # never hand out a signature that does not verify (corrupt key, hardware fault)
+        sig.verify_digest(key.public_key(), signature, digest.value, hash_method, key_type)
+    except InvalidSignature:
+        raise UsageError("the private key made a signature that does not verify: the key file is corrupt",
+                         "Restore the key from a backup") from None
+    return Signed(str(image), digest.size, digest.value, signature, hash_method, key_type, cert_uuid)
 
 
 def write_signature(path: str | os.PathLike[str], signed: Signed) -> None:

@@ -231,3 +231,13 @@ def _cert_without_signing(key):
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.KeyUsage(False, False, True, False, False, False, False, False, False), True)
             .sign(key, hashes.SHA256()))
+
+
+def test_corrupt_key_never_yields_a_signature(pair, tmp_path):
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    n = pair["obj"].private_numbers()
+    broken = rsa.RSAPrivateNumbers(n.p, n.q, n.d + 2, n.dmp1 + 2, n.dmq1, n.iqmp, n.public_numbers)
+    key = broken.private_key(unsafe_skip_rsa_key_validation=True)
+    res = _sign(pair, key=h.write_key(tmp_path / "broken.key", key))
+    assert res.exit_code == 2 and "key file is corrupt" in res.stderr and res.stdout == ""
