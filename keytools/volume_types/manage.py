@@ -53,11 +53,17 @@ class Outcome:
                 "public": self.is_public, "changes": self.changes}
 
 
-def ensure(cinder: Any, request: Request, update: bool = False) -> Outcome:
+def ensure(cinder: Any, request: Request, update: bool = False, _retry: bool = True) -> Outcome:
     """Make the type exist with ``request``'s definition; see the module docstring for reruns."""
     existing = cinder_api.find_type(cinder, request.name)
     if existing is None:
-        type_id = _create_type(cinder, request)
+        try:
+            type_id = _create_type(cinder, request)
+        except _AlreadyExists:
+            if not _retry:
+                raise Conflict(f"volume type {request.name!r} keeps appearing and disappearing",
+                               "Another tool is changing it; retry later") from None
+            return ensure(cinder, request, update, _retry=False)  # a concurrent run created it
         _finish(cinder, type_id, request, has_encryption=False)
         return Outcome(CREATED, type_id, request.name, request.spec, request.is_public)
 
@@ -104,7 +110,16 @@ def _create_type(cinder: Any, request: Request) -> str:
                             "os-volume-type-access:is_public": request.is_public,
                             "extra_specs": {PENDING_KEY: PENDING_VALUE}}}
     with cinder_api.calling(f"creating volume type {request.name!r}", admin_only=True):
-        return cinder.volume_types._create("/types", body, "volume_type").id
+        try:
+            return cinder.volume_types._create("/types", body, "volume_type").id
+        except Exception as exc:
+            if getattr(exc, "code", None) != 409:
+                raise
+    raise _AlreadyExists()
+
+
+class _AlreadyExists(Exception):
+    """The type was created by someone else between our lookup and our POST."""
 
 
 def _finish(cinder: Any, type_id: str, request: Request, has_encryption: bool) -> None:
@@ -115,7 +130,11 @@ def _finish(cinder: Any, type_id: str, request: Request, has_encryption: bool) -
     with cinder_api.calling(f"finishing volume type {request.name!r}", admin_only=True):
         volume_type = cinder.volume_types.get(type_id)
         if PENDING_KEY in (volume_type.extra_specs or {}):
-            volume_type.unset_keys([PENDING_KEY])
+            try:
+                volume_type.unset_keys([PENDING_KEY])
+            except Exception as exc:
+                if getattr(exc, "code", None) != 404:  # 404: a concurrent run removed it first
+                    raise
 
 
 def _set_encryption(cinder: Any, type_id: str, request: Request, create: bool) -> None:
@@ -128,11 +147,23 @@ def _set_encryption(cinder: Any, type_id: str, request: Request, create: bool) -
                 cinder.volume_encryption_types.update(type_id, request.spec.as_body())
         except Exception as exc:
             reason = " ".join(str(getattr(exc, "message", "") or "").split())
+            if create and getattr(exc, "code", None) == 400 and "already exists" in reason.lower():
+                _same_encryption_or_conflict(cinder, type_id, request)  # a concurrent run set it
+                return
             if getattr(exc, "code", None) == 400 and "in use" in reason.lower():
                 raise StateError(f"volume type {request.name!r} is in use; Cinder says: {reason}",
                                  "Cinder never changes the encryption of a type volumes use: create a "
                                  "new type and retype the volumes, or delete them first") from None
             raise
+
+
+def _same_encryption_or_conflict(cinder: Any, type_id: str, request: Request) -> None:
+    current = cinder_api.encryption_of(cinder, type_id)
+    spec = from_cinder(current)[0] if current else None
+    if spec != request.spec:
+        diffs = request.spec.differences(spec) if spec else ["not encrypted"]
+        raise Conflict(f"volume type {request.name!r} got a different encryption spec meanwhile: "
+                       f"{'; '.join(diffs)}", "Another run is changing it; rerun to see its state")
 
 
 def _apply_update(cinder: Any, type_id: str, current: EncryptionSpec | None, request: Request) -> None:

@@ -258,3 +258,19 @@ def test_check_as_user_without_creator(kt, cloud) -> None:
 def test_check_as_demo_can_create(kt, cloud) -> None:
     report = json.loads(kt(*DEMO, "volume-type", "check", "-f", "json").stdout)
     assert report["creator"]["allowed"] is True and report["creator"]["user"] == "demo"
+
+
+def test_concurrent_creates_converge(cloud, admin_cinder) -> None:
+    """Three runs creating the same type at once: all succeed, one type with the spec, no marker."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = name("race")
+    wanted = spec.build(key_size=512)
+    clients = [cinder_api.client(cloud.session("admin")) for _ in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        outcomes = list(pool.map(lambda c: manage.ensure(c, manage.Request(n, wanted)), clients))
+    assert {o.type_id for o in outcomes} == {outcomes[0].type_id}
+    assert "created" in {o.action for o in outcomes}
+    assert [t.name for t in cinder_api.list_types(admin_cinder, with_encryption=False)].count(n) == 1
+    record = cinder_api.find_type(admin_cinder, n)
+    assert record.encryption["key_size"] == 512 and manage.PENDING_KEY not in record.extra_specs
