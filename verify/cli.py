@@ -89,7 +89,9 @@ def verify(run: context.RunContext, image: str | None, image_id: str | None, pro
                 details.update(verifier.verify_file(image, prepared, progress))  # type: ignore[arg-type]
     except KeytoolsError as exc:
         details.update(getattr(exc, "details", {}))
-        _render("invalid" if exc.exit_code == 1 else "error", exc.one_line(), details, output_format)
+        if exc.hint:
+            details["hint"] = exc.hint
+        _render("invalid" if exc.exit_code == 1 else "error", exc.message, details, output_format)
         raise
     _render("valid", f"signature verified for {target}", details, output_format)
 
