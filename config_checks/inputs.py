@@ -164,7 +164,12 @@ def load_service(node: str, service: str, layout: str, tree: Path, path: Path,
                  stats: dict[str, os.stat_result]) -> ServiceConfig:
     """Main file then ``<file>.d/*.conf`` in name order (later files win, as with --config-dir)."""
     cfg = ServiceConfig(node, service, layout, path, tree)
-    extra = sorted(Path(f"{path}.d").glob("*.conf")) if Path(f"{path}.d").is_dir() else []
+    conf_d = Path(f"{path}.d")
+    try:
+        extra = sorted(conf_d.glob("*.conf")) if conf_d.is_dir() else []
+    except OSError as exc:
+        extra = []
+        cfg.unreadable.append((conf_d, f"cannot list ({exc.strerror})"))
     for file in (path, *extra):
         conf, st, reason = read_config(file)
         if st is not None:
@@ -184,7 +189,19 @@ def load_service(node: str, service: str, layout: str, tree: Path, path: Path,
 
 
 def _node_dirs(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise UsageError(f"{root}: cannot list ({exc.strerror})", "Run the audit as a user who can read the tree") \
+            from None
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot access ({exc.strerror})", "Run the audit as a user who can read the tree") \
+            from None
 
 
 def discover(roots: Sequence[str | os.PathLike[str]], per_node: bool = False) -> AuditInput:
@@ -193,7 +210,7 @@ def discover(roots: Sequence[str | os.PathLike[str]], per_node: bool = False) ->
     seen: set[str] = set()
     for given in roots:
         root = Path(given)
-        if not root.is_dir():
+        if not _is_dir(root):
             raise UsageError(f"{root}: not a directory",
                              "Give a TripleO config tree (/var/lib/config-data/puppet-generated), an /etc "
                              "tree, or a directory with one tree per node and --per-node")
