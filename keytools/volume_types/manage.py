@@ -70,7 +70,7 @@ def ensure(cinder: Any, request: Request, update: bool = False, _retry: bool = T
     ours_pending = existing.extra_specs.get(PENDING_KEY) == PENDING_VALUE
     current = from_cinder(existing.encryption)[0] if existing.encryption else None
     diffs = _differences(existing, current, request)
-    if current is None and ours_pending and not _visibility_diffs(existing, request):
+    if current is None and ours_pending and not _type_field_diffs(existing, request):
         # An earlier run stopped between the two calls: finish it.
         _finish(cinder, existing.id, request, has_encryption=False)
         return Outcome(CREATED, existing.id, request.name, request.spec, request.is_public,
@@ -92,10 +92,10 @@ def ensure(cinder: Any, request: Request, update: bool = False, _retry: bool = T
 
 def _differences(existing: cinder_api.TypeRecord, current: EncryptionSpec | None, request: Request) -> list[str]:
     diffs = ["not encrypted"] if current is None else request.spec.differences(current)
-    return diffs + _visibility_diffs(existing, request)
+    return diffs + _type_field_diffs(existing, request)
 
 
-def _visibility_diffs(existing: cinder_api.TypeRecord, request: Request) -> list[str]:
+def _type_field_diffs(existing: cinder_api.TypeRecord, request: Request) -> list[str]:
     diffs = []
     if existing.is_public != request.is_public:
         have, want = ("public", "private") if existing.is_public else ("private", "public")
