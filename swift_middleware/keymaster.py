@@ -64,6 +64,27 @@ class BarbicanKeyMaster(BaseKeyMaster):
             raise _refuse(self.logger, exc) from None
 
 
+def _runtime() -> tuple[int, int]:
+    """(pid, eventlet hub) the code runs in; the hub is 0 outside eventlet."""
+    try:
+        from eventlet import hubs, patcher
+    except ImportError:  # pragma: no cover - swift depends on eventlet
+        return os.getpid(), 0
+    return os.getpid(), id(hubs.get_hub()) if patcher.is_monkey_patched("thread") else 0
+
+
+def _sleep(seconds: float) -> None:
+    """Sleep without blocking the proxy: Swift patches threads and sockets, not ``time``."""
+    from eventlet import patcher
+
+    if patcher.is_monkey_patched("thread"):
+        import eventlet
+
+        eventlet.sleep(seconds)
+    else:
+        time.sleep(seconds)
+
+
 class BackgroundLoader:
     """Keeps fetching the root secrets (capped backoff) until they load; one per process."""
 
@@ -71,15 +92,18 @@ class BackgroundLoader:
         self.settings = keymaster_settings
         self.logger = logger
         self.result: rootsecrets.RootSecrets | None = None
-        self._started_in: int | None = None
+        self._started_in: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
     def ensure_running(self) -> None:
-        """Start the loader thread in this process (again after a fork: threads do not survive it)."""
+        """Start the loader in this process and event loop. Again after a fork (threads do not
+        survive it) and after Swift switches eventlet hubs (run_server does, between its two
+        pipeline loads: green threads of the old hub never run again)."""
+        where = _runtime()
         with self._lock:
-            if self.result is not None or self._started_in == os.getpid():
+            if self.result is not None or self._started_in == where:
                 return
-            self._started_in = os.getpid()
+            self._started_in = where
         threading.Thread(target=self._run, name="keytools-keymaster-loader", daemon=True).start()
 
     def _run(self) -> None:
@@ -99,7 +123,7 @@ class BackgroundLoader:
                 self.result = result
                 self.logger.info("keymaster: root secrets loaded; serving encrypted requests")
                 return
-            time.sleep(delay)
+            _sleep(delay)
             delay = min(delay * 2, max(self.settings.startup_backoff_max, 0.1))
 
 

@@ -102,7 +102,8 @@ def _classify(exc: BaseException, ref: KeyRef | None, settings: KeymasterSetting
     if isinstance(exc, KeytoolsError):
         return exc
     what = f"{ref.option} = {ref.key_id}" if ref else "the keymaster credentials"
-    text = " ".join(redaction.redact(str(exc)).split())[:300] or type(exc).__name__
+    text = " ".join(redaction.redact(str(exc)).split()) or type(exc).__name__
+    text = text.split(": HTTPConnectionPool(")[0][:300]  # keystoneauth repeats urllib3's whole story
     chain = list(_chain(exc))
     status = next((s for s in map(http_status, chain) if s), None)
     if any(isinstance(e, ksa_exc.Unauthorized) for e in chain) or status == 401:
