@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
-import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from keytools import context, output, redaction
+from keytools import context, output, progress, redaction
 from keytools import image_signature as sig
 from keytools.errors import UsageError
 from sign import certs, signer
@@ -97,14 +94,12 @@ def cert_list(run: context.RunContext, output_format: str) -> None:
     output.emit(rows, output_format, ["uuid", "subject", "sha256_fingerprint", "not_after", "key", "status"])
 
 
-@contextlib.contextmanager
-def _progress(size: int, label: str) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr for long files on a terminal; nothing otherwise."""
-    if not output.is_tty() or size < 64 * 1024 * 1024:
-        yield None
-        return
-    with click.progressbar(length=size, label=label, file=sys.stderr) as bar:
-        yield bar.update
+LONG_FILE = 64 * 1024 * 1024  # smaller files are done before a bar would be worth drawing
+
+
+def _progress(size: int | None, label: str) -> Any:
+    """keytools' TTY-only progress bar, for long files only."""
+    return progress.progress(size, label, enabled=None if size and size >= LONG_FILE else False)
 
 
 def _read_password(path: str | None) -> bytes | None:

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 
-from keytools import context, output
+from keytools import context, output, progress
 from keytools import image_signature as sig
 from keytools.errors import KeytoolsError, UsageError
 from verify import verifier
 
 
-@contextlib.contextmanager
-def _progress(size: int | None, label: str) -> Iterator[Callable[[int], None] | None]:
-    if not output.is_tty() or not size or size < 64 * 1024 * 1024:
-        yield None
-        return
-    with click.progressbar(length=size, label=label, file=sys.stderr) as bar:
-        yield bar.update
+LONG_FILE = 64 * 1024 * 1024  # smaller files are done before a bar would be worth drawing
+
+
+def _progress(size: int | None, label: str) -> Any:
+    """keytools' TTY-only progress bar, for long files only."""
+    return progress.progress(size, label, enabled=None if size and size >= LONG_FILE else False)
 
 
 @click.command("verify")
