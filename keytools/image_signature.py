@@ -307,9 +307,12 @@ def fetch_certificate_pem(session: Any, cert_uuid: str) -> bytes:
     caller may not read it.
     """
     from keytools import keymanager, service_errors
-    from keytools.errors import CertificateError
+    from keytools.errors import CertificateError, UsageError
 
-    cert_uuid = check_uuid(cert_uuid)
+    try:
+        cert_uuid = check_uuid(cert_uuid, "certificate id")
+    except SignatureFormatError as exc:
+        raise UsageError(str(exc), "Pass the UUID printed by 'keytools cert store'") from None
     with service_errors.translated("Barbican", f"reading certificate {cert_uuid}"):
         try:
             secret = keymanager.barbican_client(session).secrets.get(cert_uuid)

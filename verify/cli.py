@@ -58,6 +58,11 @@ def verify(run: context.RunContext, image: str | None, image_id: str | None, pro
       4  key manager (Barbican), Keystone or Glance unreachable
     """
     target = image_id or image
+    for uuid in trusted:
+        try:
+            sig.check_uuid(uuid, "--trusted-cert")
+        except sig.SignatureFormatError as exc:
+            raise UsageError(str(exc), "Pass Barbican secret UUIDs ('keytools cert list')") from None
     details: dict[str, Any] = {"image": target}
     try:
         props = _properties(image, image_id, properties_json, signature, key_type, hash_method, cert_uuid)

@@ -137,6 +137,11 @@ def test_image_and_image_id_exclusive(signed):
     assert res.exit_code == 2 and "no signature properties" in res.stderr
 
 
+def test_trusted_cert_must_be_a_uuid(signed):
+    res = _verify(signed, None, None, None, "--trusted-cert", "not-a-uuid")
+    assert res.exit_code == 2 and "--trusted-cert 'not-a-uuid' is not a Barbican secret UUID" in res.stderr
+
+
 def test_openstack_image_show_json_is_accepted(signed):
     shown = {"id": "x", "name": "img", "properties": dict(signed["props"])}
     res = invoke(["verify", signed["image"], "--properties", json.dumps(shown), "--cert", signed["cert"]])
