@@ -173,8 +173,8 @@ def sign(run: context.RunContext, image: str, key_file: str, key_password_file: 
     signer.check_pair(key, certificate, key_file, where, allow_weak_key)
     handle, size = sig.open_image(image)
     handle.close()
-    with _progress(size, "signing") as progress:
-        signed = signer.sign_file(image, key, cert_uuid, hash_method, progress)
+    with _progress(size, "signing") as advance:
+        signed = signer.sign_file(image, key, cert_uuid, hash_method, advance)
     if signature_file:
         signer.write_signature(signature_file, signed)
     if upload:
@@ -182,8 +182,8 @@ def sign(run: context.RunContext, image: str, key_file: str, key_password_file: 
 
         options = glance_upload.ImageOptions(name or os.path.basename(image), disk_format, container_format,
                                              visibility)
-        with _progress(size, "uploading") as progress:
-            result = glance_upload.upload(run.session(), image, signed.properties, options, progress)
+        with _progress(size, "uploading") as advance:
+            result = glance_upload.upload(run.session(), image, signed.properties, options, advance)
         _print(signed.properties, output_format, result)
         return
     _print(signed.properties, output_format, None)

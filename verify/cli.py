@@ -80,14 +80,14 @@ def verify(run: context.RunContext, image: str | None, image_id: str | None, pro
                                     cert_label=f"certificate {cert_file}" if cert_file else None)
         details.update(prepared.details())
         if client is not None:
-            with _progress(details.get("size"), "verifying") as progress:
+            with _progress(details.get("size"), "verifying") as advance:
                 details.update(verifier.verify_chunks(verifier.download_chunks(client, image_id), prepared,
-                                                      f"image {image_id}", progress))
+                                                      f"image {image_id}", advance))
         else:
             handle, size = sig.open_image(image)  # type: ignore[arg-type]
             handle.close()
-            with _progress(size, "verifying") as progress:
-                details.update(verifier.verify_file(image, prepared, progress))  # type: ignore[arg-type]
+            with _progress(size, "verifying") as advance:
+                details.update(verifier.verify_file(image, prepared, advance))  # type: ignore[arg-type]
     except KeytoolsError as exc:
         details.update(getattr(exc, "details", {}))
         if exc.hint:
