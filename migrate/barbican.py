@@ -43,7 +43,7 @@ class Barbican:
         with translated("Barbican", "finding the key-manager endpoint"):
             self.endpoint = (endpoint.rstrip("/") if endpoint else
                              keymanager.barbican_endpoint(session, region=region))
-        self.client = keymanager.barbican_client(session, self.endpoint)
+            self.client = keymanager.barbican_client(session, self.endpoint)
 
     # ---- retry ----------------------------------------------------------------------------------
 
@@ -75,9 +75,15 @@ class Barbican:
 
     # ---- calls -------------------------------------------------------------------------------------
 
-    def create(self, name: str, key: bytes) -> str:
-        """Store ``key`` as cinder does; returns the secret ref."""
+    def create(self, name: str, key: bytes) -> tuple[str, bool]:
+        """Store ``key`` as cinder does; returns (secret ref, uncertain). ``uncertain`` means a
+        POST failed in a way that may still have stored a secret (timeout, lost answer): the
+        caller searches by name later so such a secret is reported as an orphan, not forgotten."""
+        attempts = 0
+
         def post() -> str:
+            nonlocal attempts
+            attempts += 1
             secret = self.client.secrets.create(name=name, algorithm="AES", bit_length=len(key) * 8,
                                                 secret_type="symmetric", mode=None, payload=key)
             return secret.store()
@@ -86,7 +92,8 @@ class Barbican:
             refs = self.find(name)
             return refs[-1] if refs else None
 
-        return self.call(post, "storing the key", before_retry=lookup)
+        ref = self.call(post, "storing the key", before_retry=lookup)
+        return ref, attempts > 1
 
     def grant_read(self, ref: str, user_id: str | None) -> None:
         """The read ACL cinder sets so the volume's owner can use the key."""

@@ -36,6 +36,8 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--backend", metavar="NAME", default=None,
                      help="Key manager backend as cinder has it configured (default: from the config, "
                           "else barbican)."),
+        click.option("--barbican-endpoint", metavar="URL", default=None,
+                     help="Barbican URL (default: [barbican] barbican_endpoint, else the service catalog)."),
         click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
                      help="Where the journal lives (default ~/.local/state/keytools/migrate)."),
     ]
@@ -62,7 +64,8 @@ def _scope(host: str | None, cluster: str | None, only: str | None) -> Scope:
 
 
 def _load(kw: dict[str, Any]) -> tuple[config.Settings, CinderDB, Path]:
-    settings = config.load(kw.get("config_file"), kw.get("db_url"), kw.get("fixed_key_file"), kw.get("backend"))
+    settings = config.load(kw.get("config_file"), kw.get("db_url"), kw.get("fixed_key_file"), kw.get("backend"),
+                           kw.get("barbican_endpoint"))
     db = CinderDB(settings.db_url)
     path = jr.journal_path(kw.get("state_dir"), db.describe())
     return settings, db, path
@@ -214,7 +217,8 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
 
 def preflight(barbican: Barbican, journal: jr.Journal, grant_creator: bool, admin_cloud: str | None) -> None:
     """Barbican reachable and the credentials may create secrets, before any change."""
-    check = rbac.check_create(barbican.session, endpoint=barbican.endpoint)
+    check = barbican.call(lambda: rbac.check_create(barbican.session, endpoint=barbican.endpoint),
+                          "checking secret-creation rights")
     if check.allowed:
         return
     role = check.missing_role or rbac.CREATE_ROLE[rbac.LEGACY]

@@ -100,7 +100,7 @@ def _short_backend(value: str | None) -> str:
 
 
 def load(config_file: str | None = None, db_url: str | None = None, fixed_key_file: str | None = None,
-         backend: str | None = None) -> Settings:
+         backend: str | None = None, barbican_endpoint: str | None = None) -> Settings:
     """Settings from cinder.conf and/or explicit options (explicit options win)."""
     conf = None
     if config_file:
@@ -127,7 +127,7 @@ def load(config_file: str | None = None, db_url: str | None = None, fixed_key_fi
         raise UsageError(f"no Cinder database given ({where} is not set)",
                          "Pass --config-file cinder.conf or --db-url mysql+pymysql://user:pw@host/cinder")
     _register_db_password(db_url)
-    endpoint = conf.get("barbican", "barbican_endpoint") if conf is not None else None
+    endpoint = barbican_endpoint or (conf.get("barbican", "barbican_endpoint") if conf is not None else None)
     region = conf.get("barbican", "barbican_region_name") if conf is not None else None
     return Settings(db_url=db_url, backend=_short_backend(backend or "barbican"), fixed_key=key,
                     config_file=config_file, barbican_endpoint=endpoint or None, barbican_region=region or None)

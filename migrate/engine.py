@@ -142,6 +142,7 @@ class Migrator:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
+        self._uncertain: list[tuple[str, str]] = []
         self._done = 0
         self._start = 0.0
 
@@ -158,8 +159,11 @@ class Migrator:
             except (PayloadMismatch, KeytoolsError) as exc:
                 LOG.debug("not reusing %s for %s %s: %s", spare, item.kind, item.id, exc)
         self.journal.record("intent", item.table, item.id, name=jr.secret_name(item.table, item.id))
-        ref = self.barbican.create(jr.secret_name(item.table, item.id), self.key)
+        ref, uncertain = self.barbican.create(jr.secret_name(item.table, item.id), self.key)
         self.journal.record("stored", item.table, item.id, ref)
+        if uncertain:
+            with self._lock:
+                self._uncertain.append((item.table, item.id))
         return ref, False
 
     def migrate_one(self, item: Item) -> None:
@@ -210,6 +214,17 @@ class Migrator:
             st.intents = len(st.refs)
             self.journal.record("searched", table, row_id, refs=refs)
 
+    def _search_uncertain(self) -> None:
+        """Rows whose create was retried after a timeout or a lost answer: a second secret may
+        exist; journal every secret of that name so orphans are reported (and --cleanup works)."""
+        for table, row_id in self._uncertain:
+            try:
+                refs = self.barbican.find(jr.secret_name(table, row_id))
+            except KeytoolsError as exc:
+                LOG.warning("Could not look for extra secrets of %s %s: %s", table, row_id, exc.message)
+                continue
+            self.journal.record("searched", table, row_id, refs=refs)
+
     def _record_error(self, item: Item, exc: BaseException) -> None:
         LOG.error(MSG_ERROR, cinder_text(exc), extra={"keytools_event": {
             "event": "item_error", "table": item.table, "id": item.id, "host": item.host,
@@ -240,6 +255,7 @@ class Migrator:
             if bar is not None:
                 bar.__exit__(None, None, None)
         self._repair()
+        self._search_uncertain()
         self.outcome.orphans = self.find_orphans()
         if cleanup and not self.outcome.aborted:
             self.outcome.deleted_orphans = self.delete_orphans(self.outcome.orphans)
