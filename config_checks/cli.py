@@ -145,13 +145,13 @@ def retire(roots: tuple[str, ...], backup_dir: str | None, db_url: str | None, p
     """
     if db_url:
         redaction.register_secret(fk.secrets.url_password(db_url))
-    elif not dry_run:
-        click.echo("keytools: warning: --db-url not given: not checking Cinder for rows on the all-zeros key id",
-                   err=True)
     if not dry_run and not backup_dir:
         raise UsageError("--backup-dir is required to retire fixed_key",
                          "Give a directory on a safe disk; it receives a 0600 copy of each value")
     changes = fk.retire(list(roots), backup_dir, per_node=per_node, db_url=db_url, dry_run=dry_run)
+    if changes and not db_url:
+        click.echo("keytools: warning: --db-url not given: Cinder was not checked for rows on the all-zeros "
+                   "key id", err=True)
     if output_format == "json":
         output.emit([c.to_dict(dry_run) for c in changes], "json")
         return

@@ -34,6 +34,7 @@ from keytools.fileutil import atomic_write, private_dir
 
 OPTION = "fixed_key"
 BACKUP_VERSION = 1
+BOM = b"\xef\xbb\xbf"
 _HEADER = re.compile(r"^\s*\[([^\]]+)\]\s*$")
 
 
@@ -98,7 +99,7 @@ def crudini_exe() -> str:
 def raw_sections(text: str, wanted: str) -> list[str]:
     """Section names as written (crudini is case-sensitive, oslo.config is not)."""
     names: list[str] = []
-    for line in text.splitlines():
+    for line in text.lstrip("\ufeff").splitlines():
         m = _HEADER.match(line)
         if m and oslo_ini.normalize_section(m.group(1)) == wanted and m.group(1) not in names:
             names.append(m.group(1))
@@ -113,7 +114,12 @@ def _decode(data: bytes) -> str:
 
 
 def crudini_delete(data: bytes, sections: Sequence[str], name: str) -> bytes:
-    """Run ``crudini --del`` for each raw section on a private copy of ``data``; return the result."""
+    """Run ``crudini --del`` for each raw section on a private copy of ``data``; return the result.
+
+    A UTF-8 byte order mark hides the first section header from crudini: it is set aside and put back.
+    """
+    bom = BOM if data.startswith(BOM) else b""
+    data = data[len(bom):]
     with tempfile.TemporaryDirectory(prefix="keytools-retire-") as tmp:
         copy = Path(tmp, name)
         copy.write_bytes(data)
@@ -125,9 +131,11 @@ def crudini_delete(data: bytes, sections: Sequence[str], name: str) -> bytes:
                 raise ConfigError(f"{name}: crudini --del [{section}] {OPTION} failed: "
                                   f"{redaction.redact(result.stderr.strip())[:200]}")
         new = copy.read_bytes()
-    if not data.endswith(b"\n") and new.endswith(b"\n"):
+    last_line = data.rsplit(b"\n", 1)[-1]
+    if last_line and new.endswith(b"\n") and new.rstrip(b"\r\n").endswith(last_line):
+        # crudini added a newline at the end of a file that had none: take it off again
         new = new[:-2] if new.endswith(b"\r\n") and not data.endswith(b"\r") else new[:-1]
-    return new
+    return bom + new
 
 
 def verify_only_deleted(path: str, old: bytes, new: bytes) -> None:
@@ -140,8 +148,9 @@ def verify_only_deleted(path: str, old: bytes, new: bytes) -> None:
         if tag != "delete":
             raise ConfigError(f"{path}: crudini would change more than the {OPTION} line(s); file left as it was",
                               "Remove fixed_key by hand (crudini --del) and rerun")
-        removed = [_decode(b).strip() for b in old_lines[i1:i2]]
-        if not removed or not re.match(rf"^{OPTION}\s*[=:]", removed[0]):
+        removed = [_decode(b) for b in old_lines[i1:i2]]
+        continuation = all(not ln.strip() or ln[0] in " \t" for ln in removed[1:])
+        if not removed or not re.match(rf"^{OPTION}\s*[=:]", removed[0].strip()) or not continuation:
             raise ConfigError(f"{path}: crudini would remove lines other than {OPTION}; file left as it was",
                               "Remove fixed_key by hand (crudini --del) and rerun")
     conf = oslo_ini.parse_text(_decode(new), path)
