@@ -274,3 +274,34 @@ def test_concurrent_creates_converge(cloud, admin_cinder) -> None:
     assert [t.name for t in cinder_api.list_types(admin_cinder, with_encryption=False)].count(n) == 1
     record = cinder_api.find_type(admin_cinder, n)
     assert record.encryption["key_size"] == 512 and manage.PENDING_KEY not in record.extra_specs
+
+
+@pytest.mark.parametrize("kill_after", ["/types returned with HTTP 200", "/encryption returned with HTTP 200"])
+def test_kill_9_during_create_then_rerun_converges(kt, cloud, admin_cinder, kill_after: str) -> None:
+    """SIGKILL the CLI right after Cinder answered the type POST (or the encryption POST), then rerun."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    n = name(f"kill{len(kill_after)}")
+    log = cloud.state.path("logs", "cinder.log")
+    offset = log.stat().st_size
+    proc = subprocess.Popen([sys.executable, "-m", "keytools.cli", *ADMIN, "volume-type", "create", n],
+                            env=cloud.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        with open(log, errors="replace") as handle:
+            handle.seek(offset)
+            if kill_after in handle.read():
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        time.sleep(0.005)
+    proc.wait(timeout=30)
+    rerun = as_json(kt(*ADMIN, "volume-type", "create", n, "-f", "json"))
+    assert rerun["action"] in ("created", "unchanged")
+    record = cinder_api.find_type(admin_cinder, n)
+    assert record.encryption["cipher"] == "aes-xts-plain64" and record.encryption["key_size"] == 256
+    assert manage.PENDING_KEY not in record.extra_specs
+    assert [t.name for t in cinder_api.list_types(admin_cinder, with_encryption=False)].count(n) == 1
