@@ -9,7 +9,8 @@ file, in the page cache (one warm-up read first), best of N runs:
   cursive      python: cursive's RSA-PSS verifier fed 64 KiB chunks (what Glance/Nova stream)
   keytools     keytools verify ... --cert (the whole CLI)
 
-Also the library alone in this process (no interpreter start-up): image_signature.hash_file + sign.
+and the same work in this process, without interpreter start-up: hashlib, keytools' sign and verify
+library calls, cursive's verifier. Rounds are interleaved; the best of N counts.
 Writes bench-results/sign_verify.json. Run: .venv/bin/python benchmarks/bench_sign_verify.py
 """
 
@@ -80,94 +81,136 @@ def timed(argv: list[str]) -> tuple[float, int]:
     return float(wall), int(rss)
 
 
-def best(argv: list[str], runs: int) -> dict[str, float]:
-    samples = [timed(argv) for _ in range(runs)]
-    wall = min(s[0] for s in samples)
-    return {"seconds": wall, "peak_rss_mib": round(max(s[1] for s in samples) / 1024, 1)}
+def library(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
-def library(fn, runs: int) -> dict[str, float]:
-    times = []
+def hashlib_inprocess(image: Path) -> None:
+    import hashlib
+
+    hasher = hashlib.sha256()
+    buf = bytearray(MiB)
+    view = memoryview(buf)
+    with open(image, "rb", buffering=0) as handle:
+        while n := handle.readinto(buf):
+            hasher.update(view[:n])
+
+
+def cursive_inprocess(image: Path, signature: str, cert_path: Path) -> None:
+    from cryptography import x509
+    from cursive import signature_utils
+
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    verifier_ = signature_utils.create_verifier_for_pss(signature_utils.get_signature(signature),
+                                                        signature_utils.get_hash_method("SHA-256"), cert.public_key())
+    with open(image, "rb") as handle:
+        for chunk in iter(lambda: handle.read(65536), b""):
+            verifier_.update(chunk)
+    verifier_.verify()
+
+
+def measure(size_mib: int, tmp: Path, created, key, runs: int) -> dict[str, dict]:
+    """Best of ``runs`` rounds; every round runs every contender once (interleaved, so a burst of
+    load from elsewhere hits all of them alike)."""
+    py = sys.executable
+    keytools = [py, "-m", "keytools.cli"]
+    image = tmp / f"image-{size_mib}M.raw"
+    make_file(image, size_mib * MiB)
+    hashlib_inprocess(image)  # warm the page cache
+    signed = signer.sign_file(image, key, CERT_UUID)
+    props_file, b64_file = tmp / "props.json", tmp / "sig.b64"
+    props_file.write_text(json.dumps(signed.properties))
+    b64_file.write_text(signed.properties[sig.SIGNATURE])
+    prepared = verifier.prepare(signed.properties, verifier.file_source(str(created.cert_path)),
+                                cert_label="bench certificate")
+    processes = {
+        "hashlib_sha256 (process)": [py, "-c", HASHLIB, str(image)],
+        "openssl dgst -sign (pss)": ["openssl", "dgst", "-sha256", "-sign", str(created.key_path), "-sigopt",
+                                     "rsa_padding_mode:pss", "-out", str(tmp / "openssl.sig"), str(image)],
+        "keytools sign (CLI)": [*keytools, "sign", str(image), "--key", str(created.key_path), "--cert-uuid",
+                                CERT_UUID, "--cert", str(created.cert_path), "--offline", "--signature-file",
+                                str(tmp / "kt.sig")],
+        "cursive verify (process)": [py, "-c", CURSIVE, str(image), str(created.cert_path), str(b64_file)],
+        "keytools verify (CLI)": [*keytools, "verify", str(image), "--properties", str(props_file), "--cert",
+                                  str(created.cert_path)],
+    }
+    inprocess = {
+        "hashlib_sha256 (in-process)": lambda: hashlib_inprocess(image),
+        "keytools sign (library)": lambda: signer.sign_file(image, key, CERT_UUID),
+        "cursive verify (in-process)": lambda: cursive_inprocess(image, signed.properties[sig.SIGNATURE],
+                                                                 created.cert_path),
+        "keytools verify (library)": lambda: verifier.verify_file(image, prepared),
+    }
+    samples: dict[str, list[tuple[float, int | None]]] = {name: [] for name in [*processes, *inprocess]}
     for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return {"seconds": min(times)}
+        for name, argv in processes.items():
+            samples[name].append(timed(argv))
+        for name, fn in inprocess.items():
+            samples[name].append((library(fn), None))
+    image.unlink()
+    row = {}
+    for name, values in samples.items():
+        seconds = min(v[0] for v in values)
+        rss = [v[1] for v in values if v[1] is not None]
+        row[name] = {"seconds": round(seconds, 3), "gb_per_s": round(size_mib * MiB / seconds / 1e9, 2),
+                     "peak_rss_mib": round(max(rss) / 1024, 1) if rss else None}
+    return row
+
+
+def ratios(row: dict[str, dict]) -> dict[str, float]:
+    t = {name: entry["seconds"] for name, entry in row.items()}
+    pairs = {
+        "sign library vs openssl": ("openssl dgst -sign (pss)", "keytools sign (library)"),
+        "sign library vs hashlib": ("hashlib_sha256 (in-process)", "keytools sign (library)"),
+        "verify library vs cursive": ("cursive verify (in-process)", "keytools verify (library)"),
+        "verify library vs hashlib": ("hashlib_sha256 (in-process)", "keytools verify (library)"),
+        "sign CLI vs openssl": ("openssl dgst -sign (pss)", "keytools sign (CLI)"),
+        "verify CLI vs cursive process": ("cursive verify (process)", "keytools verify (CLI)"),
+        "sign CLI vs hashlib process": ("hashlib_sha256 (process)", "keytools sign (CLI)"),
+    }
+    return {label: round(t[ref] / t[ours], 2) for label, (ref, ours) in pairs.items()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,1024", help="file sizes in MiB [100,1024]")
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", default=str(REPO / "bench-results" / "sign_verify.json"))
     args = parser.parse_args()
     if not shutil.which("openssl") or not Path("/usr/bin/time").exists():
         print("needs openssl and /usr/bin/time", file=sys.stderr)
         return 2
-    py = sys.executable
-    keytools = [py, "-m", "keytools.cli"]
     results: dict[str, dict] = {}
     tmp = Path(tempfile.mkdtemp(prefix="bench-sign-verify-"))
+    load_before = os.getloadavg()
     try:
         created = certs.create(tmp / "pki", days=2)
         key = certs.read_private_key(created.key_path)
-        startup = best([*keytools, "--version"], args.runs)
+        startup = [timed([sys.executable, "-m", "keytools.cli", "--version"]) for _ in range(args.runs)]
+        cli_startup = {"seconds": min(s[0] for s in startup), "peak_rss_mib": round(max(s[1] for s in startup) / 1024, 1)}
         for size_mib in (int(s) for s in args.sizes.split(",")):
-            image = tmp / f"image-{size_mib}M.raw"
-            make_file(image, size_mib * MiB)
-            subprocess.run([py, "-c", HASHLIB, str(image)], check=True, capture_output=True)  # warm the cache
-            sig_raw = tmp / "openssl.sig"
-            props_file = tmp / "props.json"
-            b64_file = tmp / "sig.b64"
-            row: dict[str, dict] = {}
-            row["hashlib_sha256"] = best([py, "-c", HASHLIB, str(image)], args.runs)
-            row["openssl_sign"] = best(["openssl", "dgst", "-sha256", "-sign", str(created.key_path), "-sigopt",
-                                        "rsa_padding_mode:pss", "-out", str(sig_raw), str(image)], args.runs)
-            row["keytools_sign"] = best([*keytools, "sign", str(image), "--key", str(created.key_path),
-                                         "--cert-uuid", CERT_UUID, "--cert", str(created.cert_path), "--offline",
-                                         "--signature-file", str(tmp / "kt.sig")], args.runs)
-            signed = signer.sign_file(image, key, CERT_UUID)
-            props_file.write_text(json.dumps(signed.properties))
-            b64_file.write_text(signed.properties[sig.SIGNATURE])
-            row["cursive_verify"] = best([py, "-c", CURSIVE, str(image), str(created.cert_path), str(b64_file)],
-                                         args.runs)
-            row["keytools_verify"] = best([*keytools, "verify", str(image), "--properties", str(props_file),
-                                           "--cert", str(created.cert_path)], args.runs)
-            row["keytools_sign_library"] = library(lambda: signer.sign_file(image, key, CERT_UUID), args.runs)
-            prepared = verifier.prepare(signed.properties, verifier.file_source(str(created.cert_path)),
-                                        cert_label="bench certificate")
-            row["keytools_verify_library"] = library(lambda: verifier.verify_file(image, prepared), args.runs)
-            for entry in row.values():
-                entry["gb_per_s"] = round(size_mib * MiB / entry["seconds"] / 1e9, 2)
-            results[f"{size_mib}MiB"] = row
-            image.unlink()
+            row = measure(size_mib, tmp, created, key, args.runs)
+            results[f"{size_mib}MiB"] = {"timings": row, "ratios": ratios(row)}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"keytools CLI start-up alone (keytools --version): {startup['seconds']:.2f} s, "
-          f"{startup['peak_rss_mib']} MiB")
-    print(f"{'size':>8} {'contender':<24} {'seconds':>8} {'GB/s':>6} {'peak RSS MiB':>13}")
-    for size, row in results.items():
-        for name, entry in row.items():
-            rss = entry.get("peak_rss_mib", "-")
-            print(f"{size:>8} {name:<24} {entry['seconds']:>8.3f} {entry['gb_per_s']:>6.2f} {rss!s:>13}")
-        ratios = {
-            "sign_vs_openssl": row["openssl_sign"]["seconds"] / row["keytools_sign"]["seconds"],
-            "verify_vs_cursive": row["cursive_verify"]["seconds"] / row["keytools_verify"]["seconds"],
-            "sign_vs_hashlib": row["hashlib_sha256"]["seconds"] / row["keytools_sign"]["seconds"],
-            "verify_vs_hashlib": row["hashlib_sha256"]["seconds"] / row["keytools_verify"]["seconds"],
-            "sign_library_vs_hashlib": row["hashlib_sha256"]["seconds"] / row["keytools_sign_library"]["seconds"],
-            "verify_library_vs_hashlib": row["hashlib_sha256"]["seconds"] / row["keytools_verify_library"]["seconds"],
-            "verify_library_vs_cursive": row["cursive_verify"]["seconds"] / row["keytools_verify_library"]["seconds"],
-        }
-        row["ratios"] = {k: round(v, 3) for k, v in ratios.items()}
-        print(f"{size:>8} speed ratios (>1 = keytools faster): "
-              + ", ".join(f"{k} {v:.2f}x" for k, v in row["ratios"].items()))
+    print(f"load average before: {load_before[0]:.2f} (2 cores shared); best of {args.runs} interleaved rounds")
+    print(f"keytools CLI start-up alone (keytools --version): {cli_startup['seconds']:.2f} s, "
+          f"{cli_startup['peak_rss_mib']} MiB")
+    print(f"{'size':>8} {'contender':<30} {'seconds':>8} {'GB/s':>6} {'peak RSS MiB':>13}")
+    for size, result in results.items():
+        for name, entry in result["timings"].items():
+            rss = entry["peak_rss_mib"] if entry["peak_rss_mib"] is not None else "-"
+            print(f"{size:>8} {name:<30} {entry['seconds']:>8.3f} {entry['gb_per_s']:>6.2f} {rss!s:>13}")
+        print(f"{size:>8} ratios (>1 = keytools faster): "
+              + ", ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "sign_verify", "cpu_count": os.cpu_count(),
-                                "load_average": os.getloadavg(), "cli_startup": startup, "results": results},
-                              indent=2) + "\n")
+    out.write_text(json.dumps({"benchmark": "sign_verify", "cpu_count": os.cpu_count(), "runs": args.runs,
+                               "load_average_before": load_before, "cli_startup": cli_startup,
+                               "results": results}, indent=2) + "\n")
     print(f"wrote {out}")
     return 0
 

@@ -229,3 +229,20 @@ def test_certificate_and_service_problems(kt, cloud, publisher, tmp_path):
              env={"OS_CLIENT_CONFIG_FILE": str(yaml_path)})
     assert res.exit_code == 4, res.output
     assert "cannot reach" in res.stderr and "Traceback" not in res.output
+
+
+def test_sandbox_glance_config(cloud):
+    """glance-api's config lives in the state dir (0600: it holds the glance password), loopback only."""
+    import stat
+
+    from keytools import oslo_ini
+    from keytools.sandbox import glance
+
+    path = glance.config_file(cloud.state)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    conf = oslo_ini.parse_file(str(path))
+    assert conf.get("key_manager", "backend") == "barbican"
+    assert conf.get("barbican", "auth_endpoint") == cloud.keystone_url
+    assert conf.get("paste_deploy", "flavor") == "keystone"
+    assert conf.get("glance_store", "filesystem_store_datadir").startswith(str(cloud.state.root))
+    assert cloud.url("glance").startswith("http://127.0.0.1:")
