@@ -123,3 +123,20 @@ def test_dsa_is_verified_but_never_used_for_signing(tmp_path):
     assert res.exit_code == 0, res.output
     res = invoke(["sign", img, "--key", key_path, "--cert-uuid", CERT_UUID, "--cert", cert_path, "--offline"])
     assert res.exit_code == 2 and "DSA keys are accepted for verification only" in res.stderr
+
+
+def test_pss_salt_length_handling_matches_cursive(material, tmp_path):
+    """cryptography's PSS.MAX_LENGTH verifies any salt length: an openssl signature with a
+    digest-length salt is valid for cursive and so for keytools (same padding object)."""
+    key, key_path, cert_path, _pub = material["rsa3072"]
+    image, sig_file = material["image"], tmp_path / "digest-salt.sig"
+    h.openssl("dgst", "-sha256", "-sign", key_path, "-sigopt", "rsa_padding_mode:pss", "-sigopt",
+              "rsa_pss_saltlen:digest", "-out", sig_file, image)
+    b64 = base64.b64encode(sig_file.read_bytes()).decode()
+    verifier = signature_utils.create_verifier_for_pss(signature_utils.get_signature(b64),
+                                                       signature_utils.get_hash_method("SHA-256"), key.public_key())
+    verifier.update(image.read_bytes())
+    verifier.verify()
+    res = invoke(["verify", image, "--signature", b64, "--key-type", "RSA-PSS", "--hash-method", "SHA-256",
+                  "--cert", cert_path])
+    assert res.exit_code == 0, res.output
