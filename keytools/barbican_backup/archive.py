@@ -72,8 +72,9 @@ class KeySource:
     origin: str  # for messages: "--passphrase-file /x", "prompt", ...
 
     @classmethod
-    def passphrase(cls, value: str, origin: str) -> KeySource:
-        if len(value) < 8:
+    def passphrase(cls, value: str, origin: str, new: bool = True) -> KeySource:
+        """``new``: for a new archive (a short passphrase is refused; reading accepts any)."""
+        if new and len(value) < 8:
             raise UsageError(f"the passphrase from {origin} is too short ({len(value)} characters)",
                              "Use at least 8 characters (a long random passphrase is best)")
         redaction.register_secret(value)
@@ -171,16 +172,16 @@ class ArchiveWriter:
         self._aead = AESGCM(keys.enc)
         out.write(prelude)
         self._counter = 0
-        self._pending: bytes | None = None
+        self._pending: bytes | bytearray | memoryview | None = None
         self._buf = bytearray()
         self.bytes_in = 0
 
-    def _emit(self, plaintext: bytes) -> None:
+    def _emit(self, plaintext: bytes | bytearray | memoryview) -> None:
         if self._pending is not None:
             self._write_segment(self._pending, final=False)
         self._pending = plaintext
 
-    def _write_segment(self, plaintext: bytes, final: bool) -> None:
+    def _write_segment(self, plaintext: bytes | bytearray | memoryview, final: bool) -> None:
         if self._counter >= 0xFFFFFFFF:
             raise ArchiveError("backup too large for one archive (2**32 segments)")
         ct = self._aead.encrypt(_nonce(self._prefix, self._counter, final), plaintext, self._aad)
@@ -196,17 +197,26 @@ class ArchiveWriter:
         self._emit(bytes(data))
 
     def write(self, data: bytes) -> None:
-        self._buf += data
-        self.bytes_in += len(data)
-        while len(self._buf) > self._segment_size:
-            chunk = bytes(self._buf[: self._segment_size])
-            del self._buf[: self._segment_size]
-            self._emit(chunk)
+        view = memoryview(data).cast("B")
+        self.bytes_in += len(view)
+        size = self._segment_size
+        while len(view):
+            if not self._buf and len(view) >= size:
+                # A whole segment straight from the caller's buffer: no copy when it is immutable.
+                chunk, view = view[:size], view[size:]
+                self._emit(chunk if chunk.readonly else bytes(chunk))
+                continue
+            room = size - len(self._buf)
+            self._buf += view[:room]
+            view = view[room:]
+            if len(self._buf) == size:  # full: held back as pending, not yet known to be final
+                self._emit(self._buf)
+                self._buf = bytearray()
 
     def _flush_buffer(self) -> None:
         if self._buf:
-            self._emit(bytes(self._buf))
-            self._buf.clear()
+            self._emit(self._buf)
+            self._buf = bytearray()
 
     def close(self) -> None:
         self._flush_buffer()

@@ -32,6 +32,7 @@ class BarbicanConfig:
     path: Path
     connection: str
     kek: str | None
+    kek_path: Path | None = None  # the file that sets the KEK (barbican.conf.d/*.conf may)
 
     @property
     def kek_fingerprint(self) -> str | None:
@@ -55,14 +56,16 @@ def load(path: str | os.PathLike[str], need_kek: bool = True) -> BarbicanConfig:
         raise ConfigError(f"{path}: [database] connection is not set",
                           "Point --config at the barbican.conf the Barbican API uses")
     _register_db_password(connection)
-    kek = conf.get(KEK_SECTION, KEK_OPTION)
+    setting = conf.setting(KEK_SECTION, KEK_OPTION)
+    kek = setting.value if setting else None
     if kek:
         redaction.register_secret(kek)
         redaction.register_secret(kek.strip())
     elif need_kek:
         raise ConfigError(f"{path}: [{KEK_SECTION}] {KEK_OPTION} is not set",
                           "Only the simple_crypto backend is supported; its KEK must be in this file")
-    return BarbicanConfig(Path(path), connection, kek.strip() if kek else None)
+    return BarbicanConfig(Path(path), connection, kek.strip() if kek else None,
+                          Path(setting.path) if setting else None)
 
 
 def _register_db_password(connection: str) -> None:

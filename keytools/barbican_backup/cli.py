@@ -76,18 +76,18 @@ def key_source(passphrase_file: str | None, passphrase_env: str | None, key_file
                              "Put the passphrase on the first line") from None
         if not text:
             raise UsageError(f"--passphrase-file {passphrase_file} is empty", "Put the passphrase on its first line")
-        return KeySource.passphrase(text, f"--passphrase-file {passphrase_file}")
+        return KeySource.passphrase(text, f"--passphrase-file {passphrase_file}", new=confirm)
     if passphrase_env:
         value = os.environ.get(passphrase_env)
         if not value:
             raise UsageError(f"--passphrase-env {passphrase_env}: the variable is not set or empty",
                              f"Export {passphrase_env} with the passphrase")
-        return KeySource.passphrase(value, f"--passphrase-env {passphrase_env}")
+        return KeySource.passphrase(value, f"--passphrase-env {passphrase_env}", new=confirm)
     if not sys.stdin.isatty():
         raise UsageError("no passphrase given and no terminal to ask on",
                          "Use --passphrase-file, --passphrase-env or --key-file")
     value = click.prompt("Archive passphrase", hide_input=True, confirmation_prompt=confirm, err=True)
-    return KeySource.passphrase(value, "the prompt")
+    return KeySource.passphrase(value, "the prompt", new=confirm)
 
 
 def _flat(report: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def barbican() -> None:
     """
 
 
-@barbican.command("backup")
+@barbican.command("backup", short_help="Write an encrypted archive: KEK + database dump.")
 @config_option
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False), metavar="FILE",
               help="Archive to write (0600, atomically: a kill leaves no partial file).")
@@ -145,7 +145,7 @@ def backup_cmd(config: str, out: str, passphrase_file: str | None, passphrase_en
     emit(_flat(report) if output_format == "table" else report, output_format)
 
 
-@barbican.command("restore")
+@barbican.command("restore", short_help="Restore an archive (checks everything first).")
 @click.argument("archive", type=click.Path(dir_okay=False))
 @config_option
 @key_options
@@ -171,6 +171,7 @@ def restore_cmd(archive: str, config: str, passphrase_file: str | None, passphra
     killed, rerun it. A rerun after a completed restore finds nothing to do.
 
     \b
+    \b
     Exit codes: 2 wrong passphrase, damaged/truncated archive, missing kek,
     other engine; 4 database unreachable; 6 KEK mismatch, target not empty,
     other schema.
@@ -183,7 +184,7 @@ def restore_cmd(archive: str, config: str, passphrase_file: str | None, passphra
         click.echo("The KEK changed: restart Barbican so that it loads it.", err=True)
 
 
-@barbican.command("inspect")
+@barbican.command("inspect", short_help="Show an archive's manifest; --verify authenticates it.")
 @click.argument("archive", type=click.Path(dir_okay=False))
 @click.option("--verify", is_flag=True, help="Also decrypt and authenticate every segment "
                                              "(needs the passphrase or key file).")
@@ -197,7 +198,7 @@ def inspect_cmd(archive: str, verify: bool, passphrase_file: str | None, passphr
     emit(_flat(report) if output_format == "table" else report, output_format)
 
 
-@barbican.command("drill")
+@barbican.command("drill", short_help="Run the documented restore drill against a live Barbican.")
 @config_option
 @click.option("--keep", is_flag=True, help="Leave the test secrets and order in Barbican for inspection.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")

@@ -192,11 +192,13 @@ def restore(archive: str | os.PathLike[str], config: str | os.PathLike[str], sou
             report["seconds"] = round(time.monotonic() - started, 3)
             return report
         if kek_action == "write":
-            backup_file = barbican_conf.write_kek(conf.path, data.kek)
+            # the file that sets it wins: barbican.conf.d/*.conf may override barbican.conf
+            backup_file = barbican_conf.write_kek(conf.kek_path or conf.path, data.kek)
             report["kek"] = "written"
             report["config_backup"] = str(backup_file)
-            log_event(LOG, logging.INFO, f"KEK written to {conf.path} (old file kept as {backup_file})",
-                      "barbican.restore.kek", config=str(conf.path), backup=str(backup_file))
+            report["kek_file"] = str(conf.kek_path or conf.path)
+            log_event(LOG, logging.INFO, f"KEK written to {report['kek_file']} (old file kept as {backup_file})",
+                      "barbican.restore.kek", config=report["kek_file"], backup=str(backup_file))
         if db_action == "restore":
             db.restore(data.dump, progress)
             report["database_action"] = "restored"

@@ -219,3 +219,18 @@ def test_library_backup_with_key_file_and_check_only(sandbox, backed_up, tmp_pat
     conf = fresh_target(sandbox, tmp_path, "check")
     checked = operations.restore(archive, conf, source, check_only=True)
     assert checked["checked_only"] is True and not (tmp_path / "check.db").exists()
+
+
+def test_restore_kek_goes_to_the_conf_d_file_that_sets_it(sandbox, backed_up, kt, tmp_path):
+    """oslo reads barbican.conf.d/*.conf after barbican.conf: a KEK set there must be written there."""
+    conf = fresh_target(sandbox, tmp_path, "confd", drop_kek=True)
+    conf_d = tmp_path / "confd.conf.d"
+    conf_d.mkdir()
+    override = conf_d / "kek.conf"
+    override.write_text("[simple_crypto_plugin]\nkek = " + base64.b64encode(os.urandom(32)).decode() + "\n")
+    main_before = conf.read_text()
+    result = kt("barbican", "restore", backed_up["archive"], "--config", conf, "--passphrase-env", "BK_PASS",
+                "--restore-kek", "-f", "json", env=ENV)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["kek_file"] == str(override)
+    assert kek_of(override) == kek_of(barbican_conf(sandbox)) and conf.read_text() == main_before
