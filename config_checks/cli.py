@@ -62,6 +62,8 @@ def audit(roots: tuple[str, ...], per_node: bool, fmt: str, severity: str,
             click.echo(output.table([r.to_dict() for r in rules], ["id", "name", "severity", "title"],
                                     ["Id", "Name", "Severity", "Title"]))
         return
+    if out_file and os.path.lexists(out_file) and not os.path.isfile(out_file):
+        raise UsageError(f"{out_file}: not a regular file", "Give a file path for --output, or omit it for stdout")
     report = audit_roots(list(roots) or [DEFAULT_ROOT], per_node=per_node, threshold=Severity.parse(severity),
                          rules=_rules(only, skip))
     color = fmt == "text" and out_file is None and output.is_tty(sys.stdout) and "NO_COLOR" not in os.environ

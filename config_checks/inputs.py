@@ -63,12 +63,12 @@ class ServiceConfig:
     conf: OsloConfig | None = None
     files: list[Path] = field(default_factory=list)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    # file -> ["[section] option", ...] holding a secret (filled while loading, for the permission rules)
+    secret_options: dict[str, list[str]] = field(default_factory=dict)
 
     def rel(self, path: str | os.PathLike[str]) -> str:
-        try:
-            return str(Path(path).relative_to(self.tree))
-        except ValueError:
-            return str(path)
+        text, prefix = str(path), str(self.tree) + os.sep
+        return text[len(prefix):] if text.startswith(prefix) else text
 
     def loc(self, setting: Setting | None = None, *, path: str | os.PathLike[str] | None = None,
             line: int | None = None, section: str | None = None, option: str | None = None) -> Location:
@@ -178,9 +178,12 @@ def load_service(node: str, service: str, layout: str, tree: Path, path: Path,
             cfg.unreadable.append((file, reason or "unreadable"))
             continue
         cfg.files.append(file)
-        for settings in conf.multi.values():
+        for (section, option), settings in conf.multi.items():
             for s in settings:
-                secrets.register(s.option, s.value)
+                if s.value and secrets.register(option, s.value):
+                    names = cfg.secret_options.setdefault(s.path, [])
+                    if f"[{section}] {option}" not in names:
+                        names.append(f"[{section}] {option}")
         if cfg.conf is None:
             cfg.conf = conf
         else:

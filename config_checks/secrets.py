@@ -8,6 +8,7 @@ with ``keytools.redaction`` so that no output path can print it.
 from __future__ import annotations
 
 import binascii
+import functools
 import hashlib
 import re
 from urllib.parse import urlsplit
@@ -24,6 +25,7 @@ _URL_OPTIONS = frozenset({"connection", "transport_url", "slave_connection", "ba
                           "backend_argument", "memcache_servers"})
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_option(option: str) -> bool:
     name = option.lower()
     if name in _NOT_SECRET or name.endswith("_path") or name.endswith("_file"):
@@ -52,12 +54,14 @@ def secret_value(option: str, value: str) -> str | None:
     return None
 
 
-def register(option: str, value: str) -> None:
+def register(option: str, value: str) -> str | None:
+    """Register the secret in ``option = value`` (if any) for redaction; return it."""
     secret = secret_value(option, value)
     if secret:
         redaction.register_secret(secret)
         if secret != value:
             redaction.register_secret(value)
+    return secret
 
 
 def key_bytes(value: str) -> bytes:

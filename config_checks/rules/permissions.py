@@ -6,7 +6,6 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterator
 
-from config_checks import secrets
 from config_checks.inputs import AuditInput, ServiceConfig
 from config_checks.model import Finding, Severity, rule
 
@@ -14,16 +13,10 @@ from config_checks.model import Finding, Severity, rule
 def secret_options(cfg: ServiceConfig) -> dict[str, list[str]]:
     """file -> ['[section] option', ...] for every secret-bearing option (the KEK has its own rule)."""
     out: dict[str, list[str]] = {}
-    if cfg.conf is None:
-        return out
-    for (section, option), settings in cfg.conf.multi.items():
-        if (section, option) == ("simple_crypto_plugin", "kek"):
-            continue
-        for s in settings:
-            if s.value and secrets.secret_value(option, s.value):
-                names = out.setdefault(s.path, [])
-                if f"[{section}] {option}" not in names:
-                    names.append(f"[{section}] {option}")
+    for path, names in cfg.secret_options.items():
+        rest = [n for n in names if n != "[simple_crypto_plugin] kek"]
+        if rest:
+            out[path] = rest
     return out
 
 
