@@ -72,19 +72,26 @@ def make_file(path: Path, size: int) -> None:
             left -= n
 
 
-def timed(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (KiB) of one child process, from /usr/bin/time."""
-    result = subprocess.run(["/usr/bin/time", "-f", "%e %M", *argv], capture_output=True, text=True)
+def timed(argv: list[str]) -> tuple[float, int, float]:
+    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one child, from /usr/bin/time."""
+    result = subprocess.run(["/usr/bin/time", "-f", "%e %M %U %S", *argv], capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{argv[0]} failed: {result.stderr.strip()[-400:]}")
-    wall, rss = result.stderr.strip().splitlines()[-1].split()
-    return float(wall), int(rss)
+    wall, rss, user, system = result.stderr.strip().splitlines()[-1].split()
+    return float(wall), int(rss), float(user) + float(system)
 
 
-def library(fn) -> float:
-    start = time.perf_counter()
+def library(fn) -> tuple[float, None, float]:
+    """Wall and CPU seconds (all threads) of one call in this process."""
+    import resource
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    start, start_cpu = time.perf_counter(), cpu()
     fn()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, None, cpu() - start_cpu
 
 
 def hashlib_inprocess(image: Path) -> None:
@@ -143,24 +150,25 @@ def measure(size_mib: int, tmp: Path, created, key, runs: int) -> dict[str, dict
                                                                  created.cert_path),
         "keytools verify (library)": lambda: verifier.verify_file(image, prepared),
     }
-    samples: dict[str, list[tuple[float, int | None]]] = {name: [] for name in [*processes, *inprocess]}
+    samples: dict[str, list[tuple[float, int | None, float]]] = {name: [] for name in [*processes, *inprocess]}
     for _ in range(runs):
         for name, argv in processes.items():
             samples[name].append(timed(argv))
         for name, fn in inprocess.items():
-            samples[name].append((library(fn), None))
+            samples[name].append(library(fn))
     image.unlink()
     row = {}
     for name, values in samples.items():
         seconds = min(v[0] for v in values)
         rss = [v[1] for v in values if v[1] is not None]
         row[name] = {"seconds": round(seconds, 3), "gb_per_s": round(size_mib * MiB / seconds / 1e9, 2),
+                     "cpu_seconds": round(min(v[2] for v in values), 3),
                      "peak_rss_mib": round(max(rss) / 1024, 1) if rss else None}
     return row
 
 
-def ratios(row: dict[str, dict]) -> dict[str, float]:
-    t = {name: entry["seconds"] for name, entry in row.items()}
+def ratios(row: dict[str, dict], key: str) -> dict[str, float]:
+    t = {name: entry[key] for name, entry in row.items()}
     pairs = {
         "sign library vs openssl": ("openssl dgst -sign (pss)", "keytools sign (library)"),
         "sign library vs hashlib": ("hashlib_sha256 (in-process)", "keytools sign (library)"),
@@ -170,7 +178,7 @@ def ratios(row: dict[str, dict]) -> dict[str, float]:
         "verify CLI vs cursive process": ("cursive verify (process)", "keytools verify (CLI)"),
         "sign CLI vs hashlib process": ("hashlib_sha256 (process)", "keytools sign (CLI)"),
     }
-    return {label: round(t[ref] / t[ours], 2) for label, (ref, ours) in pairs.items()}
+    return {label: round(t[ref] / max(t[ours], 1e-3), 2) for label, (ref, ours) in pairs.items()}
 
 
 def main() -> int:
@@ -189,23 +197,28 @@ def main() -> int:
         created = certs.create(tmp / "pki", days=2)
         key = certs.read_private_key(created.key_path)
         startup = [timed([sys.executable, "-m", "keytools.cli", "--version"]) for _ in range(args.runs)]
-        cli_startup = {"seconds": min(s[0] for s in startup), "peak_rss_mib": round(max(s[1] for s in startup) / 1024, 1)}
+        cli_startup = {"seconds": min(s[0] for s in startup), "cpu_seconds": min(s[2] for s in startup),
+                       "peak_rss_mib": round(max(s[1] for s in startup) / 1024, 1)}
         for size_mib in (int(s) for s in args.sizes.split(",")):
             row = measure(size_mib, tmp, created, key, args.runs)
-            results[f"{size_mib}MiB"] = {"timings": row, "ratios": ratios(row)}
+            results[f"{size_mib}MiB"] = {"timings": row, "wall_ratios": ratios(row, "seconds"),
+                                         "cpu_ratios": ratios(row, "cpu_seconds")}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"load average before: {load_before[0]:.2f} (2 cores shared); best of {args.runs} interleaved rounds")
-    print(f"keytools CLI start-up alone (keytools --version): {cli_startup['seconds']:.2f} s, "
+    print(f"keytools CLI start-up alone (keytools --version): {cli_startup['seconds']:.2f} s "
+          f"({cli_startup['cpu_seconds']:.2f} s CPU), "
           f"{cli_startup['peak_rss_mib']} MiB")
-    print(f"{'size':>8} {'contender':<30} {'seconds':>8} {'GB/s':>6} {'peak RSS MiB':>13}")
+    print(f"{'size':>8} {'contender':<30} {'wall s':>8} {'GB/s':>6} {'CPU s':>7} {'peak RSS MiB':>13}")
     for size, result in results.items():
         for name, entry in result["timings"].items():
             rss = entry["peak_rss_mib"] if entry["peak_rss_mib"] is not None else "-"
-            print(f"{size:>8} {name:<30} {entry['seconds']:>8.3f} {entry['gb_per_s']:>6.2f} {rss!s:>13}")
-        print(f"{size:>8} ratios (>1 = keytools faster): "
-              + ", ".join(f"{k} {v:.2f}x" for k, v in result["ratios"].items()))
+            print(f"{size:>8} {name:<30} {entry['seconds']:>8.3f} {entry['gb_per_s']:>6.2f} "
+                  f"{entry['cpu_seconds']:>7.3f} {rss!s:>13}")
+        for kind in ("wall_ratios", "cpu_ratios"):
+            print(f"{size:>8} {kind} (>1 = keytools faster/cheaper): "
+                  + ", ".join(f"{k} {v:.2f}x" for k, v in result[kind].items()))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"benchmark": "sign_verify", "cpu_count": os.cpu_count(), "runs": args.runs,
