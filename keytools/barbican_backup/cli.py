@@ -16,7 +16,7 @@ from keytools.barbican_backup.archive import KeySource
 from keytools.barbican_backup.barbican_conf import DEFAULT_CONFIG
 from keytools.barbican_backup.db_mysql import DUMP_TOOLS
 from keytools.context import RunContext, pass_run
-from keytools.errors import ProblemsFound, UsageError
+from keytools.errors import EXIT_FORBIDDEN, EXIT_UNREACHABLE, EXIT_USAGE, ProblemsFound, UsageError
 from keytools.output import emit, format_option, is_tty
 
 LOG = logging.getLogger("keytools.barbican")
@@ -227,7 +227,8 @@ def drill_cmd(run: RunContext, config: str, keep: bool, yes: bool, output_format
                              "Pass --yes (no terminal to ask on)")
         click.confirm("The drill restores Barbican's database to a backup taken during the drill; "
                       "writes by others meanwhile are lost. Continue?", abort=True, err=True)
-    report = Drill(run.session(), config, keep=keep, progress=_progress).run()
+    drill = Drill(run.session(), config, keep=keep, progress=_progress)
+    report = drill.run()
     data = report.as_dict()
     if output_format == "json":
         emit(data, "json")
@@ -238,6 +239,9 @@ def drill_cmd(run: RunContext, config: str, keep: bool, yes: bool, output_format
         click.echo(f"drill {report.result.upper()} in {report.seconds:.1f} s"
                    + (f"; kept order {report.order}, secrets {', '.join(report.secrets)}" if keep else ""))
     failed = report.failed_step
+    if report.result != "pass" and drill.error is not None and drill.error.exit_code in (
+            EXIT_UNREACHABLE, EXIT_FORBIDDEN, EXIT_USAGE):
+        raise drill.error  # could not run (unreachable, no rights, bad config): its own exit code
     if report.result != "pass":
         raise ProblemsFound(f"the Barbican restore drill failed at '{failed.name if failed else '?'}'"
                             + (f": {failed.detail}" if failed and failed.detail else ""))

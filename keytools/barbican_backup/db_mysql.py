@@ -157,7 +157,8 @@ class MysqlDatabase:
                 text = " ".join(errors.read_text(errors="replace").split())[-300:]
                 raise ServiceUnavailable(f"{Path(tool).name} failed for {self.display} (exit {code}): "
                                          f"{redaction.redact(text)}",
-                                         "Check the database server and the user's privileges")
+                                         "Check the database server and the user's privileges, or "
+                                         "use --dump-tool pymysql")
 
     def _pymysql_dump(self, conn: Any, out: BinaryIO) -> None:
         """Every table in the snapshot already opened on ``conn``."""

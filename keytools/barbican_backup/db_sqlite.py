@@ -127,6 +127,9 @@ class SqliteDatabase:
                              "Create it (owned by the Barbican user) or fix [database] connection")
         if not self.path.exists():
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            parent = self.path.parent.stat()
+            if os.geteuid() == 0:  # run as root: the new file belongs to Barbican's directory owner
+                os.chown(self.path, parent.st_uid, parent.st_gid)
         delay = faults.step_delay()
 
         def step(status: int, remaining: int, total: int) -> None:

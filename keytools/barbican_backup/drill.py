@@ -21,7 +21,8 @@ from typing import Any
 from keystoneauth1 import session as ks_session
 
 from keytools import keymanager
-from keytools.barbican_backup import operations
+from keytools.barbican_backup import barbican_conf, operations
+from keytools.barbican_backup.database import open_database
 from keytools.barbican_backup.archive import KeySource
 from keytools.errors import KeytoolsError
 from keytools.logs import log_event
@@ -75,6 +76,7 @@ class Drill:
         self.tag = time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + pysecrets.token_hex(3)
         self.payloads: dict[str, bytes] = {}
         self.order_ref: str | None = None
+        self.error: KeytoolsError | None = None  # the cause when a step failed on an error
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[Step]:
@@ -89,9 +91,11 @@ class Drill:
             raise
         except KeytoolsError as exc:
             record.detail = exc.one_line()
+            self.error = exc
             raise DrillFailed(record.detail) from exc
         except Exception as exc:
-            record.detail = translate(exc, "Barbican", name).one_line()
+            self.error = translate(exc, "Barbican", name)
+            record.detail = self.error.one_line()
             raise DrillFailed(record.detail) from exc
         finally:
             record.seconds = round(time.monotonic() - started, 3)
@@ -135,6 +139,11 @@ class Drill:
 
     def _run(self, tmp: Path) -> None:
         c = self.client
+        with self.step("check barbican.conf and its database") as st:
+            conf = barbican_conf.load(self.config)
+            db = open_database(conf.connection)
+            stats = db.stats()
+            st.detail = f"{db.display}, KEK {conf.kek_fingerprint}, {stats.counts.get('secrets', 0)} secrets"
         with self.step("order a 256-bit AES key") as st:
             order = c.orders.create_key(name=f"keytools-drill-{self.tag}-key", algorithm="aes",
                                         bit_length=256, mode="cbc")
@@ -178,6 +187,9 @@ class Drill:
             st.detail = f"database {restored['database_action']}"
         with self.step("confirm they are back with identical payloads") as st:
             for ref, payload in self.payloads.items():
+                if self._gone(ref):
+                    raise DrillFailed(f"secret {_id(ref)} did not come back: is --config {self.config} the "
+                                      "barbican.conf of the Barbican in the catalog?")
                 if self._payload(ref) != payload:
                     raise DrillFailed(f"secret {_id(ref)} came back with another payload")
             if c.orders.get(order_ref).status != "ACTIVE":

@@ -1,7 +1,8 @@
 """Fault injection for the crash-safety tests: slow a restore down so a test can kill it midway.
 
 ``KEYTOOLS_FAULT_RESTORE_DELAY=<seconds>`` pauses between restore steps (SQLite page batches,
-MySQL statements). Unset in normal use; it changes no outcome, only timing.
+MySQL statements); ``KEYTOOLS_FAULT_BACKUP_DELAY`` pauses a backup after the archive's first
+segment. Unset in normal use; they change no outcome, only timing.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ import os
 import time
 
 ENV = "KEYTOOLS_FAULT_RESTORE_DELAY"
+BACKUP_ENV = "KEYTOOLS_FAULT_BACKUP_DELAY"
 
 
-def step_delay() -> float:
+def step_delay(name: str = ENV) -> float:
     try:
-        return max(0.0, float(os.environ.get(ENV, "0") or 0))
+        return max(0.0, float(os.environ.get(name, "0") or 0))
     except ValueError:
         return 0.0
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from keytools import redaction
-from keytools.barbican_backup import barbican_conf, manifest as manifest_mod
+from keytools.barbican_backup import barbican_conf, faults, manifest as manifest_mod
 from keytools.barbican_backup.archive import (ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter,
                                               KeySource, read_header)
 from keytools.barbican_backup.database import Database, Stats, open_database
@@ -66,6 +66,8 @@ def backup(config: str | os.PathLike[str], out: str | os.PathLike[str], source: 
             writer = ArchiveWriter(handle, source, manifest)
             record = {"kek": conf.kek, "kek_fingerprint": conf.kek_fingerprint}
             writer.write_record(json.dumps(record).encode("utf-8"))
+            handle.flush()
+            faults.pause(faults.step_delay(faults.BACKUP_ENV))
             snap.write(writer)  # type: ignore[arg-type]  # ArchiveWriter has write()
             writer.close()
     size = target.stat().st_size

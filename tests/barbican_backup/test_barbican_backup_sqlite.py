@@ -234,3 +234,27 @@ def test_restore_kek_goes_to_the_conf_d_file_that_sets_it(sandbox, backed_up, kt
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["kek_file"] == str(override)
     assert kek_of(override) == kek_of(barbican_conf(sandbox)) and conf.read_text() == main_before
+
+
+def test_backup_killed_midway_leaves_no_archive(sandbox, tmp_path):
+    out = tmp_path / "killed.ktbak"
+    argv = keytools_argv("barbican", "backup", "--config", barbican_conf(sandbox), "--out", out,
+                         "--passphrase-env", "BK_PASS")
+    env = sandbox.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_BACKUP_DELAY="30")
+    assert kill_when(argv, env, lambda: any(p.stat().st_size > 0 for p in tmp_path.glob(".killed.ktbak.*.tmp"))) == -9
+    assert not out.exists()
+    leftovers = list(tmp_path.glob(".killed.ktbak.*.tmp"))
+    assert leftovers and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in leftovers)
+    import subprocess
+
+    rerun = subprocess.run(argv, env={**env, "KEYTOOLS_FAULT_BACKUP_DELAY": ""}, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert operations.inspect(out)["db_engine"] == "sqlite"
+
+
+def test_drill_with_a_bad_config_creates_nothing(sandbox, kt, tmp_path):
+    conf = conf_copy(barbican_conf(sandbox), tmp_path / "nokek.conf", drop_kek=True)
+    result = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--config", conf, "--yes", "-f", "json")
+    assert result.exit_code == 2 and "kek is not set" in result.stderr, result.output
+    report = json.loads(result.stdout)
+    assert report["result"] == "fail" and report["secrets"] == [] and report["order"] is None
