@@ -277,7 +277,15 @@ def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False,
         if current != change.old:  # compare-and-swap: someone edited it since we planned
             raise StateError(f"{change.path} changed while retiring; nothing written to it", "Rerun the command")
         atomic_write(change.path, change.new, mode=None)
+    for change in changes:
+        remove_stale_temps(Path(change.path))
     return changes
+
+
+def remove_stale_temps(path: Path) -> None:
+    """A kill -9 during atomic_write can leave its 0600 temp file (``.<name>.*.tmp``) behind."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 # --- restore ------------------------------------------------------------------------------------
@@ -348,6 +356,7 @@ def restore(backup_dir: str, dry_run: bool = False) -> list[Restored]:
         if match_retired is not None:
             if not dry_run:
                 atomic_write(path, base64.b64decode(match_retired["original_b64"]), mode=None)
+                remove_stale_temps(Path(path))
             done.append(Restored(path, "restored" if not dry_run else "would restore",
                                  match_retired["entries"][0]["sha256"]))
             continue
