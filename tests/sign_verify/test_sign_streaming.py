@@ -11,30 +11,33 @@ import pytest
 from keytools import image_signature as sig
 
 
+@pytest.mark.parametrize("read_ahead", [False, True])
 @pytest.mark.parametrize("size", [1, 4095, 4096, 4097, 5 * 4096 + 3, 64 * 4096])
 @pytest.mark.parametrize("method", list(sig.HASH_METHODS))
-def test_hash_file_matches_hashlib(tmp_path, size, method):
+def test_hash_file_matches_hashlib(tmp_path, size, method, read_ahead):
     data = os.urandom(size)
     path = tmp_path / "f"
     path.write_bytes(data)
     seen = []
     with open(path, "rb") as handle:
-        digest = sig.hash_file(handle, method, progress=seen.append, chunk_size=4096)
+        digest = sig.hash_file(handle, method, progress=seen.append, chunk_size=4096, read_ahead=read_ahead)
     assert digest.value == hashlib.new(sig.HASH_METHODS[method], data).digest()
     assert digest.size == size == sum(seen)
 
 
-def test_read_error_surfaces(tmp_path):
+@pytest.mark.parametrize("read_ahead", [False, True])
+def test_read_error_surfaces(tmp_path, read_ahead):
     path = tmp_path / "w"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT)
     try:
         with pytest.raises(OSError):
-            sig.hash_file(fd, "SHA-256")
+            sig.hash_file(fd, "SHA-256", read_ahead=read_ahead)
     finally:
         os.close(fd)
 
 
-def test_memory_is_flat_in_file_size(tmp_path):
+@pytest.mark.parametrize("read_ahead", [False, True])
+def test_memory_is_flat_in_file_size(tmp_path, read_ahead):
     path = tmp_path / "big"
     block = os.urandom(1024 * 1024)
     with open(path, "wb") as handle:
@@ -43,7 +46,7 @@ def test_memory_is_flat_in_file_size(tmp_path):
     tracemalloc.start()
     try:
         with open(path, "rb") as handle:
-            sig.hash_file(handle, "SHA-256")
+            sig.hash_file(handle, "SHA-256", read_ahead=read_ahead)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
