@@ -185,9 +185,13 @@ class FileChange:
                 "sha256": sorted({p.digest for p in self.placements}), "backup": self.backup}
 
 
-def plan_retire(roots: Sequence[str], per_node: bool = False) -> list[FileChange]:
-    """Check the preconditions on the files and compute every edit; nothing is written."""
+def plan_retire(roots: Sequence[str], per_node: bool = False,
+                seen_files: list[str] | None = None) -> list[FileChange]:
+    """Check the preconditions on the files and compute every edit; nothing is written.
+    ``seen_files`` (if given) receives every config file found."""
     audit = discover(roots, per_node=per_node)
+    if seen_files is not None:
+        seen_files.extend(str(f) for cfg in audit.configs() for f in cfg.files)
     unreadable = [(str(p), why) for cfg in audit.configs() for p, why in cfg.unreadable]
     if unreadable:
         path, why = unreadable[0]
@@ -264,7 +268,11 @@ def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False,
     """Plan, check the database, back up, then swap each file atomically (backup before edit)."""
     if db_url:
         check_cinder_db(db_url)
-    changes = plan_retire(roots, per_node=per_node)
+    seen: list[str] = []
+    changes = plan_retire(roots, per_node=per_node, seen_files=seen)
+    if not dry_run:
+        for path in seen:  # temp files an earlier killed run left next to any config file
+            remove_stale_temps(Path(path))
     if dry_run or not changes:
         return changes
     if not backup_dir:
@@ -277,8 +285,6 @@ def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False,
         if current != change.old:  # compare-and-swap: someone edited it since we planned
             raise StateError(f"{change.path} changed while retiring; nothing written to it", "Rerun the command")
         atomic_write(change.path, change.new, mode=None)
-    for change in changes:
-        remove_stale_temps(Path(change.path))
     return changes
 
 

@@ -23,4 +23,4 @@ RENDERERS: dict[str, Renderer] = {
 
 
 def render(report: Report, fmt: str, color: bool = False) -> str:
-    return redaction.redact(RENDERERS[fmt](report, color))
+    return redaction.redact_bulk(RENDERERS[fmt](report, color))
