@@ -102,9 +102,10 @@ def show(roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
     """Where fixed_key is set and whether every value matches (by hash).
 
     \b
-    Exit codes: 0 none set or all values match, 1 values differ, 2 usage error.
+    Exit codes: 0 none set or all values match, 1 values differ, 2 usage error or a file could
+    not be read.
     """
-    found, match = fk.show(list(roots), per_node=per_node)
+    found, match, unreadable = fk.show(list(roots), per_node=per_node)
     rows = [p.to_dict() for p in found]
     if output_format == "json":
         output.emit({"match": match, "distinct_values": len(fk.distinct_digests(found)), "placements": rows}, "json")
@@ -117,6 +118,9 @@ def show(roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
         click.echo("fixed_key is not set anywhere" if not rows else
                    "all values match" if match else
                    f"VALUES DIFFER: {len(fk.distinct_digests(found))} distinct values")
+    if unreadable:
+        raise ConfigError(f"{unreadable[0][0]}: {unreadable[0][1]} ({len(unreadable)} unreadable file(s)); "
+                          "the list above may be incomplete", "Fix the file or its permissions and rerun")
     if not match:
         raise ProblemsFound(f"fixed_key values differ ({len(fk.distinct_digests(found))} distinct values)",
                             "Make every node agree on the value the volumes were encrypted with")

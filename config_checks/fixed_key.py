@@ -80,10 +80,12 @@ def distinct_digests(found: Sequence[Placement]) -> dict[str, list[Placement]]:
     return groups
 
 
-def show(roots: Sequence[str], per_node: bool = False) -> tuple[list[Placement], bool]:
-    """Every fixed_key and whether all values match."""
-    found = placements(discover(roots, per_node=per_node))
-    return found, len(distinct_digests(found)) <= 1
+def show(roots: Sequence[str], per_node: bool = False) -> tuple[list[Placement], bool, list[tuple[str, str]]]:
+    """Every fixed_key, whether all values match, and the files that could not be read."""
+    audit = discover(roots, per_node=per_node)
+    found = placements(audit)
+    unreadable = [(str(p), why) for cfg in audit.configs() for p, why in cfg.unreadable]
+    return found, len(distinct_digests(found)) <= 1, unreadable
 
 
 # --- retire -------------------------------------------------------------------------------------

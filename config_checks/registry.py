@@ -31,8 +31,8 @@ RULES: tuple[Rule, ...] = (
 )
 
 BY_ID: dict[str, Rule] = {r.id: r for r in RULES}
-assert len(BY_ID) == len(RULES), "duplicate rule id"
-assert len({r.name for r in RULES}) == len(RULES), "duplicate rule name"
+if len(BY_ID) != len(RULES) or len({r.name for r in RULES}) != len(RULES):
+    raise RuntimeError("config_checks.registry: duplicate rule id or name")
 
 
 def select(ids: list[str] | None = None, skip: list[str] | None = None) -> tuple[Rule, ...]:

@@ -7,7 +7,7 @@ import stat
 from collections.abc import Iterator
 
 from config_checks.inputs import AuditInput, ServiceConfig
-from config_checks.model import Finding, Severity, rule
+from config_checks.model import Finding, Rule, Severity, rule
 
 
 def secret_options(cfg: ServiceConfig) -> dict[str, list[str]]:
@@ -20,7 +20,7 @@ def secret_options(cfg: ServiceConfig) -> dict[str, list[str]]:
     return out
 
 
-def _check(audit: AuditInput, bit: int, who: str, rule_obj) -> Iterator[Finding]:  # noqa: ANN001
+def _check(audit: AuditInput, bit: int, who: str, rule_obj: Rule) -> Iterator[Finding]:
     for cfg in audit.configs():
         for path, names in secret_options(cfg).items():
             st = audit.stats.get(path)

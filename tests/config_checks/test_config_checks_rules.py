@@ -144,6 +144,14 @@ def test_plain_etc_layout_and_node_name(tmp_path):
     assert rule_ids(report) == {"KT104", "KT202"}
 
 
+def test_node_names():
+    import socket
+
+    assert node_name(Path("/var/lib/config-data/puppet-generated")) == socket.gethostname()
+    assert node_name(Path("/srv/collected/ctl-0/var/lib/config-data/puppet-generated")) == "ctl-0"
+    assert node_name(Path("/srv/collected/cmp-3/etc")) == "cmp-3"
+
+
 def test_deprecated_key_manager_api_class_is_low_and_counts_as_backend(tmp_path):
     etc = tmp_path / "n1" / "etc" / "cinder"
     etc.mkdir(parents=True)

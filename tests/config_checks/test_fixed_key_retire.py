@@ -92,7 +92,8 @@ def test_dry_run_shows_masked_diff_and_writes_nothing(tree, tmp_path):
     assert res.exit_code == 0, res.stderr
     assert res.stdout.count("-fixed_key=***") == 5 and "+" not in "".join(
         ln for ln in res.stdout.splitlines() if ln.startswith("+") and not ln.startswith("+++"))
-    assert tree.fixed_key not in res.stdout + res.stderr
+    for secret in tree.secrets:  # neither the key nor a password in the diff's context lines
+        assert secret not in res.stdout + res.stderr
     assert snapshot(tree.base) == before
     assert "5 file(s) would change" in res.stdout
 
@@ -184,11 +185,13 @@ def test_backup_dir_required(tree):
     assert res.exit_code == 2 and "--backup-dir" in res.stderr
 
 
-def test_unreadable_file_refuses_retire(tree, tmp_path):
+def test_unreadable_file_refuses_retire_and_show_says_so(tree, tmp_path):
     (tree.pg("cmp-0") / "nova_libvirt/etc/nova/nova.conf.d").mkdir()
     (tree.pg("cmp-0") / "nova_libvirt/etc/nova/nova.conf.d/10.conf").write_bytes(b"\x00\x01")
     res = invoke(["fixed-key", "retire", "--per-node", str(tree.base), "--backup-dir", str(tmp_path / "b")])
     assert res.exit_code == 2 and "10.conf" in res.stderr
+    res = invoke(["fixed-key", "show", "--per-node", str(tree.base)])
+    assert res.exit_code == 2 and "10.conf: binary data" in res.stderr and "all values match" in res.stdout
 
 
 @pytest.mark.parametrize("name,content", [
