@@ -16,6 +16,7 @@ import pytest
 import requests
 from swift_helpers import ProxyProcess, object_on_disk, our_keymaster, swift_keymaster
 
+from keytools.sandbox import swift as sandbox_swift
 from swift_middleware import newkey, rootsecrets
 
 ACCOUNT = "AUTH_interop"
@@ -32,10 +33,15 @@ def interop(swift_sandbox, admin_session, barbican_counter, swift_workdir, proxi
     ours = ProxyProcess(state, cfg, swift_workdir, "proxy-ours", our_keymaster(
         cfg, barbican_counter.url, key_id=migrated.key_id, startup_retries=1, startup_backoff=0.1))
     proxies.append(ours)
-    swift_proxy.wait_ready()
-    ours.wait_ready()
+    # Swift's kms_keymaster with the very same options (the one-line switch, the other way round).
+    kms = ProxyProcess(state, cfg, swift_workdir, "proxy-kms", {
+        "use": "egg:swift#kms_keymaster", **sandbox_swift.keymaster_section(cfg, migrated.key_id),
+        "barbican_endpoint": swift_sandbox.url("barbican")})
+    proxies.append(kms)
+    for proxy in (swift_proxy, ours, kms):
+        proxy.wait_ready()
     requests.put(f"{swift_proxy.url}/v1/{ACCOUNT}/shared").raise_for_status()
-    return {"swift": swift_proxy, "ours": ours, "inline": inline, "key": migrated}
+    return {"swift": swift_proxy, "ours": ours, "kms": kms, "inline": inline, "key": migrated}
 
 
 def _put(proxy, name: str, body: bytes, colour: str) -> None:
@@ -61,12 +67,12 @@ def test_migrate_from_inline_keeps_the_bytes_and_reruns_converge(kt, interop):
     assert __import__("base64").b64encode(interop["inline"]).decode() not in result.output
 
 
-def test_objects_cross_read_between_swift_keymaster_and_ours_byte_for_byte(interop):
-    swift_proxy, ours = interop["swift"], interop["ours"]
+def test_objects_cross_read_between_swift_keymasters_and_ours_byte_for_byte(interop):
+    swift_proxy, ours, kms = interop["swift"], interop["ours"], interop["kms"]
     body_a, body_b = os.urandom(300_000), os.urandom(70_001)
     _put(swift_proxy, "from-swift", body_a, "red")
     _put(ours, "from-ours", body_b, "green")
-    for proxy in (swift_proxy, ours):
+    for proxy in (swift_proxy, ours, kms):
         a, b = _get(proxy, "from-swift"), _get(proxy, "from-ours")
         assert a.status_code == b.status_code == 200
         assert a.content == body_a and a.headers["X-Object-Meta-Colour"] == "red"

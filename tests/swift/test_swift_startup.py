@@ -137,7 +137,7 @@ def test_lazy_startup_answers_503_until_barbican_appears(swift_sandbox, root_sec
 
     forwarder = CountingForwarder(swift_sandbox.url("barbican"), port=port)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while requests.put(f"{base}/c").status_code == 503:
             assert time.monotonic() < deadline, proxy.output()[-2000:]
             time.sleep(0.2)
@@ -154,3 +154,22 @@ def test_lazy_startup_answers_503_until_barbican_appears(swift_sandbox, root_sec
     out = proxy.output()
     assert "startup = lazy" in out and "root secrets loaded" in out
     assert rootsecrets.fingerprint(root_secret[1]) in out
+
+
+def test_application_credentials_load_the_keys(swift_sandbox, root_secret):
+    from keystoneclient.v3 import client as ks_client
+
+    swift_session = swift_sandbox.session("swift")
+    keystone = ks_client.Client(session=swift_session, interface="public")
+    user_id = swift_session.get_user_id()
+    cred = keystone.application_credentials.create(name=f"keymaster-{uuid.uuid4().hex[:8]}", user=user_id)
+    options = {k: v for k, v in our_keymaster(swift_sandbox.config, swift_sandbox.url("barbican")).items()
+               if k not in ("use", "username", "password", "project_name", "user_domain_name",
+                            "project_domain_name")}
+    conf = {**options, "application_credential_id": cred.id, "application_credential_secret": cred.secret,
+            "key_id": root_secret[0], "log_udp_host": "127.0.0.1"}
+    km = keymaster.filter_factory({}, **conf)(_app)
+    assert km.root_secret == root_secret[1]
+    conf["application_credential_secret"] = "wrong-secret"
+    with pytest.raises(keymaster.KeymasterStartupError, match="Keystone refused"):
+        keymaster.filter_factory({}, **conf)(_app)
