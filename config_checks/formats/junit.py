@@ -4,7 +4,6 @@ one passing case for a clean file."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET  # noqa: S405 (we only build XML)
-from itertools import groupby
 
 from config_checks.model import Report
 
