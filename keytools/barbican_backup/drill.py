@@ -143,7 +143,7 @@ class Drill:
             conf = barbican_conf.load(self.config)
             db = open_database(conf.connection)
             stats = db.stats()
-            st.detail = f"{db.display}, KEK {conf.kek_fingerprint}, {stats.counts.get('secrets', 0)} secrets"
+            st.detail = f"{db.engine}, {stats.counts.get('secrets', 0)} secrets, KEK set"
         with self.step("order a 256-bit AES key") as st:
             order = c.orders.create_key(name=f"keytools-drill-{self.tag}-key", algorithm="aes",
                                         bit_length=256, mode="cbc")

@@ -116,7 +116,7 @@ def test_restore_killed_midway_then_rerun(msb, madmin, tmp_path):
 
     argv = keytools_argv("barbican", "restore", archive, "--config", conf, "--passphrase-env", "BK_PASS",
                          "--force", "-f", "json")
-    env = msb.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_RESTORE_DELAY="0.15")
+    env = msb.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_RESTORE_DELAY="1")
 
     def in_transaction() -> bool:
         rows = sql(msb, "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_rows_modified > 0")[0]

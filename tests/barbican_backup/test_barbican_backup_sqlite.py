@@ -190,7 +190,7 @@ def test_restore_killed_midway_then_rerun(sandbox, admin_session, backed_up):
         old_digest = stats_of(db).digest
     argv = keytools_argv("barbican", "restore", backed_up["archive"], "--config", conf,
                          "--passphrase-env", "BK_PASS", "--force", "--format", "json")
-    env = sandbox.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_RESTORE_DELAY="0.1")
+    env = sandbox.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_RESTORE_DELAY="0.5")
     journal = Path(f"{target}-journal")
     assert kill_when(argv, env, journal.exists) == -9
     with sqlite3.connect(target) as db:  # opening rolls the hot journal back
