@@ -176,7 +176,7 @@ def main() -> int:
         results["serial_loop"] = {"rows": args.loop_sample, "rows_per_s": round(loop_rate, 1)}
         print(f"  {loop_rate:.1f} rows/s", flush=True)
 
-        concurrency = args.concurrency or max(8, int(best_level))
+        concurrency = args.concurrency or int(best_level)
         print(f"keytools migrate run: {args.volumes} volumes (+{args.volumes} snapshots) + {args.backups} backups, "
               f"concurrency {concurrency}:", flush=True)
         main_url = create_db(server_url, "cinder_bench_main")
