@@ -22,8 +22,8 @@ from keystoneauth1 import session as ks_session
 
 from keytools import keymanager
 from keytools.barbican_backup import barbican_conf, operations
-from keytools.barbican_backup.database import open_database
 from keytools.barbican_backup.archive import KeySource
+from keytools.barbican_backup.database import open_database
 from keytools.errors import KeytoolsError
 from keytools.logs import log_event
 from keytools.service_errors import http_status, translate

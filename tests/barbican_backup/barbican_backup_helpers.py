@@ -104,3 +104,43 @@ def kill_when(argv: list[str], env: dict[str, str], ready: Any, timeout: float =
     finally:
         proc.wait()
     return proc.returncode
+
+
+def run_on_tty(argv: list[str], env: dict[str, str], answers: list[tuple[bytes, bytes]],
+               timeout: float = 60.0) -> tuple[int, bytes]:
+    """Run ``argv`` on a pseudo-terminal (its controlling tty), answering prompts; returns
+    (exit code, everything the terminal showed)."""
+    import pty
+    import select
+
+    pid, fd = pty.fork()
+    if pid == 0:  # child
+        os.execve(argv[0], argv, env)
+    shown = b""
+    deadline = time.monotonic() + timeout
+
+    def pump() -> bool:
+        nonlocal shown
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                return False
+            if not data:
+                return False
+            shown += data
+        return True
+
+    try:
+        for prompt, answer in answers:
+            while prompt not in shown:
+                if not pump() or time.monotonic() > deadline:
+                    raise AssertionError(f"no prompt {prompt!r}; terminal showed {shown!r}")
+            os.write(fd, answer)
+        while pump() and time.monotonic() < deadline:
+            pass
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    return os.waitstatus_to_exitcode(status), shown

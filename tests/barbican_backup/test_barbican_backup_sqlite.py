@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delete_all, kek_of, keytools_argv,
-                                     kill_when, payload, sha, store_secrets)
+                                     kill_when, payload, store_secrets)
 
 from keytools.barbican_backup import operations
 from keytools.barbican_backup.archive import KeySource
@@ -258,3 +258,17 @@ def test_drill_with_a_bad_config_creates_nothing(sandbox, kt, tmp_path):
     assert result.exit_code == 2 and "kek is not set" in result.stderr, result.output
     report = json.loads(result.stdout)
     assert report["result"] == "fail" and report["secrets"] == [] and report["order"] is None
+
+
+def test_prompted_passphrase_is_hidden_and_confirmed(sandbox, tmp_path):
+    from barbican_backup_helpers import run_on_tty
+
+    out = tmp_path / "tty.ktbak"
+    argv = keytools_argv("barbican", "backup", "--config", barbican_conf(sandbox), "--out", out)
+    phrase = b"typed at the terminal 42"
+    code, shown = run_on_tty(argv, sandbox.env(), [(b"Archive passphrase: ", phrase + b"\n"),
+                                                    (b"Repeat for confirmation: ", phrase + b"\n")])
+    assert code == 0, shown
+    assert phrase not in shown  # not echoed
+    source = KeySource.passphrase(phrase.decode(), "test")
+    assert operations.inspect(out, source)["verified"] is True
