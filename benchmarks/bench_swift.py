@@ -51,7 +51,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", help="reuse a running sandbox with Swift (default: a fresh one)")
     parser.add_argument("--objects", type=int, default=8, help="objects per proxy per round")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-swift-")
