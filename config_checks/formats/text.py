@@ -17,7 +17,7 @@ def _sev(sev: Severity, color: bool) -> str:
     return click.style(label, fg=COLORS[sev], bold=sev >= Severity.HIGH) if color else label
 
 
-def _finding(f: Finding, color: bool) -> list[str]:
+def _finding(f: Finding, color: bool, seen: set[str]) -> list[str]:
     loc = f.location
     where = f"line {loc.line}" if loc.line else "file"
     if loc.section:
@@ -26,18 +26,21 @@ def _finding(f: Finding, color: bool) -> list[str]:
              f"             {f.message}"]
     if f.actual is not None or f.expected is not None:
         lines.append(f"             actual: {f.actual}   expected: {f.expected}")
-    lines.append(f"             fix: {f.remediation}")
+    key = f"{f.rule_id}\0{f.remediation}"
+    lines.append(f"             fix: {f.remediation}" if key not in seen else f"             fix: as for {f.rule_id} above")
+    seen.add(key)
     return lines
 
 
 def render(report: Report, color: bool = False) -> str:
     out: list[str] = []
+    seen: set[str] = set()
     for node, by_node in groupby(report.findings, key=lambda f: f.location.node):
         out.append(click.style(f"node {node}", bold=True) if color else f"node {node}")
         for rel, by_file in groupby(by_node, key=lambda f: f.location.relpath):
             out.append(f"  {rel}")
             for f in by_file:
-                out.extend(_finding(f, color))
+                out.extend(_finding(f, color, seen))
         out.append("")
     counts = ", ".join(f"{n} {label}" for label, n in report.counts().items() if n)
     summary = (f"{len(report.findings)} finding(s) at or above {report.threshold.label}: {counts}"

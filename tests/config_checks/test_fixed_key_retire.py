@@ -219,6 +219,19 @@ def test_edge_files_round_trip(tmp_path, name, content):
     assert f.read_bytes() == content
 
 
+def test_retire_edits_the_conf_d_file_that_sets_it(tmp_path):
+    main = tmp_path / "n" / "etc" / "nova" / "nova.conf"
+    main.parent.mkdir(parents=True)
+    main.write_text("[key_manager]\nbackend = barbican\n")
+    extra = main.parent / "nova.conf.d" / "50-legacy.conf"
+    extra.parent.mkdir()
+    extra.write_text("[keymgr]\nfixed_key = 00112233\n[DEFAULT]\ndebug = true\n")
+    before = main.read_bytes()
+    changes = fk.retire([str(tmp_path / "n")], str(tmp_path / "b"))
+    assert [c.path for c in changes] == [str(extra)]
+    assert extra.read_text() == "[keymgr]\n[DEFAULT]\ndebug = true\n" and main.read_bytes() == before
+
+
 def _kill_trial(tree, backup: Path, wait_for: str, old: dict[str, bytes], new: dict[str, bytes]) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "keytools.cli", "fixed-key", "retire", "--per-node",
                              str(tree.base), "--backup-dir", str(backup)], stdout=subprocess.DEVNULL,
