@@ -85,8 +85,10 @@ def inspect(archive: str | os.PathLike[str], source: KeySource | None = None) ->
         manifest = manifest_mod.validate(header.manifest, path)
         result = {"archive": path, **manifest, "verified": False}
         if source is not None:
-            reader = ArchiveReader(handle, header, source)
-            total = sum(len(seg) for seg in reader.segments())
+            segments = ArchiveReader(handle, header, source).segments()
+            first = next(segments)
+            _check_record(first, manifest, path)
+            total = len(first) + sum(len(seg) for seg in segments)
             result.update(verified=True, plaintext_bytes=total)
     return result
 
@@ -103,6 +105,21 @@ def _open(path: str) -> Iterator[BinaryIO]:
         raise UsageError(f"{path}: cannot read ({exc.strerror})", "Check the path and permissions") from None
     with handle:
         yield handle
+
+
+def _check_record(segment: bytes, manifest: dict[str, Any], path: str) -> str:
+    """The secret record (segment 0): returns the KEK after matching it with the manifest."""
+    try:
+        kek = json.loads(segment.decode("utf-8"))["kek"]
+        if not isinstance(kek, str) or not kek:
+            raise TypeError
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise ArchiveError(f"{path}: the archive's secret record is damaged", "Use another backup") from None
+    redaction.register_secret(kek)
+    if barbican_conf.kek_fingerprint(kek) != manifest["kek_fingerprint"]:
+        raise ArchiveError(f"{path}: the KEK inside does not match the manifest's fingerprint",
+                           "Use another backup")
+    return kek
 
 
 @dataclass
@@ -123,15 +140,7 @@ def extract(path: str, source: KeySource, workdir: Path, engine: str | None = No
                              "Restore into a Barbican on the same database engine")
         reader = ArchiveReader(handle, header, source)
         segments = reader.segments()
-        try:
-            record = json.loads(next(segments).decode("utf-8"))
-            kek = record["kek"]
-        except (StopIteration, ValueError, KeyError, TypeError, UnicodeDecodeError):
-            raise ArchiveError(f"{path}: the archive's secret record is damaged", "Use another backup") from None
-        redaction.register_secret(kek)
-        if barbican_conf.kek_fingerprint(kek) != manifest["kek_fingerprint"]:
-            raise ArchiveError(f"{path}: the KEK inside does not match the manifest's fingerprint",
-                               "Use another backup")
+        kek = _check_record(next(segments), manifest, path)
         dump = workdir / "dump"
         fd = os.open(dump, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
