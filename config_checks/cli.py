@@ -102,8 +102,10 @@ def show(roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
     """Where fixed_key is set and whether every value matches (by hash).
 
     \b
-    Exit codes: 0 none set or all values match, 1 values differ, 2 usage error or a file could
-    not be read.
+    Exit codes:
+      0  not set anywhere, or all values match
+      1  values differ
+      2  usage error, or a file could not be read
     """
     found, match, unreadable = fk.show(list(roots), per_node=per_node)
     rows = [p.to_dict() for p in found]
@@ -146,8 +148,11 @@ def retire(roots: tuple[str, ...], backup_dir: str | None, db_url: str | None, p
     with its owner and mode; a rerun after an interruption finishes the job.
 
     \b
-    Exit codes: 0 done (or nothing to do), 2 usage/unreadable input, 6 refused (values differ,
-    rows still on the fixed key).
+    Exit codes:
+      0  done, or nothing to do
+      2  usage error or unreadable input
+      4  the Cinder database cannot be reached
+      6  refused: values differ, or rows still on the all-zeros key id
     """
     if db_url:
         redaction.register_secret(fk.secrets.url_password(db_url))
@@ -184,6 +189,11 @@ def restore(backup_dir: str, dry_run: bool, output_format: str) -> None:
 
     A file exactly as retire left it gets its original bytes back; a file edited since gets the
     option re-inserted with crudini --set. Files that already hold it are left alone.
+
+    \b
+    Exit codes:
+      0  restored, or nothing to do
+      2  usage error, unreadable backup or config file
     """
     done = fk.restore(backup_dir, dry_run=dry_run)
     output.emit([d.to_dict() for d in done], output_format, ["path", "action", "sha256"],
