@@ -79,6 +79,7 @@ def test_host_matching_like_cinder(cinder_url):
     c = seed(cinder_url, volumes=1, host="ctl-00@lvm#lvm")  # must not match ctl-0
     d = seed(cinder_url, volumes=1, host="ctl-1@ceph#rbd", cluster_name="clu@ceph#rbd")
     seed(cinder_url, volumes=1, host="ctl-0@lvm#lvm", deleted=True)  # deleted rows are invisible
+    seed(cinder_url, volumes=1, host="ctl-0@lvm#lvm", deleted=None)  # ... and so is deleted = NULL (cinder too)
     seed(cinder_url, volumes=1, host="ctl-0@lvm#lvm", key_id="11111111-0000-0000-0000-000000000000")
     bk = seed(cinder_url, backups=2, backup_host="ctl-0")
     seed(cinder_url, backups=1, backup_host="ctl-0@x")
