@@ -11,7 +11,7 @@ from urllib.parse import quote
 from config_checks.model import Finding, Report, Severity
 from keytools import __version__
 
-SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVELS = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
           Severity.LOW: "note", Severity.INFO: "note"}
 # GitHub code scanning reads security-severity (0-10) from rule properties.
