@@ -122,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        root.main(args=args, prog_name="keytools", standalone_mode=False)
-        return 0
+        # Without standalone mode click returns (not raises) the code given to ctx.exit(n).
+        code = root.main(args=args, prog_name="keytools", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:

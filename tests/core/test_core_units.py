@@ -135,3 +135,19 @@ def test_key_manager_from_service_config(tmp_path):
     conf.write_text("[key_manager]\nbackend = no.such.Backend\n")
     with pytest.raises(errors.ConfigError, match="cannot load the key manager"):
         key_manager_from_config(str(conf))
+
+
+def test_ctx_exit_code_is_kept(monkeypatch):
+    import click
+
+    from keytools import cli
+
+    @click.command()
+    @click.pass_context
+    def exits(ctx):
+        ctx.exit(6)
+
+    monkeypatch.setitem(cli.SUBCOMMANDS, "exits", "tests.core.test_core_units:_exits_command")
+    global _exits_command
+    _exits_command = exits
+    assert invoke(["exits"]).exit_code == 6
