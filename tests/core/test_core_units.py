@@ -8,6 +8,7 @@ import logging
 import os
 import stat
 
+import click
 import pytest
 
 from keytools import errors, logs, oslo_ini, redaction
@@ -137,17 +138,14 @@ def test_key_manager_from_service_config(tmp_path):
         key_manager_from_config(str(conf))
 
 
-def test_ctx_exit_code_is_kept(monkeypatch):
-    import click
+@click.command()
+@click.pass_context
+def exits_six(ctx: click.Context) -> None:
+    ctx.exit(6)
 
+
+def test_ctx_exit_code_is_kept(monkeypatch):
     from keytools import cli
 
-    @click.command()
-    @click.pass_context
-    def exits(ctx):
-        ctx.exit(6)
-
-    monkeypatch.setitem(cli.SUBCOMMANDS, "exits", "tests.core.test_core_units:_exits_command")
-    global _exits_command
-    _exits_command = exits
+    monkeypatch.setitem(cli.SUBCOMMANDS, "exits", f"{__name__}:exits_six")
     assert invoke(["exits"]).exit_code == 6
