@@ -50,8 +50,9 @@ def put_get(session: requests.Session, url: str, names: list[str], body: bytes) 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", help="reuse a running sandbox with Swift (default: a fresh one)")
-    parser.add_argument("--objects", type=int, default=8, help="objects per proxy per round")
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--objects", type=int, default=2, help="objects per proxy per round")
+    parser.add_argument("--rounds", type=int, default=40,
+                        help="interleaved rounds (short rounds spread machine noise evenly)")
     args = parser.parse_args()
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-swift-")
