@@ -29,23 +29,43 @@ KEK_SECTION, KEK_OPTION = "simple_crypto_plugin", "kek"
 
 @dataclass(frozen=True)
 class BarbicanConfig:
+    """``kek`` is a MultiStrOpt in Barbican: every ``kek =`` line counts (KEK rotation). The first
+    encrypts new project keys, all of them decrypt (Fernet MultiFernet)."""
+
     path: Path
     connection: str
-    kek: str | None
-    kek_path: Path | None = None  # the file that sets the KEK (barbican.conf.d/*.conf may)
+    keks: tuple[str, ...] = ()
+    kek_files: tuple[Path, ...] = ()  # the files setting kek (barbican.conf.d/*.conf may), in order
+
+    @property
+    def kek(self) -> str | None:
+        return self.keks[0] if self.keks else None
 
     @property
     def kek_fingerprint(self) -> str | None:
-        return kek_fingerprint(self.kek) if self.kek else None
+        return kek_fingerprint(self.keks) if self.keks else None
+
+    @property
+    def kek_fingerprints(self) -> list[str]:
+        return [kek_fingerprint(k) for k in self.keks]
 
 
-def kek_fingerprint(kek: str) -> str:
-    """A short, domain-separated hash: identifies a KEK without revealing it."""
+def _one_fingerprint(kek: str) -> str:
     try:
         material = base64.b64decode(kek.strip(), validate=True)
     except (binascii.Error, ValueError):
         material = kek.strip().encode("utf-8")
     return "sha256:" + hashlib.sha256(b"keytools-barbican-kek\0" + material).hexdigest()[:32]
+
+
+def kek_fingerprint(keks: str | list[str] | tuple[str, ...]) -> str:
+    """A short, domain-separated hash naming a KEK (or an ordered KEK list) without revealing it."""
+    if isinstance(keks, str):
+        return _one_fingerprint(keks)
+    if len(keks) == 1:
+        return _one_fingerprint(keks[0])
+    joined = "\0".join(_one_fingerprint(k) for k in keks).encode()
+    return "sha256:" + hashlib.sha256(b"keytools-barbican-kek-list\0" + joined).hexdigest()[:32]
 
 
 def load(path: str | os.PathLike[str], need_kek: bool = True) -> BarbicanConfig:
@@ -56,16 +76,15 @@ def load(path: str | os.PathLike[str], need_kek: bool = True) -> BarbicanConfig:
         raise ConfigError(f"{path}: [database] connection is not set",
                           "Point --config at the barbican.conf the Barbican API uses")
     _register_db_password(connection)
-    setting = conf.setting(KEK_SECTION, KEK_OPTION)
-    kek = setting.value if setting else None
-    if kek:
+    settings = [s for s in conf.get_all(KEK_SECTION, KEK_OPTION) if s.value.strip()]
+    keks = tuple(s.value.strip() for s in settings)
+    for kek in keks:
         redaction.register_secret(kek)
-        redaction.register_secret(kek.strip())
-    elif need_kek:
+    if not keks and need_kek:
         raise ConfigError(f"{path}: [{KEK_SECTION}] {KEK_OPTION} is not set",
                           "Only the simple_crypto backend is supported; its KEK must be in this file")
-    return BarbicanConfig(Path(path), connection, kek.strip() if kek else None,
-                          Path(setting.path) if setting else None)
+    files = tuple(dict.fromkeys(Path(s.path) for s in settings))
+    return BarbicanConfig(Path(path), connection, keks, files)
 
 
 def _register_db_password(connection: str) -> None:
@@ -86,25 +105,47 @@ def _crudini() -> str:
     return found
 
 
-def write_kek(path: Path, kek: str) -> Path:
-    """Set ``[simple_crypto_plugin] kek`` in ``path``; returns the backup of the old file.
+def write_keks(path: Path, keks: list[str]) -> Path:
+    """Make ``[simple_crypto_plugin] kek`` in ``path`` exactly ``keks`` (in order); returns the
+    backup of the old file.
 
-    The KEK reaches crudini on stdin (``--merge``), never on a command line (ps shows those).
+    crudini deletes every old ``kek`` line and sets the first new one; it keeps one value per key,
+    so further KEKs (a rotated list) go on the lines right after it. The KEKs reach crudini on
+    stdin (``--merge``), never on a command line (ps shows those). The result is parsed back and
+    must hold exactly ``keks`` before it replaces the file (atomically, mode and owner kept).
     """
+    if not keks:
+        raise KeytoolsError("no KEK to write")
     original = path.read_bytes()
     mode = path.stat().st_mode & 0o7777
     backup = path.with_name(f"{path.name}.keytools-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.bak")
-    atomic_write(backup, original, mode=0o600)
     with tempfile.TemporaryDirectory(prefix="keytools-kek-") as tmp:
         work = Path(tmp) / path.name
         work.write_bytes(original)
         os.chmod(work, 0o600)
-        result = subprocess.run([_crudini(), "--merge", str(work)], input=f"[{KEK_SECTION}]\n{KEK_OPTION} = {kek}\n",
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise KeytoolsError(f"crudini could not update {path}: "
-                                f"{redaction.redact(result.stderr.strip()) or result.returncode}",
-                                "Check the file's syntax")
+        _crudini_run(["--del", str(work), KEK_SECTION, KEK_OPTION], None, path)
+        _crudini_run(["--merge", str(work)], f"[{KEK_SECTION}]\n{KEK_OPTION} = {keks[0]}\n", path)
+        if len(keks) > 1:
+            lines = work.read_text().splitlines(keepends=True)
+            at = next(i for i, line in enumerate(lines)
+                      if line.split("=", 1)[0].strip() == KEK_OPTION and line.split("=", 1)[1].strip() == keks[0])
+            extra = [f"{KEK_OPTION} = {k}\n" for k in keks[1:]]
+            if not lines[at].endswith("\n"):
+                lines[at] += "\n"
+            work.write_text("".join(lines[: at + 1] + extra + lines[at + 1:]))
+        written = [s.value.strip() for s in oslo_ini.parse_file(work).get_all(KEK_SECTION, KEK_OPTION)]
+        if written != list(keks):
+            raise KeytoolsError(f"writing the KEK into {path} did not give the expected result; nothing changed",
+                                "Set [simple_crypto_plugin] kek by hand from a --check run's advice")
         updated = work.read_bytes()
+    atomic_write(backup, original, mode=0o600)
     atomic_write(path, updated, mode=mode)
     return backup
+
+
+def _crudini_run(args: list[str], stdin: str | None, path: Path) -> None:
+    result = subprocess.run([_crudini(), *args], input=stdin or "", capture_output=True, text=True)
+    if result.returncode != 0:
+        raise KeytoolsError(f"crudini could not update {path}: "
+                            f"{redaction.redact(result.stderr.strip()) or result.returncode}",
+                            "Check the file's syntax")

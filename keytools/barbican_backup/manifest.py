@@ -42,7 +42,8 @@ def build(conf: BarbicanConfig, engine: str, database: str, snap: Snapshot) -> d
         "config": str(conf.path),
         "counts": dict(snap.stats.counts),
         "content_digest": snap.stats.digest,
-        "kek_fingerprint": conf.kek_fingerprint,
+        "kek_fingerprint": conf.kek_fingerprint,  # of the ordered KEK list (one KEK: of that KEK)
+        "kek_fingerprints": conf.kek_fingerprints,  # one per KEK, primary first
     }
 
 

@@ -64,7 +64,7 @@ def backup(config: str | os.PathLike[str], out: str | os.PathLike[str], source: 
         manifest = manifest_mod.build(conf, db.engine, db.display, snap)
         with atomic_stream(target) as handle:
             writer = ArchiveWriter(handle, source, manifest)
-            record = {"kek": conf.kek, "kek_fingerprint": conf.kek_fingerprint}
+            record = {"keks": list(conf.keks), "kek_fingerprint": conf.kek_fingerprint}
             writer.write_record(json.dumps(record).encode("utf-8"))
             handle.flush()
             faults.pause(faults.step_delay(faults.BACKUP_ENV))
@@ -107,26 +107,27 @@ def _open(path: str) -> Iterator[BinaryIO]:
         yield handle
 
 
-def _check_record(segment: bytes, manifest: dict[str, Any], path: str) -> str:
-    """The secret record (segment 0): returns the KEK after matching it with the manifest."""
+def _check_record(segment: bytes, manifest: dict[str, Any], path: str) -> list[str]:
+    """The secret record (segment 0): returns the KEK list after matching it with the manifest."""
     try:
-        kek = json.loads(segment.decode("utf-8"))["kek"]
-        if not isinstance(kek, str) or not kek:
+        keks = json.loads(segment.decode("utf-8"))["keks"]
+        if not isinstance(keks, list) or not keks or not all(isinstance(k, str) and k for k in keks):
             raise TypeError
     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
         raise ArchiveError(f"{path}: the archive's secret record is damaged", "Use another backup") from None
-    redaction.register_secret(kek)
-    if barbican_conf.kek_fingerprint(kek) != manifest["kek_fingerprint"]:
+    for kek in keks:
+        redaction.register_secret(kek)
+    if barbican_conf.kek_fingerprint(keks) != manifest["kek_fingerprint"]:
         raise ArchiveError(f"{path}: the KEK inside does not match the manifest's fingerprint",
                            "Use another backup")
-    return kek
+    return keks
 
 
 @dataclass
 class Extracted:
     header: ArchiveHeader
     manifest: dict[str, Any]
-    kek: str
+    keks: list[str]
     dump: Path
 
 
@@ -140,13 +141,13 @@ def extract(path: str, source: KeySource, workdir: Path, engine: str | None = No
                              "Restore into a Barbican on the same database engine")
         reader = ArchiveReader(handle, header, source)
         segments = reader.segments()
-        kek = _check_record(next(segments), manifest, path)
+        keks = _check_record(next(segments), manifest, path)
         dump = workdir / "dump"
         fd = os.open(dump, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as out:
             for segment in segments:
                 out.write(segment)
-    return Extracted(header, manifest, kek, dump)
+    return Extracted(header, manifest, keks, dump)
 
 
 def _schema_problem(target: Stats, dumped: Stats) -> str | None:
@@ -174,7 +175,7 @@ def restore(archive: str | os.PathLike[str], config: str | os.PathLike[str], sou
     with tempfile.TemporaryDirectory(prefix="keytools-restore-") as tmp:
         data = extract(path, source, Path(tmp), engine=db.engine)
         manifest = data.manifest
-        kek_action = _kek_decision(conf, manifest, restore_kek)
+        kek_action = _kek_decision(conf, data.keks, restore_kek)
         dumped = db.check_dump(data.dump)
         target = db.stats()
         problem = _schema_problem(target, dumped)
@@ -204,12 +205,11 @@ def restore(archive: str | os.PathLike[str], config: str | os.PathLike[str], sou
             return report
         if kek_action == "write":
             # the file that sets it wins: barbican.conf.d/*.conf may override barbican.conf
-            backup_file = barbican_conf.write_kek(conf.kek_path or conf.path, data.kek)
-            report["kek"] = "written"
-            report["config_backup"] = str(backup_file)
-            report["kek_file"] = str(conf.kek_path or conf.path)
-            log_event(LOG, logging.INFO, f"KEK written to {report['kek_file']} (old file kept as {backup_file})",
-                      "barbican.restore.kek", config=report["kek_file"], backup=str(backup_file))
+            kek_file = conf.kek_files[0] if conf.kek_files else conf.path
+            backup_file = barbican_conf.write_keks(kek_file, data.keks)
+            report.update(kek="written", kek_file=str(kek_file), config_backup=str(backup_file))
+            log_event(LOG, logging.INFO, f"KEK written to {kek_file} (old file kept as {backup_file})",
+                      "barbican.restore.kek", config=str(kek_file), backup=str(backup_file))
         if db_action == "restore":
             db.restore(data.dump, progress)
             report["database_action"] = "restored"
@@ -222,18 +222,23 @@ def restore(archive: str | os.PathLike[str], config: str | os.PathLike[str], sou
     return report
 
 
-def _kek_decision(conf: barbican_conf.BarbicanConfig, manifest: dict[str, Any], restore_kek: bool) -> str:
-    wanted = manifest["kek_fingerprint"]
-    if conf.kek is None:
+def _kek_decision(conf: barbican_conf.BarbicanConfig, archive_keks: list[str], restore_kek: bool) -> str:
+    """"unchanged" when the target's KEKs include every KEK of the archive (they decrypt all it
+    holds, even after a later rotation), "write" with --restore-kek, else refuse."""
+    wanted = barbican_conf.kek_fingerprint(archive_keks)
+    if not conf.keks:
         if not restore_kek:
             raise ConfigError(f"{conf.path}: [simple_crypto_plugin] kek is not set",
                               "Pass --restore-kek to write the archive's KEK into it")
-        return "write"
-    if conf.kek_fingerprint != wanted:
-        if not restore_kek:
-            raise StateError(f"the KEK in {conf.path} ({conf.kek_fingerprint}) is not the archive's ({wanted}): "
-                             "the restored secrets would be unreadable",
-                             "Pass --restore-kek to write the archive's KEK (the old file is kept), "
-                             "or use the matching barbican.conf")
-        return "write"
-    return "unchanged"
+    elif set(map(barbican_conf.kek_fingerprint, archive_keks)) <= set(conf.kek_fingerprints):
+        return "unchanged"
+    elif not restore_kek:
+        raise StateError(f"the KEK in {conf.path} ({conf.kek_fingerprint}) is not the archive's ({wanted}): "
+                         "the restored secrets would be unreadable",
+                         "Pass --restore-kek to write the archive's KEK (the old file is kept), "
+                         "or use the matching barbican.conf")
+    if len(conf.kek_files) > 1:
+        raise StateError(f"[simple_crypto_plugin] kek is set in several files "
+                         f"({', '.join(map(str, conf.kek_files))}): keytools will not rewrite them all",
+                         "Keep the kek lines in one file, then rerun with --restore-kek")
+    return "write"

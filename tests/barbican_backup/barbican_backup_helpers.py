@@ -23,7 +23,7 @@ def barbican_conf(sandbox: Any) -> Path:
 
 
 def conf_copy(src: Path, dst: Path, connection: str | None = None, kek: str | None = None,
-              drop_kek: bool = False) -> Path:
+              drop_kek: bool = False, before_kek: list[str] = (), after_kek: list[str] = ()) -> Path:
     """A barbican.conf like ``src`` with another database and/or KEK (a restore target)."""
     out = []
     for line in src.read_text().splitlines():
@@ -34,6 +34,10 @@ def conf_copy(src: Path, dst: Path, connection: str | None = None, kek: str | No
                 continue
             if kek is not None:
                 line = f"kek = {kek}"
+            out.extend(f"kek = {k}" for k in before_kek)
+            out.append(line)
+            out.extend(f"kek = {k}" for k in after_kek)
+            continue
         out.append(line)
     dst.write_text("\n".join(out) + "\n")
     os.chmod(dst, 0o640)

@@ -272,3 +272,32 @@ def test_prompted_passphrase_is_hidden_and_confirmed(sandbox, tmp_path):
     assert phrase not in shown  # not echoed
     source = KeySource.passphrase(phrase.decode(), "test")
     assert operations.inspect(out, source)["verified"] is True
+
+
+def test_rotated_kek_lists(sandbox, backed_up, kt, tmp_path):
+    """Barbican's kek is a MultiStrOpt (rotation: the first encrypts, all decrypt). A target that
+    rotated since the backup still holds the archive's KEK: nothing to write. An archive made with
+    two KEKs needs both in the target; --restore-kek writes both, in order."""
+    live_kek = kek_of(barbican_conf(sandbox))
+    newer = base64.b64encode(os.urandom(32)).decode()
+    rotated = fresh_target(sandbox, tmp_path, "rotated", before_kek=[newer])
+    ok = kt("barbican", "restore", backed_up["archive"], "--config", rotated, "--passphrase-env", "BK_PASS",
+            "-f", "json", env=ENV)
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["kek"] == "unchanged", ok.output
+
+    two = conf_copy(barbican_conf(sandbox), tmp_path / "two.conf", after_kek=[newer])
+    archive = tmp_path / "two.ktbak"
+    made = kt("barbican", "backup", "--config", two, "--out", archive, "--passphrase-env", "BK_PASS", "-f", "json",
+              env=ENV)
+    assert made.exit_code == 0, made.output
+    assert len(json.loads(made.stdout)["kek_fingerprints"]) == 2
+    assert newer.encode() not in archive.read_bytes() and live_kek.encode() not in archive.read_bytes()
+    target = fresh_target(sandbox, tmp_path, "one")
+    refused = kt("barbican", "restore", archive, "--config", target, "--passphrase-env", "BK_PASS", env=ENV)
+    assert refused.exit_code == 6 and newer not in refused.output
+    written = kt("barbican", "restore", archive, "--config", target, "--passphrase-env", "BK_PASS",
+                 "--restore-kek", "-f", "json", env=ENV)
+    assert written.exit_code == 0, written.output
+    from keytools import oslo_ini
+
+    assert [s.value for s in oslo_ini.parse_file(target).get_all("simple_crypto_plugin", "kek")] == [live_kek, newer]
