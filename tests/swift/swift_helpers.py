@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -84,7 +85,7 @@ class ProxyProcess:
 
     def __init__(self, state: StateDir, cfg: SandboxConfig, workdir: Path, name: str,
                  keymaster: dict[str, object], pipeline: str = NOAUTH_PIPELINE,
-                 port: int | None = None) -> None:
+                 port: int | None = None, workers: int = 0) -> None:
         self.port = port or processes.free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -92,6 +93,7 @@ class ProxyProcess:
         self.log = workdir / f"{name}.log"
         sections = sandbox_swift.proxy_sections(state, cfg, self.port, pipeline, keymaster)
         sections["DEFAULT"]["log_name"] = name
+        sections["DEFAULT"]["workers"] = workers
         self.conf.write_text(ini(sections))
         os.chmod(self.conf, 0o600)
         with open(self.log, "ab") as log:
@@ -123,13 +125,22 @@ class ProxyProcess:
             raise
 
     def stop(self) -> None:
+        """Stop the proxy and its workers (its own process group, started by us)."""
         if self.proc.poll() is None:
-            self.proc.terminate()
+            _killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                _killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        _killpg(self.proc.pid, signal.SIGKILL)  # workers that outlived their parent
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def swift_keymaster(secret: bytes) -> dict[str, object]:

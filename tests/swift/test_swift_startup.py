@@ -173,3 +173,50 @@ def test_application_credentials_load_the_keys(swift_sandbox, root_secret):
     conf["application_credential_secret"] = "wrong-secret"
     with pytest.raises(keymaster.KeymasterStartupError, match="Keystone refused"):
         keymaster.filter_factory({}, **conf)(_app)
+
+
+def test_forked_workers_inherit_the_keys_and_lazy_workers_each_load(swift_sandbox, root_secret,
+                                                                     swift_workdir, proxies):
+    """workers = 2: strict loads once before forking (no Barbican request per worker); lazy
+    workers start their own loader after the fork and all end up serving."""
+    single = CountingForwarder(swift_sandbox.url("barbican"))
+    forked = CountingForwarder(swift_sandbox.url("barbican"))
+    try:
+        one = ProxyProcess(swift_sandbox.state, swift_sandbox.config, swift_workdir, "proxy-1-worker",
+                           our_keymaster(swift_sandbox.config, single.url, key_id=root_secret[0]))
+        two = ProxyProcess(swift_sandbox.state, swift_sandbox.config, swift_workdir, "proxy-2-workers",
+                           our_keymaster(swift_sandbox.config, forked.url, key_id=root_secret[0]), workers=2)
+        proxies.extend([one, two])
+        one.wait_ready()
+        two.wait_ready()
+        base = f"{two.url}/v1/AUTH_workers"
+        assert requests.put(f"{base}/c").status_code == 201
+        for i in range(6):  # connections spread over both workers
+            assert requests.put(f"{base}/c/o{i}", data=b"x" * 100, headers={"Connection": "close"}).status_code == 201
+        assert forked.count == single.count > 0
+    finally:
+        single.close()
+        forked.close()
+
+    port = processes.free_ports(1)[0]
+    lazy = ProxyProcess(swift_sandbox.state, swift_sandbox.config, swift_workdir, "proxy-lazy-2-workers",
+                        our_keymaster(swift_sandbox.config, f"http://127.0.0.1:{port}", key_id=root_secret[0],
+                                      startup="lazy", startup_retries=0, startup_backoff=0.2,
+                                      startup_backoff_max=0.5), workers=2)
+    proxies.append(lazy)
+    lazy.wait_ready()
+    base = f"{lazy.url}/v1/AUTH_workers"
+    assert requests.get(f"{base}/c/o0").status_code == 503
+    late = CountingForwarder(swift_sandbox.url("barbican"), port=port)
+    try:
+        deadline, served = time.monotonic() + 60, 0
+        while served < 10:  # ten in a row: every worker has its keys
+            assert time.monotonic() < deadline, lazy.output()[-2000:]
+            status = requests.get(f"{base}/c/o0", headers={"Connection": "close"}).status_code
+            served = served + 1 if status == 200 else 0
+            if status == 503:
+                time.sleep(0.1)
+        # each worker loads (the parent too: workers it re-forks later inherit the keys)
+        assert lazy.output().count("root secrets loaded; serving") >= 2
+    finally:
+        late.close()
