@@ -170,6 +170,10 @@ def parse(conf: Mapping[str, str]) -> KeymasterSettings:
         raise ConfigError(f"{where}: active_root_secret_id = {active} but there is no key_id_{active}",
                           f"Add key_id_{active} = <uuid> or set active_root_secret_id to one of: "
                           + ", ".join(k.option[len('key_id_'):] for k in keys if k.secret_id) )
+    api_class = (values.get("api_class") or "").strip()
+    if api_class and "barbican" not in api_class.lower():
+        raise ConfigError(f"{where}: api_class = {api_class}: this keymaster reads Barbican only",
+                          "Remove api_class, or keep Swift's kms_keymaster for other key managers")
     auth_url = values.get("auth_endpoint") or values.get("auth_url")
     if not auth_url:
         raise ConfigError(f"{where}: auth_endpoint is not set", "Set it to the Keystone URL, e.g. "

@@ -65,6 +65,7 @@ def test_every_unusable_key_refuses_to_start_naming_the_key_never_the_bytes(swif
     ({"key_id": ""}, "no key_id is set"),
     ({"startup": "sometimes"}, "startup = sometimes is not one of strict, lazy"),
     ({"startup_retries": "-1"}, "startup_retries = -1 is not a number >= 0"),
+    ({"api_class": "castellan.key_manager.vault_key_manager.VaultKeyManager"}, "reads Barbican only"),
     ({"keymaster_config_path": "/nonexistent/keymaster.conf", "key_id": ""}, "also sets"),
 ])
 def test_bad_configuration_refuses_to_start(swift_sandbox, root_secret, options, expected):
