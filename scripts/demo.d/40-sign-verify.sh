@@ -29,8 +29,12 @@ echo "== keytools verify --image-id: download streaming, verify, and check trust
 
 echo "== tampered copy: keytools verify says INVALID (exit 1)"
 printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["properties"]))' > "$W/props.json"
-cp "$W/demo.raw" "$W/tampered.raw"
-printf 'X' | dd of="$W/tampered.raw" bs=1 seek=4096 conv=notrunc status=none
+"$PY" - "$W/demo.raw" "$W/tampered.raw" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+data[4096] ^= 0x01  # flip one bit
+open(sys.argv[2], "wb").write(data)
+PY
 set +e
 "${KT[@]}" verify "$W/tampered.raw" --properties "$W/props.json"
 rc=$?

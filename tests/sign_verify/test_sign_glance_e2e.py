@@ -118,7 +118,8 @@ def test_verify_image_id_detects_tampered_image(kt, creator_session, publisher, 
     client = upload.glance_client(creator_session)
     image = client.images.create(name="tampered-later", disk_format="raw", container_format="bare")
     try:
-        tampered = publisher["image"].read_bytes()[:-1] + b"X"
+        original = publisher["image"].read_bytes()
+        tampered = original[:-1] + bytes([original[-1] ^ 0x01])  # always differs
         import io
 
         client.images.upload(image["id"], io.BytesIO(tampered), image_size=len(tampered))
