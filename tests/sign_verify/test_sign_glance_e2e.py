@@ -189,6 +189,10 @@ def test_ca_chain_with_trusted_ca(kt, cursive_with_barbican, creator_session, pu
     assert res.exit_code == 0, res.output
     props = json.loads(res.stdout)["properties"]
     assert props[sig.KEY_TYPE] == "ECC_SECP384R1"
+    res = _demo(kt, "sign", publisher["image"], "--key", leaf_key_path, "--cert-uuid", leaf_uuid, "--upload",
+                "--name", "ecc-signed", "--hash-method", "SHA-384", "-f", "json")
+    assert res.exit_code == 0, res.output  # glance-api verified an ECDSA P-384 / SHA-384 signature
+    assert json.loads(res.stdout)["image"]["status"] == "active"
     res = _demo(kt, "verify", publisher["image"], "--properties", json.dumps(props), "--trusted-cert",
                 publisher["uuid"], "-f", "json")
     assert res.exit_code == 0, res.output
