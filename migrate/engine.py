@@ -23,13 +23,12 @@ from typing import Any
 import click
 
 from keytools import output
-from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import ConfigError, Forbidden, KeytoolsError, ServiceUnavailable, StateError
 from keytools.logs import log_event
 from keytools.service_errors import SECRET_FORBIDDEN
 from migrate import journal as jr
 from migrate.barbican import Barbican, PayloadMismatch, cinder_text, key_id
-from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, SKIP_NOTHING_TO_MIGRATE, Settings
+from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, Settings
 from migrate.db import CinderDB, Item
 
 LOG = logging.getLogger("keytools.migrate")
@@ -170,7 +169,8 @@ class Migrator:
         log_event(LOG, logging.INFO, item_line(item), "migrating_item", table=item.table, id=item.id, host=item.host)
         ref, reused = self._secret_for(item)
         self.barbican.grant_read(ref, item.user_id)
-        self.barbican.check_payload(ref, self.key)  # never point a row at a secret not read back
+        if not reused:  # a reused secret was read back just now
+            self.barbican.check_payload(ref, self.key)  # never point a row at a secret not read back
         new_id = key_id(ref)
         if not self.db.swap(item.table, item.id, new_id):
             self.journal.record("lost", item.table, item.id, ref)
@@ -359,5 +359,4 @@ def find_orphans(db: CinderDB, replay: jr.Replay) -> list[dict[str, str]]:
     return found
 
 
-__all__ = ["FIXED_KEY_ID", "SKIP_NOTHING_TO_MIGRATE", "MSG_NO_ITEMS", "Migrator", "Scope", "Outcome",
-           "check_decision", "log_status", "find_orphans"]
+__all__ = ["MSG_NO_ITEMS", "Migrator", "Scope", "Outcome", "check_decision", "log_status", "find_orphans"]

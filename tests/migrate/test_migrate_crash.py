@@ -166,7 +166,7 @@ def test_kill_9_trials_then_rerun_converges(kt, sandbox, cinder_url, key_file, f
 @pytest.mark.parametrize("shared_journal", [True, False])
 def test_two_concurrent_runs_never_migrate_a_row_twice(sandbox, cinder_url, key_file, fixed_key_hex,
                                                        creator_session, tmp_path, shared_journal):
-    rows = seed(cinder_url, volumes=12, snapshots_per_volume=1, backups=4)
+    rows = seed(cinder_url, volumes=8, snapshots_per_volume=1, backups=2)
     env = {"OS_CLIENT_CONFIG_FILE": str(sandbox.clouds_yaml)}
     outs = []
     procs = []

@@ -26,7 +26,7 @@ def maria_cinder(mariadb_sandbox) -> str:
 
 def test_mariadb_concurrent_runs_case_sensitive_hosts_and_verify(mariadb_sandbox, maria_cinder, key_file,
                                                                  fixed_key_hex, tmp_path):
-    a = seed(maria_cinder, volumes=16, snapshots_per_volume=1, host="ctl-0@lvm#lvm", backups=4, backup_host="ctl-0")
+    a = seed(maria_cinder, volumes=10, snapshots_per_volume=1, host="ctl-0@lvm#lvm", backups=3, backup_host="ctl-0")
     upper = seed(maria_cinder, volumes=2, host="CTL-0@lvm#lvm")  # cinder matches hosts case-sensitively
     db = CinderDB(maria_cinder)
     assert {i.id for i in db.items("volumes", host="ctl-0")} == set(a.volumes)
