@@ -48,8 +48,9 @@ def create_db(server_url: str, name: str) -> str:
     return url
 
 
-def ceiling(session, key: bytes, per_level: int, levels: list[int]) -> dict[str, float]:
-    """Secrets/s for POST + ACL at several concurrencies (one shared session, as keytools)."""
+def ceiling(session, key: bytes, per_level: int, levels: list[int], read_back: bool = False) -> dict[str, float]:
+    """Secrets/s for POST + ACL (+ payload GET when ``read_back``, what keytools must also do)
+    at several concurrencies, on one shared session as keytools uses."""
     from keytools import keymanager
 
     client = keymanager.barbican_client(session)
@@ -63,12 +64,14 @@ def ceiling(session, key: bytes, per_level: int, levels: list[int]) -> dict[str,
             ref = client.secrets.create(algorithm="AES", bit_length=len(key) * 8, secret_type="symmetric",
                                         mode=None, payload=key).store()
             client.acls.create(entity_ref=ref, users=["bench-user"]).submit()
+            if read_back:
+                session.get(f"{ref}/payload", headers={"Accept": "application/octet-stream"})
 
         start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=level) as pool:
             list(pool.map(one, range(per_level)))
         rates[str(level)] = per_level / (time.perf_counter() - start)
-        print(f"  ceiling c={level}: {rates[str(level)]:.1f} secrets/s", flush=True)
+        print(f"  {'POST+ACL+GET' if read_back else 'POST+ACL'} c={level}: {rates[str(level)]:.1f} /s", flush=True)
     return rates
 
 
@@ -124,6 +127,7 @@ def run_cli(args: list[str], env: dict[str, str], seconds: float | None = None) 
     if proc.returncode not in (0, -9):
         print("\n".join(lines[-20:]), file=sys.stderr)
     return {"result": result, "rc": proc.returncode, "elapsed": elapsed, "peak_rss_mib": usage.ru_maxrss / 1024,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
             "migrated_lines": migrated}
 
 
@@ -162,7 +166,7 @@ def main() -> int:
         session = auth.session_from_cloud("sandbox-demo")
 
         print("Barbican ceiling (POST + ACL):", flush=True)
-        levels = [1, 2, 4, 8, 16]
+        levels = [1, 2, 4, 8]
         rates = ceiling(session, key, args.ceiling_per_level, levels)
         best_level = max(rates, key=rates.get)
         results["ceiling"] = {"per_level": {k: round(v, 1) for k, v in rates.items()},
@@ -175,7 +179,12 @@ def main() -> int:
         results["serial_loop"] = {"rows": args.loop_sample, "rows_per_s": round(loop_rate, 1)}
         print(f"  {loop_rate:.1f} rows/s", flush=True)
 
-        concurrency = args.concurrency or int(best_level)
+        print("Barbican ceiling with the read-back keytools does (POST + ACL + payload GET):", flush=True)
+        rb = ceiling(session, key, args.ceiling_per_level, [2, 4, 8], read_back=True)
+        results["ceiling_with_read_back"] = {"per_level": {k: round(v, 1) for k, v in rb.items()},
+                                             "best": round(max(rb.values()), 1)}
+
+        concurrency = args.concurrency or 4
         print(f"keytools migrate run: {args.volumes} volumes (+{args.volumes} snapshots) + {args.backups} backups, "
               f"concurrency {concurrency}:", flush=True)
         main_url = create_db(server_url, "cinder_bench_main")
@@ -191,7 +200,8 @@ def main() -> int:
         results["keytools"] = {"rc": run["rc"], "rows": rows, "migrated": res.get("migrated"),
                                "errors": res.get("errors"), "seconds": res.get("seconds"),
                                "wall_s_with_startup": round(run["elapsed"], 1), "rows_per_s": kt_rate,
-                               "concurrency": concurrency, "peak_rss_mib": round(run["peak_rss_mib"], 1)}
+                               "concurrency": concurrency, "peak_rss_mib": round(run["peak_rss_mib"], 1),
+                               "client_cpu_ms_per_row": round(run["cpu_s"] / rows * 1000, 1)}
         print(f"  {kt_rate} rows/s, rc {run['rc']}, peak RSS {run['peak_rss_mib']:.0f} MiB", flush=True)
 
         if args.big:
@@ -205,6 +215,12 @@ def main() -> int:
             results["big"] = {"volumes": args.big, "time_box_s": args.big_seconds, "rc": big["rc"],
                               "migrated_in_box": big["migrated_lines"], "peak_rss_mib": round(big["peak_rss_mib"], 1)}
             print(f"  migrated {big['migrated_lines']} in the box, peak RSS {big['peak_rss_mib']:.0f} MiB", flush=True)
+        print("Again after the keytools run (the machine is shared: load drifts):", flush=True)
+        again = ceiling(session, key, args.ceiling_per_level, [results["ceiling"]["best_concurrency"]])
+        seed(loop_url, volumes=args.loop_sample, snapshots_per_volume=1)
+        loop_again = serial_loop(session, loop_url, key, args.loop_sample)
+        print(f"  serial loop: {loop_again:.1f} rows/s", flush=True)
+        results["after"] = {"ceiling": round(max(again.values()), 1), "serial_loop": round(loop_again, 1)}
     finally:
         manager.down(state)
 
@@ -213,14 +229,21 @@ def main() -> int:
     loop = results["serial_loop"]["rows_per_s"]
     results["speedup_vs_loop"] = round(kt / loop, 2) if loop else None
     results["fraction_of_ceiling"] = round(kt / ceil, 2) if ceil else None
+    ceil_rb = results["ceiling_with_read_back"]["best"]
+    results["fraction_of_ceiling_with_read_back"] = round(kt / ceil_rb, 2) if ceil_rb else None
+    loop_mean = (loop + results["after"]["serial_loop"]) / 2
+    results["speedup_vs_loop_mean"] = round(kt / loop_mean, 2) if loop_mean else None
     print()
     print(f"{'measure':44} {'value':>12}")
     print(f"{'Barbican ceiling POST+ACL (best c=' + str(results['ceiling']['best_concurrency']) + ')':44} "
           f"{ceil:>9.1f} /s")
-    print(f"{'serial cinder-style loop':44} {loop:>9.1f} /s")
+    print(f"{'Barbican ceiling POST+ACL+GET (read-back)':44} {ceil_rb:>9.1f} /s")
+    print(f"{'serial cinder-style loop (before / after)':44} {loop:>6.1f} / {results['after']['serial_loop']:.1f} /s")
     print(f"{'keytools migrate run (c=' + str(results['keytools']['concurrency']) + ')':44} {kt:>9.1f} /s")
     print(f"{'speed-up vs loop':44} {results['speedup_vs_loop']:>10}x")
     print(f"{'fraction of Barbican ceiling':44} {results['fraction_of_ceiling']:>11}")
+    print(f"{'fraction of ceiling incl. read-back':44} {results['fraction_of_ceiling_with_read_back']:>11}")
+    print(f"{'client CPU per row (keytools process)':44} {results['keytools']['client_cpu_ms_per_row']:>8} ms")
     print(f"{'peak RSS, ' + str(args.volumes + args.backups) + ' rows':44} {results['keytools']['peak_rss_mib']:>8} MiB")
     if "big" in results:
         print(f"{'peak RSS, ' + str(args.big) + ' rows (time-boxed)':44} {results['big']['peak_rss_mib']:>8} MiB")
