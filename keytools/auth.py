@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from keystoneauth1 import loading
-from keystoneauth1 import session as ks_session
+from typing import TYPE_CHECKING
 
 from keytools import oslo_ini, redaction
 from keytools.errors import ConfigError
+
+if TYPE_CHECKING:  # keystoneauth (and osprofiler behind it) costs ~0.4 s: import only when used
+    from keystoneauth1 import session as ks_session
 
 # Options of a keystoneauth password plugin as they appear in [keystone_authtoken] and friends.
 _PASSWORD_OPTIONS = ("auth_url", "username", "password", "user_id", "project_name", "project_id",
@@ -86,6 +88,9 @@ def session_from_oslo_config(path: str, section: str = "keystone_authtoken",
         raise ConfigError(f"{path}: [{section}] auth_type {auth_type!r} is not supported",
                           "Use auth_type = password or v3applicationcredential")
     kwargs = {k: values[k] for k in wanted if values.get(k)}
+    from keystoneauth1 import loading
+    from keystoneauth1 import session as ks_session
+
     try:
         plugin = loading.get_plugin_loader(auth_type).load_from_options(**kwargs)
     except Exception as exc:  # keystoneauth's MissingRequiredOptions and friends

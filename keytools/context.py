@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from keystoneauth1 import session as ks_session
 
 from keytools import auth
+
+if TYPE_CHECKING:
+    from keystoneauth1 import session as ks_session
 
 
 @dataclass
