@@ -47,6 +47,8 @@ def translate(exc: BaseException, service: str = "Barbican", what: str = "") -> 
     suffix = f" while {what}" if what else ""
     status = http_status(exc)
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if "/auth/tokens" in text:  # the failure happened while authenticating, not at `service`
+        service = "Keystone"
     if isinstance(exc, ksa_exc.Unauthorized) or status == 401:
         return AuthenticationFailed(f"Keystone refused the credentials{suffix}",
                                     "Check the user name, password and project")

@@ -149,3 +149,14 @@ def test_ctx_exit_code_is_kept(monkeypatch):
 
     monkeypatch.setitem(cli.SUBCOMMANDS, "exits", f"{__name__}:exits_six")
     assert invoke(["exits"]).exit_code == 6
+
+
+def test_unreachable_keystone_is_named_keystone():
+    from keystoneauth1 import exceptions as ksa_exc
+
+    from keytools.service_errors import translate
+
+    err = translate(ksa_exc.ConnectFailure("Unable to establish connection to http://127.0.0.1:9/v3/auth/tokens"),
+                    "Barbican", "storing the key")
+    assert err.exit_code == errors.EXIT_UNREACHABLE
+    assert err.one_line().startswith("cannot reach Keystone while storing the key")
