@@ -215,12 +215,29 @@ class CinderDB:
     # ---- writing (compare-and-swap only) ------------------------------------------------------------
 
     def swap(self, table: str, row_id: str, new_key_id: str) -> bool:
-        """Point the row at ``new_key_id`` only if it is still on the all-zeros id; True if it was."""
+        """Point the row (alone) at ``new_key_id`` only if it is still on the all-zeros id."""
         t = self.table(table)
         stmt = (sa.update(t).where(t.c.id == row_id, t.c.encryption_key_id == FIXED_KEY_ID,
                                    t.c.deleted == sa.false()).values(encryption_key_id=new_key_id))
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1
+
+    def swap_with_snapshots(self, table: str, row_id: str, new_key_id: str) -> tuple[bool, int]:
+        """CAS the row and, for a volume that won, its all-zeros snapshots, in one transaction
+        (cinder saves them separately; here a crash cannot strand snapshots). Returns
+        (won, snapshots updated)."""
+        t = self.table(table)
+        stmt = (sa.update(t).where(t.c.id == row_id, t.c.encryption_key_id == FIXED_KEY_ID,
+                                   t.c.deleted == sa.false()).values(encryption_key_id=new_key_id))
+        with self.engine.begin() as conn:
+            if conn.execute(stmt).rowcount != 1:
+                return False, 0
+            if table != "volumes":
+                return True, 0
+            s = self.table("snapshots")
+            snaps = conn.execute(sa.update(s).where(s.c.volume_id == row_id, s.c.encryption_key_id == FIXED_KEY_ID,
+                                                    s.c.deleted == sa.false()).values(encryption_key_id=new_key_id))
+            return True, snaps.rowcount
 
     def swap_snapshots(self, volume_id: str, new_key_id: str) -> int:
         """Give the volume's non-deleted all-zeros snapshots the volume's new id (cinder does this

@@ -3,7 +3,7 @@
 Per row (volume or backup on the all-zeros id): journal the intent, create the secret (or reuse
 one a previous run stored but never used), journal its ref, set the owner's read ACL, read the
 payload back and compare it with fixed_key, then compare-and-swap the row; a volume's snapshots
-follow it. A kill at any instant leaves either the row on the all-zeros id (the rerun reuses or
+follow it in the same transaction. A kill at any instant leaves either the row on the all-zeros id (the rerun reuses or
 finds the secret) or the row on a secret that was stored and read back. Errors are counted like
 cinder counts them (more than ``MAX_KEY_MIGRATION_ERRORS`` aborts), transient Barbican failures
 are retried first.
@@ -136,6 +136,7 @@ class Migrator:
         self.journal = journal
         self.concurrency = max(1, concurrency)
         self.progress = output.is_tty() if progress is None else progress
+        self._force_bar = progress is True  # --progress: draw it even when stderr is not a terminal
         self.replay = jr.replay(journal.path)
         self.outcome = Outcome(journal=str(journal.path))
         self._lock = threading.Lock()
@@ -172,7 +173,8 @@ class Migrator:
         if not reused:  # a reused secret was read back just now
             self.barbican.check_payload(ref, self.key)  # never point a row at a secret not read back
         new_id = key_id(ref)
-        if not self.db.swap(item.table, item.id, new_id):
+        won, snaps = self.db.swap_with_snapshots(item.table, item.id, new_id)
+        if not won:
             self.journal.record("lost", item.table, item.id, ref)
             with self._lock:
                 self.outcome.lost += 1
@@ -180,7 +182,6 @@ class Migrator:
                       f"meanwhile; secret {new_id} is unused", "lost_race", table=item.table, id=item.id,
                       host=item.host, secret_id=new_id)
             return
-        snaps = self.db.swap_snapshots(item.id, new_id) if item.table == "volumes" else 0
         self.journal.record("done", item.table, item.id, ref)
         with self._lock:
             self._done += 1
@@ -248,6 +249,8 @@ class Migrator:
         bar = click.progressbar(length=self.outcome.total, label="Migrating", file=sys.stderr) \
             if self.progress and self.outcome.total else None
         if bar is not None:
+            if self._force_bar:
+                bar._is_atty = True  # click draws only on a terminal otherwise
             bar.__enter__()
         try:
             self._pump(self._items(scope), bar.update if bar is not None else None)

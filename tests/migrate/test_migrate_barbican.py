@@ -261,3 +261,16 @@ def _describe(url: str) -> str:
         return db.describe()
     finally:
         db.dispose()
+
+
+def test_progress_bar_only_when_asked_or_on_a_tty(kt, cinder_url, key_file, tmp_path):
+    seed(cinder_url, volumes=2)
+    r = kt("--os-cloud", "sandbox-demo", "migrate", "run", "--db-url", cinder_url, "--fixed-key-file", key_file,
+           "--state-dir", tmp_path / "st", "--concurrency", "1")
+    assert r.exit_code == 0 and "Migrating  [" not in r.stderr  # not a TTY: log lines only
+    assert "Migrated volume" in r.stderr
+    seed(cinder_url, volumes=2)
+    r = kt("--os-cloud", "sandbox-demo", "migrate", "run", "--db-url", cinder_url, "--fixed-key-file", key_file,
+           "--state-dir", tmp_path / "st", "--concurrency", "1", "--progress")
+    assert r.exit_code == 0 and "Migrating" in r.stderr and "100%" in r.stderr
+    assert "Migrated volume" not in r.stderr  # per-row success lines drop to DEBUG under the bar
