@@ -108,8 +108,8 @@ def migrate() -> None:
     \b
     Exit codes: 0 done; 1 problems found (verify) or migration errors; 2 bad input (config,
     fixed_key, database URL); 4 Barbican or the database unreachable; 5 forbidden (the
-    credentials may not create secrets); 6 refused by state (ConfKeyManager still the backend,
-    rows left on the all-zeros id at finish).
+    credentials may not create secrets); 6 refused by state (ConfKeyManager or an unsupported
+    backend still configured, rows left on the all-zeros id at finish).
     """
 
 
