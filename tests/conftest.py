@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @dataclass
 class Sandbox:
     state: StateDir
+    _sessions: list[ks_session.Session] = field(default_factory=list)
 
     @property
     def config(self) -> SandboxConfig:
@@ -56,7 +57,9 @@ class Sandbox:
         old = os.environ.get("OS_CLIENT_CONFIG_FILE")
         os.environ["OS_CLIENT_CONFIG_FILE"] = str(self.clouds_yaml)
         try:
-            return auth.session_from_cloud(f"sandbox-{user}")
+            session = auth.session_from_cloud(f"sandbox-{user}")
+            self._sessions.append(session)
+            return session
         finally:
             if old is None:
                 os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
@@ -100,6 +103,9 @@ def sandbox_with(sandbox: Sandbox):
 
     def add(*services: str) -> Sandbox:
         manager.up(sandbox.state, with_services=list(services))
+        # Sessions made earlier hold a token whose catalog lacks the new endpoints: re-auth them.
+        for session in sandbox._sessions:
+            session.invalidate()
         return sandbox
 
     return add
