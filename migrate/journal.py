@@ -121,8 +121,9 @@ class Journal:
         doc.update(extra)
         line = (json.dumps(doc, separators=(",", ":")) + "\n").encode()
         with self._lock:
-            os.write(self._fd, line)
-            os.fsync(self._fd)
+            fd = self._fd
+            os.write(fd, line)  # one write on an O_APPEND fd: lines never interleave
+        os.fsync(fd)  # outside the lock: concurrent workers' fsyncs overlap instead of queueing
 
     def close(self) -> None:
         with self._lock:
