@@ -113,6 +113,14 @@ def test_json_log_lines_carry_event_fields_never_key(kt, cinder_url, key_file, f
                for e in events)
     assert any(e.get("event") == "migrating_item" and e["message"].startswith("Migrating Backup") for e in events)
     assert fixed_key_hex not in r.output
+    # migrate status reads our JSON lines like cinder's text lines
+    log = tmp_path / "ctl-5-keytools.log"
+    log.write_text(r.stderr)
+    r = kt("migrate", "status", "--log", log, "--format", "json")
+    host = json.loads(r.stdout)["hosts"][0]
+    assert (host["host"], host["started"], host["migrated"], host["errors"], host["state"]) == ("ctl-5", True, 3, 0,
+                                                                                                 "done")
+    assert host["volumes_remaining"] == 0 and host["backups_remaining"] == 0
 
 
 def test_host_filter_and_global_status(kt, cinder_url, key_file, tmp_path):
