@@ -27,8 +27,7 @@ sys.path.insert(0, str(REPO / "tests" / "swift"))
 from swift_helpers import CountingForwarder, ProxyProcess, our_keymaster, swift_keymaster  # noqa: E402
 
 from keytools.keymanager import barbican_client  # noqa: E402
-from keytools.sandbox import configs, manager  # noqa: E402
-from keytools.sandbox import swift as sandbox_swift  # noqa: E402
+from keytools.sandbox import bootstrap, configs, manager  # noqa: E402
 from keytools.sandbox.state import StateDir  # noqa: E402
 
 MIB = 1024 * 1024
@@ -64,7 +63,7 @@ def main() -> int:
         manager.up(state, with_services=["swift"])
         cfg = state.load()
         key_id = cfg.extra["swift_key_id"]
-        admin = sandbox_swift._service_session(cfg)
+        admin = bootstrap.admin_session(cfg, project="service")
         secret = barbican_client(admin, endpoint=configs.url(cfg, "barbican")).secrets.get(
             f"{configs.url(cfg, 'barbican')}/v1/secrets/{key_id}").payload
         forwarder = CountingForwarder(configs.url(cfg, "barbican"))

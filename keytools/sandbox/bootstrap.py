@@ -45,10 +45,11 @@ CATALOG = {
 }
 
 
-def admin_session(cfg: SandboxConfig) -> ks_session.Session:
+def admin_session(cfg: SandboxConfig, project: str = "admin") -> ks_session.Session:
+    """The sandbox admin, scoped to ``project`` (secrets it stores belong to that project)."""
     plugin = loading.get_plugin_loader("password").load_from_options(
         auth_url=keystone_url(cfg), username="admin", password=cfg.passwords["admin"],
-        project_name="admin", user_domain_name="Default", project_domain_name="Default")
+        project_name=project, user_domain_name="Default", project_domain_name="Default")
     return ks_session.Session(auth=plugin)
 
 

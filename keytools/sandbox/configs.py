@@ -26,7 +26,8 @@ def db_url(state: StateDir, cfg: SandboxConfig, name: str) -> str:
     return f"sqlite:///{state.path(name, name + '.db')}"
 
 
-def _ini(sections: dict[str, dict[str, object]]) -> str:
+def ini_text(sections: dict[str, dict[str, object]]) -> str:
+    """Render ``{section: {option: value}}`` as an oslo/paste-style ini file."""
     out = []
     for section, options in sections.items():
         out.append(f"[{section}]")
@@ -64,7 +65,7 @@ def write_keystone(state: StateDir, cfg: SandboxConfig) -> None:
         # One keystone process: an in-memory cache saves ~200 SQL queries per token validation.
         "cache": {"enabled": "true", "backend": "dogpile.cache.memory"},
     }
-    atomic_write(home / "keystone.conf", _ini(conf), mode=0o600)
+    atomic_write(home / "keystone.conf", ini_text(conf), mode=0o600)
 
 
 def write_barbican(state: StateDir, cfg: SandboxConfig) -> None:
@@ -88,5 +89,5 @@ def write_barbican(state: StateDir, cfg: SandboxConfig) -> None:
                         "enforce_scope": "true" if cfg.rbac == "new" else "false"},
         "queue": {"enable": "false"},
     }
-    atomic_write(conf_dir / "barbican.conf", _ini(conf), mode=0o600)
+    atomic_write(conf_dir / "barbican.conf", ini_text(conf), mode=0o600)
     open(home / "healthcheck_disable_never", "a").close()

@@ -52,7 +52,7 @@ def write_config(state: StateDir, cfg: SandboxConfig) -> None:
         "oslo_concurrency": {"lock_path": private_dir(home / "locks")},
         "oslo_policy": {"enforce_new_defaults": "true" if cfg.rbac == "new" else "false"},
     }
-    atomic_write(config_file(state), configs._ini(conf), mode=0o600)
+    atomic_write(config_file(state), configs.ini_text(conf), mode=0o600)
 
 
 def db_sync(state: StateDir, cfg: SandboxConfig) -> None:

@@ -19,12 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from keystoneauth1 import loading
-from keystoneauth1 import session as ks_session
-
 from keytools.errors import ServiceUnavailable, UsageError
 from keytools.fileutil import atomic_write, private_dir
-from keytools.sandbox import configs, processes
+from keytools.sandbox import bootstrap, configs, processes
 from keytools.sandbox.services import ServiceSpec, run_checked
 from keytools.sandbox.state import SandboxConfig, StateDir
 
@@ -45,14 +42,6 @@ def _bin(name: str) -> str:
 def swift_dir(state: StateDir) -> Path:
     return state.path("swift")
 
-
-def _ini(sections: dict[str, dict[str, object]]) -> str:
-    out = []
-    for section, options in sections.items():
-        out.append(f"[{section}]")
-        out.extend(f"{key} = {value}" for key, value in options.items())
-        out.append("")
-    return "\n".join(out)
 
 
 def _defaults(state: StateDir, cfg: SandboxConfig, port_key: str, name: str) -> dict[str, object]:
@@ -78,7 +67,7 @@ def _write_common(state: StateDir, cfg: SandboxConfig) -> Path:
     suffix = cfg.passwords.setdefault("swift_hash_path_suffix", secrets.token_hex(16))
     conf = {"swift-hash": {"swift_hash_path_suffix": suffix},
             "storage-policy:0": {"name": "Policy-0", "default": "yes"}}
-    atomic_write(home / "swift.conf", _ini(conf), mode=0o600)
+    atomic_write(home / "swift.conf", configs.ini_text(conf), mode=0o600)
     return home
 
 
@@ -153,7 +142,7 @@ def _storage_configure(kind: str):
             f"app:{kind}-server": {"use": f"egg:swift#{kind}"},
             "filter:healthcheck": {"use": "egg:swift#healthcheck"},
         }
-        atomic_write(home / f"{kind}-server.conf", _ini(conf), mode=0o600)
+        atomic_write(home / f"{kind}-server.conf", configs.ini_text(conf), mode=0o600)
     return configure
 
 
@@ -165,13 +154,6 @@ def _storage_command(kind: str):
 
 # ---- the proxy ----
 
-def _service_session(cfg: SandboxConfig) -> ks_session.Session:
-    plugin = loading.get_plugin_loader("password").load_from_options(
-        auth_url=configs.keystone_url(cfg), username="admin", password=cfg.passwords["admin"],
-        project_name="service", user_domain_name="Default", project_domain_name="Default")
-    return ks_session.Session(auth=plugin)
-
-
 def ensure_root_secret(state: StateDir, cfg: SandboxConfig) -> str:
     """Find or create the proxy's root secret (AES-256, raw) and let the swift user read it."""
     from keystoneclient.v3 import client as ks_client
@@ -179,7 +161,7 @@ def ensure_root_secret(state: StateDir, cfg: SandboxConfig) -> str:
     from keytools.keymanager import barbican_client
 
     processes.wait_http(configs.url(cfg, "barbican", "/"), "barbican", state, 60)
-    session = _service_session(cfg)
+    session = bootstrap.admin_session(cfg, project="service")
     client = barbican_client(session, endpoint=configs.url(cfg, "barbican"))
     known = cfg.extra.get("swift_key_id")
     ref = None
@@ -253,8 +235,8 @@ def proxy_sections(state: StateDir, cfg: SandboxConfig, port: int, pipeline: str
 def _proxy_configure(state: StateDir, cfg: SandboxConfig) -> None:
     home = _write_common(state, cfg)
     key_id = ensure_root_secret(state, cfg)
-    atomic_write(home / "keymaster.conf", _ini({"kms_keymaster": keymaster_section(cfg, key_id)}), mode=0o600)
-    atomic_write(home / "proxy-server.conf", _ini(proxy_sections(state, cfg, cfg.ports["swift"])), mode=0o600)
+    atomic_write(home / "keymaster.conf", configs.ini_text({"kms_keymaster": keymaster_section(cfg, key_id)}), mode=0o600)
+    atomic_write(home / "proxy-server.conf", configs.ini_text(proxy_sections(state, cfg, cfg.ports["swift"])), mode=0o600)
 
 
 def _proxy_command(state: StateDir, cfg: SandboxConfig) -> list[str]:

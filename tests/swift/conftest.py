@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from swift_helpers import CountingForwarder  # noqa: E402
 
 from keytools.keymanager import barbican_client  # noqa: E402
-from keytools.sandbox import swift as sandbox_swift  # noqa: E402
+from keytools.sandbox import bootstrap  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +26,7 @@ def swift_sandbox(sandbox_with):
 @pytest.fixture(scope="session")
 def service_admin(swift_sandbox):
     """admin scoped to project service: owns the test root secrets, as in the sandbox."""
-    return sandbox_swift._service_session(swift_sandbox.config)
+    return bootstrap.admin_session(swift_sandbox.config, project="service")
 
 
 @pytest.fixture(scope="session")
