@@ -197,6 +197,12 @@ class MysqlDatabase:
                 cur.execute("START TRANSACTION")
                 for table in schema.creates:
                     cur.execute(f"DELETE FROM `{table}`")
+                # Inside the data transaction from here on. The fault delay also pauses here, so
+                # a crash test has a kill point that exists whatever the dump holds (a dump may
+                # have a single INSERT, which is followed only by the commit).
+                if progress:
+                    progress(f"deleted the rows of {len(schema.creates)} tables")
+                faults.pause(delay)
                 done = 0
                 for st in sqldump.iter_statements(dump):
                     if st.kind in ("set", "insert"):

@@ -1,7 +1,7 @@
 """Fault injection for the crash-safety tests: slow a restore down so a test can kill it midway.
 
-``KEYTOOLS_FAULT_RESTORE_DELAY=<seconds>`` pauses between restore steps (SQLite page batches,
-MySQL statements); ``KEYTOOLS_FAULT_BACKUP_DELAY`` pauses a backup after the archive's first
+``KEYTOOLS_FAULT_RESTORE_DELAY=<seconds>`` pauses between restore steps (SQLite page batches;
+MySQL: once after the DELETEs that open the data transaction, then after each INSERT); ``KEYTOOLS_FAULT_BACKUP_DELAY`` pauses a backup after the archive's first
 segment. Unset in normal use; they change no outcome, only timing.
 """
 

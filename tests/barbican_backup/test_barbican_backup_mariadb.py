@@ -118,11 +118,20 @@ def test_restore_killed_midway_then_rerun(msb, madmin, tmp_path):
                          "--force", "-f", "json")
     env = msb.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_RESTORE_DELAY="1")
 
-    def in_transaction() -> bool:
-        rows = sql(msb, "SELECT COUNT(*) FROM information_schema.INNODB_TRX WHERE trx_rows_modified > 0")[0]
-        return rows[0][0] > 0
+    def dirty_secrets() -> int:
+        """Rows of bk_kill.secrets as a READ UNCOMMITTED reader sees them: the restore's
+        uncommitted DELETEs show, so 0 means it is inside its data transaction. (Not
+        information_schema.INNODB_TRX: InnoDB refreshes that cache only when it was not read for
+        0.1 s, so polling it faster than that can keep showing a stale, empty snapshot, and it
+        lists every transaction on the server, not only this restore's.)"""
+        out = sql(msb, "SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED", "SELECT COUNT(*) FROM secrets",
+                  database="bk_kill")
+        return out[1][0][0]
 
-    assert kill_when(argv, env, in_transaction) == -9
+    assert dirty_secrets() > 0  # the old rows (all soft-deleted) are there to be replaced
+    # KEYTOOLS_FAULT_RESTORE_DELAY pauses the restore right after its DELETEs (and after each
+    # INSERT), so the transaction stays open with the table empty for a second: ample to see it.
+    assert kill_when(argv, env, lambda: dirty_secrets() == 0) == -9
     assert digest(msb, "bk_kill") == old  # consistent read: the killed transaction never committed
     rerun = subprocess.run(argv, env={**env, "KEYTOOLS_FAULT_RESTORE_DELAY": ""}, capture_output=True, text=True,
                            timeout=120)
