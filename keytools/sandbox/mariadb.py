@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 from keytools.errors import ServiceUnavailable, UsageError
 from keytools.sandbox import processes
@@ -30,10 +31,7 @@ def start(state: StateDir, cfg: SandboxConfig) -> None:
     server, installer = binaries()
     datadir = state.path("mariadb", "data")
     if not datadir.joinpath("mysql").is_dir():
-        datadir.mkdir(parents=True, exist_ok=True)
-        subprocess.run([installer, "--no-defaults", f"--datadir={datadir}", "--user=root",
-                        "--auth-root-authentication-method=normal", "--skip-test-db"],
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        _install_db(installer, datadir, state)
     processes.require_free(cfg.ports[NAME], "MariaDB")
     processes.start(state, NAME, [
         server, "--no-defaults", f"--datadir={datadir}", f"--socket={socket_path(state)}",
@@ -44,6 +42,24 @@ def start(state: StateDir, cfg: SandboxConfig) -> None:
     ])
     _wait(state)
     _create_databases(state, cfg)
+
+
+def _install_db(installer: str, datadir: Path, state: StateDir, attempts: int = 2) -> None:
+    """Initialise the data dir; a half-written one (killed or failed install) is wiped and redone."""
+    log = state.path("logs", "mariadb-install.log")
+    for attempt in range(1, attempts + 1):
+        shutil.rmtree(datadir, ignore_errors=True)
+        datadir.mkdir(parents=True)
+        with open(log, "ab") as out:
+            result = subprocess.run([installer, "--no-defaults", f"--datadir={datadir}", "--user=root",
+                                     "--auth-root-authentication-method=normal", "--skip-test-db"],
+                                    stdout=out, stderr=subprocess.STDOUT)
+        if result.returncode == 0:
+            return
+        if attempt < attempts:
+            time.sleep(1)
+    shutil.rmtree(datadir, ignore_errors=True)
+    raise ServiceUnavailable(f"mariadb-install-db failed (exit {result.returncode})", f"See {log}")
 
 
 def socket_path(state: StateDir) -> str:
