@@ -49,7 +49,7 @@ def write_cinder(state: StateDir, cfg: SandboxConfig) -> None:
         "oslo_concurrency": {"lock_path": home / "lock"},
         "coordination": {"backend_url": f"file://{home / 'coordination'}"},
     }
-    atomic_write(home / CONF_NAME, configs._ini(conf), mode=0o600)
+    atomic_write(home / CONF_NAME, configs.ini_text(conf), mode=0o600)
 
 
 def _initialise(state: StateDir, cfg: SandboxConfig) -> None:
