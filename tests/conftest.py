@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 from keystoneauth1 import session as ks_session
 
-from keytools import auth
+from keytools import auth, redaction
 from keytools.cli import main
 from keytools.sandbox import configs, manager
 from keytools.sandbox.state import SandboxConfig, StateDir
@@ -68,6 +68,14 @@ class Sandbox:
 
     def password(self, user: str) -> str:
         return self.config.passwords[user]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_redaction_registry():
+    """Each test starts like a new keytools process: no secrets registered by earlier tests
+    (a short test secret such as 'short' would otherwise mask parts of later outputs)."""
+    redaction.clear()
+    yield
 
 
 def _bring_up(state: StateDir, **kwargs) -> Sandbox:
