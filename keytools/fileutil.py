@@ -5,25 +5,28 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int | None = 0o600,
-                 keep_owner: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temp file in the same directory, fsync, then rename.
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike[str], mode: int | None = 0o600,
+                  keep_owner: bool = True) -> Iterator[BinaryIO]:
+    """Stream into a temp file beside ``path``; fsync and rename over it only when complete.
 
     ``mode`` None keeps the mode of an existing file (config edits); secrets pass 0o600 (default).
-    The temp file is created 0600 so secret bytes are never readable by others, even briefly.
+    The temp file is created 0600 so secret bytes are never readable by others, even briefly; an
+    exception (or a kill) leaves ``path`` untouched.
     """
     target = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
     old_stat = None
     with contextlib.suppress(FileNotFoundError):
         old_stat = target.stat()
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         final_mode = mode if mode is not None else (old_stat.st_mode & 0o7777 if old_stat else 0o644)
@@ -36,6 +39,13 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int | No
             os.unlink(tmp)
         raise
     fsync_dir(target.parent)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int | None = 0o600,
+                 keep_owner: bool = True) -> None:
+    """Write ``data`` to ``path`` crash-safely (see ``atomic_writer``)."""
+    with atomic_writer(path, mode, keep_owner) as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:

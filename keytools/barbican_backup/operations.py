@@ -25,30 +25,10 @@ from keytools.barbican_backup.archive import (ArchiveError, ArchiveHeader, Archi
                                               KeySource, read_header)
 from keytools.barbican_backup.database import Database, Stats, open_database
 from keytools.errors import ConfigError, StateError, UsageError
-from keytools.fileutil import fsync_dir
+from keytools.fileutil import atomic_writer
 from keytools.logs import log_event
 
 LOG = logging.getLogger("keytools.barbican")
-
-
-@contextlib.contextmanager
-def atomic_stream(path: Path) -> Iterator[BinaryIO]:
-    """Stream into a 0600 temp file beside ``path``; fsync and rename only when complete."""
-    if not path.parent.is_dir():
-        raise UsageError(f"--out {path}: directory {path.parent} does not exist", "Create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def backup(config: str | os.PathLike[str], out: str | os.PathLike[str], source: KeySource,
@@ -60,9 +40,11 @@ def backup(config: str | os.PathLike[str], out: str | os.PathLike[str], source: 
     target = Path(out)
     if target.exists() and not overwrite:
         raise UsageError(f"--out {target} already exists", "Choose a new file name, or pass --overwrite")
+    if not target.parent.is_dir():
+        raise UsageError(f"--out {target}: directory {target.parent} does not exist", "Create it first")
     with db.snapshot() as snap:
         manifest = manifest_mod.build(conf, db.engine, db.display, snap)
-        with atomic_stream(target) as handle:
+        with atomic_writer(target) as handle:
             writer = ArchiveWriter(handle, source, manifest)
             record = {"keks": list(conf.keks), "kek_fingerprint": conf.kek_fingerprint}
             writer.write_record(json.dumps(record).encode("utf-8"))
