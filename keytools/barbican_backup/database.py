@@ -32,6 +32,27 @@ class Stats:
         return self.total_rows == 0
 
 
+def build_stats(tables: dict[str, list[str]], query: Callable[[str], list[tuple[Any, ...]]],
+                quote: Callable[[str], str]) -> Stats:
+    """Stats from a table layout and a ``query(sql) -> rows`` of either engine (one code path, so
+    SQLite and MariaDB restores decide the same way)."""
+    stats = Stats(exists=bool(set(tables) & {"secrets", "alembic_version"}), alembic_version=None,
+                  tables=tables)
+    if "alembic_version" in tables:
+        row = query("SELECT version_num FROM alembic_version")
+        stats.alembic_version = row[0][0] if row else None
+    rows: dict[str, list[tuple[Any, Any]]] = {}
+    for table in DATA_TABLES:
+        if table not in tables:
+            stats.counts[table] = 0
+            continue
+        rows[table] = [tuple(r) for r in query(f"SELECT id, deleted FROM {quote(table)}")]  # noqa: S608
+        stats.counts[table] = sum(1 for _, deleted in rows[table] if not deleted)
+        stats.total_rows += len(rows[table])
+    stats.digest = content_digest(rows)
+    return stats
+
+
 def content_digest(rows_by_table: dict[str, Iterable[tuple[Any, Any]]]) -> str:
     """SHA-256 over the sorted (table, id, deleted) triples: equal digests mean a rerun of a
     restore that already committed (nothing left to do)."""

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 from keytools import redaction
 from keytools.barbican_backup import faults, sqldump
-from keytools.barbican_backup.database import DATA_TABLES, Snapshot, Stats, content_digest
+from keytools.barbican_backup.database import Snapshot, Stats, build_stats
 from keytools.errors import AuthenticationFailed, KeytoolsError, ServiceUnavailable, UsageError
 
 CHUNK = 1 << 20
@@ -92,23 +92,12 @@ class MysqlDatabase:
         tables: dict[str, list[str]] = {}
         for table, column in cur.fetchall():
             tables.setdefault(table, []).append(column)
-        stats = Stats(exists=bool(set(tables) & {"secrets", "alembic_version"}), alembic_version=None,
-                      tables=tables)
-        if "alembic_version" in tables:
-            cur.execute("SELECT version_num FROM alembic_version")
-            row = cur.fetchone()
-            stats.alembic_version = row[0] if row else None
-        rows: dict[str, list[tuple[Any, Any]]] = {}
-        for table in DATA_TABLES:
-            if table not in tables:
-                stats.counts[table] = 0
-                continue
-            cur.execute(f"SELECT id, deleted FROM `{table}`")
-            rows[table] = list(cur.fetchall())
-            stats.counts[table] = sum(1 for _, deleted in rows[table] if not deleted)
-            stats.total_rows += len(rows[table])
-        stats.digest = content_digest(rows)
-        return stats
+
+        def query(sql: str) -> list[tuple[Any, ...]]:
+            cur.execute(sql)
+            return list(cur.fetchall())
+
+        return build_stats(tables, query, lambda name: f"`{name}`")
 
     def stats(self) -> Stats:
         with self._connection() as conn, conn.cursor() as cur:

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from keytools.barbican_backup import faults
 from keytools.barbican_backup.archive import ArchiveError
-from keytools.barbican_backup.database import DATA_TABLES, Snapshot, Stats, content_digest
+from keytools.barbican_backup.database import DATA_TABLES, Snapshot, Stats, build_stats
 from keytools.errors import ServiceUnavailable, UsageError
 
 CHUNK = 1 << 20
@@ -30,21 +30,7 @@ def stats_of(conn: sqlite3.Connection) -> Stats:
     names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' "
                                         "AND name NOT LIKE 'sqlite_%'")]
     tables = {n: [c[1] for c in conn.execute(f'PRAGMA table_info("{n}")')] for n in names}
-    stats = Stats(exists=bool(set(names) & {"secrets", "alembic_version"}), alembic_version=None,
-                  tables=tables)
-    if "alembic_version" in tables:
-        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        stats.alembic_version = row[0] if row else None
-    rows: dict[str, list[tuple[Any, Any]]] = {}
-    for table in DATA_TABLES:
-        if table not in tables:
-            stats.counts[table] = 0
-            continue
-        rows[table] = conn.execute(f'SELECT id, deleted FROM "{table}"').fetchall()
-        stats.counts[table] = sum(1 for _, deleted in rows[table] if not deleted)
-        stats.total_rows += len(rows[table])
-    stats.digest = content_digest(rows)
-    return stats
+    return build_stats(tables, lambda sql: conn.execute(sql).fetchall(), lambda name: f'"{name}"')
 
 
 class SqliteDatabase:
