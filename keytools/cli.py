@@ -17,7 +17,7 @@ import click
 from keytools import __version__, redaction
 from keytools.auth import AuthSource
 from keytools.context import RunContext
-from keytools.errors import EXIT_INTERNAL, EXIT_USAGE, KeytoolsError
+from keytools.errors import EXIT_INTERNAL, EXIT_USAGE, KeytoolsError, UsageError
 from keytools.logs import setup_logging
 
 LOG = logging.getLogger("keytools")
@@ -66,7 +66,7 @@ def _unavailable(cmd_name: str, exc: ImportError) -> click.Command:
     hint = _MISSING_EXTRA_HINT.get(cmd_name, "Reinstall keytools with its dependencies")
 
     def fail(**_: Any) -> None:
-        raise KeytoolsError(f"the '{cmd_name}' command cannot load: {exc}", hint)
+        raise UsageError(f"the '{cmd_name}' command cannot load: {exc}", hint)
 
     return click.Command(cmd_name, callback=fail, short_help=f"(unavailable: {exc.name or exc})",
                          context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -160,3 +160,14 @@ def test_unreachable_keystone_is_named_keystone():
                     "Barbican", "storing the key")
     assert err.exit_code == errors.EXIT_UNREACHABLE
     assert err.one_line().startswith("cannot reach Keystone while storing the key")
+
+
+def test_command_whose_extra_is_missing_keeps_help_working(monkeypatch):
+    from keytools import cli
+
+    monkeypatch.setitem(cli.SUBCOMMANDS, "swift", "no_such_module.cli:swift")
+    assert "(unavailable: no_such_module)" in invoke(["--help"]).stdout
+    result = invoke(["swift", "check", "x.conf"])
+    assert result.exit_code == errors.EXIT_USAGE
+    assert result.stderr.strip() == ("keytools: error: the 'swift' command cannot load: No module named "
+                                     "'no_such_module'. Install the Swift extra: pip install 'keytools[swift]'.")
