@@ -11,14 +11,13 @@ import fcntl
 import importlib.util
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
-from keytools.errors import ConfigError, ServiceUnavailable, UsageError
+from keytools.errors import ConfigError, UsageError
 from keytools.fileutil import atomic_write
 from keytools.sandbox import bootstrap, configs, mariadb, processes
 from keytools.sandbox.services import OPTIONAL, ServiceSpec, gunicorn_argv, specs_for
@@ -197,11 +196,3 @@ def env_lines(state: StateDir) -> list[str]:
     return [f"export OS_CLIENT_CONFIG_FILE={state.clouds_yaml}",
             "# then: openstack secret list --os-cloud sandbox-demo   /   keytools doctor --os-cloud sandbox-demo"]
 
-
-def wait_until_down(state: StateDir, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not any(s.pid for s in status(state)):
-            return
-        time.sleep(0.1)
-    raise ServiceUnavailable("sandbox processes did not stop")
