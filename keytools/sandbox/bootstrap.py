@@ -11,7 +11,7 @@ from keystoneauth1 import loading
 from keystoneauth1 import session as ks_session
 from keystoneclient.v3 import client as ks_client
 
-from keytools.sandbox.configs import keystone_url, url
+from keytools.sandbox.configs import keystone_url
 from keytools.sandbox.state import SandboxConfig
 
 PROJECTS = ("admin", "service", "demo")
@@ -39,11 +39,6 @@ GRANTS = (
     Grant("demo", "demo", "member"),
 )
 
-CATALOG = {
-    # service name: (service type, port key, path)
-    "barbican": ("key-manager", "barbican", ""),
-}
-
 
 def admin_session(cfg: SandboxConfig, project: str = "admin") -> ks_session.Session:
     """The sandbox admin, scoped to ``project`` (secrets it stores belong to that project)."""
@@ -60,7 +55,8 @@ def _find(manager, name: str, **filters):
     return None
 
 
-def populate(cfg: SandboxConfig, catalog: dict[str, tuple[str, str, str]] | None = None) -> None:
+def populate(cfg: SandboxConfig) -> None:
+    """Projects, roles, users and grants (catalog entries come from each ServiceSpec)."""
     keystone = ks_client.Client(session=admin_session(cfg), interface="public")
     domain = keystone.domains.get("default")
     projects = {name: _find(keystone.projects, name, domain=domain) or
@@ -77,8 +73,6 @@ def populate(cfg: SandboxConfig, catalog: dict[str, tuple[str, str, str]] | None
         users[name] = user
     for grant in GRANTS:
         keystone.roles.grant(roles[grant.role], user=users[grant.user], project=projects[grant.project])
-    for service_name, (service_type, port_key, path) in (catalog or CATALOG).items():
-        register_endpoint(keystone, service_name, service_type, url(cfg, port_key, path))
 
 
 def register_endpoint(keystone, name: str, service_type: str, endpoint_url: str) -> None:

@@ -115,7 +115,6 @@ def up(state: StateDir, port_base: int | None = None, db: str | None = None, rba
                 processes.require_free(cfg.ports[spec.name], spec.name)
         if cfg.db == "mariadb":
             mariadb.start(state, cfg)
-        started: list[ServiceSpec] = []
         for spec in specs:
             spec.configure(state, cfg)
             state.save(cfg)
@@ -125,16 +124,19 @@ def up(state: StateDir, port_base: int | None = None, db: str | None = None, rba
                 state.save(cfg)
             if processes.running_pid(state, spec.name) is None:
                 _start(state, cfg, spec)
-                started.append(spec)
             if spec.name == "keystone":
                 processes.wait_http(configs.url(cfg, "keystone", "/v3"), "keystone", state, timeout)
                 if "keystone-bootstrap" not in cfg.initialized:
-                    bootstrap.populate(cfg, {})
+                    bootstrap.populate(cfg)
                     cfg.initialized.append("keystone-bootstrap")
                     state.save(cfg)
+        keystone = None
         for spec in specs:
             if spec.catalog:
-                _register(cfg, spec)
+                keystone = keystone or _keystone_admin(cfg)
+                name, service_type = spec.catalog
+                bootstrap.register_endpoint(keystone, name, service_type,
+                                            configs.url(cfg, spec.name, spec.catalog_path))
             if spec.ready:
                 spec.ready(state, cfg, timeout)
             else:
@@ -144,16 +146,15 @@ def up(state: StateDir, port_base: int | None = None, db: str | None = None, rba
         return status(state)
 
 
-def _register(cfg: SandboxConfig, spec: ServiceSpec) -> None:
+def _keystone_admin(cfg: SandboxConfig):
+    """One admin keystone client for all catalog registrations of an ``up``."""
     from keystoneclient.v3 import client as ks_client
 
-    keystone = ks_client.Client(session=bootstrap.admin_session(cfg), interface="public")
-    name, service_type = spec.catalog  # type: ignore[misc]
-    bootstrap.register_endpoint(keystone, name, service_type, configs.url(cfg, spec.name, spec.catalog_path))
+    return ks_client.Client(session=bootstrap.admin_session(cfg), interface="public")
 
 
 def _start(state: StateDir, cfg: SandboxConfig, spec: ServiceSpec) -> None:
-    processes.require_free(cfg.ports[spec.name], spec.name)
+    """Launch ``spec`` (its port was checked free before anything changed)."""
     argv = gunicorn_argv(spec, cfg) if spec.wsgi_app else spec.command(state, cfg)  # type: ignore[misc]
     processes.start(state, spec.name, argv, env=spec.env(state, cfg))
 
