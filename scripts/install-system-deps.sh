@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite and benchmarks need: a private MariaDB server (migrate and
-# Barbican backup tests on a real MySQL-compatible database) and memcached (Swift's tempauth).
+# Barbican backup tests on a real MySQL-compatible database), memcached (Swift's tempauth) and
+# cryptsetup (LUKS header checks of migrate verify --luks).
 # Installs only what is missing; needs root (as on CI and the developers' machines).
 set -eu
 need=()
@@ -8,6 +9,7 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(maria
 command -v mariadb-dump >/dev/null 2>&1 || command -v mysqldump >/dev/null 2>&1 || need+=(mariadb-client)
 command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || need+=(memcached)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v cryptsetup >/dev/null 2>&1 || [ -x /usr/sbin/cryptsetup ] || need+=(cryptsetup-bin)
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi
