@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
+from config_checks import secrets
 from config_checks.inputs import KEY_MANAGER_CONSUMERS, AuditInput, ServiceConfig
 from config_checks.model import Finding, Severity, rule
 from config_checks.rules.common import is_barbican, is_false, is_loopback, url_host
@@ -28,8 +29,8 @@ def verify_ssl_off(audit: AuditInput) -> Iterator[Finding]:
     for cfg in audit.configs(*KEY_MANAGER_CONSUMERS):
         s = cfg.setting("barbican", "verify_ssl")
         if s is not None and is_false(s.value) and uses_barbican(cfg):
-            yield verify_ssl_off.finding(cfg.loc(s), f"{cfg.service}: [barbican] verify_ssl = {s.value}",
-                                         actual=s.value, expected="true")
+            yield verify_ssl_off.finding(cfg.loc(s), f"{cfg.service}: [barbican] verify_ssl = {secrets.show(s)}",
+                                         actual=secrets.show(s), expected="true")
 
 
 @rule("KT106", "barbican-endpoint-inconsistent", Severity.MEDIUM,
@@ -49,7 +50,7 @@ def endpoint_inconsistent(audit: AuditInput) -> Iterator[Finding]:
             if s.value.rstrip("/") != reference:
                 yield endpoint_inconsistent.finding(
                     cfg.loc(s), f"{cfg.service}: [barbican] {option} differs from {n} other file(s)",
-                    actual=s.value, expected=reference)
+                    actual=secrets.show(s), expected=secrets.shown(option, reference))
     for cfg in users:
         s = cfg.setting("barbican", "auth_endpoint")
         keystone = cfg.get("keystone_authtoken", "www_authenticate_uri") or cfg.get("keystone_authtoken", "auth_url")
@@ -58,7 +59,8 @@ def endpoint_inconsistent(audit: AuditInput) -> Iterator[Finding]:
         if url_host(s.value) != url_host(keystone):
             yield endpoint_inconsistent.finding(
                 cfg.loc(s), f"{cfg.service}: [barbican] auth_endpoint host differs from [keystone_authtoken]'s",
-                actual=s.value, expected=f"a URL on {url_host(keystone)} (as {keystone})", severity=Severity.LOW)
+                actual=secrets.show(s), expected=f"a URL on {url_host(keystone)} (as {secrets.shown('auth_url', keystone)})",
+                severity=Severity.LOW)
 
 
 @rule("KT107", "barbican-auth-endpoint-default", Severity.MEDIUM,
@@ -77,7 +79,7 @@ def auth_endpoint_default(audit: AuditInput) -> Iterator[Finding]:
                                                 actual=f"unset ({CASTELLAN_AUTH_DEFAULT})", expected="Keystone's URL")
         elif s.value.rstrip("/") == CASTELLAN_AUTH_DEFAULT:
             yield auth_endpoint_default.finding(cfg.loc(s), f"{cfg.service}: auth_endpoint is castellan's default",
-                                                actual=s.value, expected="Keystone's URL")
+                                                actual=secrets.show(s), expected="Keystone's URL")
 
 
 @rule("KT108", "barbican-endpoint-plaintext", Severity.LOW,
@@ -92,4 +94,4 @@ def endpoint_plaintext(audit: AuditInput) -> Iterator[Finding]:
             s = cfg.setting("barbican", option)
             if s is not None and s.value.lower().startswith("http://") and not is_loopback(url_host(s.value)):
                 yield endpoint_plaintext.finding(cfg.loc(s), f"{cfg.service}: [barbican] {option} uses http://",
-                                                 actual=s.value, expected="an https:// URL")
+                                                 actual=secrets.show(s), expected="an https:// URL")

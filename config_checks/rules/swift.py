@@ -53,11 +53,11 @@ def encryption_missing(audit: AuditInput) -> Iterator[Finding]:
         has_km, has_enc = "keymaster" in kinds, "encryption" in kinds
         if has_enc and not has_km:
             yield encryption_missing.finding(cfg.loc(s), "swift proxy: encryption without a keymaster "
-                                             "(the proxy will not start)", actual=s.value,
+                                             "(the proxy will not start)", actual=secrets.show(s),
                                              expected=EXPECTED_TAIL, severity=Severity.HIGH)
         elif not has_enc:
             yield encryption_missing.finding(cfg.loc(s), "swift proxy: pipeline has no encryption middleware",
-                                             actual=s.value, expected=f"... {EXPECTED_TAIL}")
+                                             actual=secrets.show(s), expected=f"... {EXPECTED_TAIL}")
 
 
 @rule("KT302", "swift-pipeline-order", Severity.HIGH,
@@ -92,7 +92,7 @@ def encryption_disabled(audit: AuditInput) -> Iterator[Finding]:
             s = cfg.setting(f"filter:{name}", "disable_encryption")
             if s is not None and is_true(s.value):
                 yield encryption_disabled.finding(cfg.loc(s), "swift proxy: encryption disabled for new data",
-                                                  actual=s.value, expected="false")
+                                                  actual=secrets.show(s), expected="false")
 
 
 def _root_secrets(cfg: ServiceConfig) -> Iterator[Setting]:
