@@ -7,7 +7,7 @@ import binascii
 import string
 from collections.abc import Iterator
 
-from config_checks import secrets
+from config_checks import public_secrets, secrets
 from config_checks.inputs import AuditInput, ServiceConfig
 from config_checks.model import Finding, Severity, rule
 from config_checks.rules.common import is_true
@@ -119,7 +119,11 @@ def root_secret_inline(audit: AuditInput) -> Iterator[Finding]:
 
 
 def root_secret_problem(value: str) -> str | None:
-    """Swift's own test (strict base64, at least 32 decoded bytes) without importing Swift."""
+    """A published sample value, or Swift's own test (strict base64, at least 32 decoded bytes)
+    without importing Swift."""
+    sample = public_secrets.find("swift_root_secret", value)
+    if sample is not None:
+        return public_secrets.describe(sample)
     if not value or any(c not in _B64 for c in value.strip()):
         return "not base64"
     try:
@@ -132,7 +136,7 @@ def root_secret_problem(value: str) -> str | None:
 
 
 @rule("KT305", "swift-root-secret-weak", Severity.HIGH,
-      "Swift encryption root secret is not base64 of at least 32 bytes",
+      "Swift encryption root secret is a public sample or not base64 of at least 32 bytes",
       """Generate a new root secret with 'openssl rand -base64 32' (or an AES-256 key in Barbican).
       Swift refuses a shorter secret at start-up; do not replace a secret that already encrypted
       data: add it under a new id (encryption_root_secret_<id>) and set active_root_secret_id.""")
