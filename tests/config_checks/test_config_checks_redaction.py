@@ -50,9 +50,8 @@ def tricky(tmp_path):
         _append(pg / rel, TRICKY.format(hostile=HOSTILE))
     # short and hostile secrets in places whose findings show the value (masked by position)
     _append(pg / "cinder/etc/cinder/cinder.conf", f"\n[keymgr]\nfixed_key = true\n\n[key_manager]\nbackend = {HOSTILE}\n")
-    _append(pg / "nova/etc/nova/nova.conf",
+    _append(tree.pg("cmp-0") / "nova_libvirt/etc/nova/nova.conf", "\n[key_manager]\nfixed_key = 1\n"
             f"\n[barbican]\nbarbican_endpoint = https://admin:{long_pw}@barbican.example.com:9311\n")
-    _append(tree.pg("cmp-0") / "nova_libvirt/etc/nova/nova.conf", "\n[key_manager]\nfixed_key = 1\n")
     _append(pg / "barbican/etc/barbican/barbican.conf", "\n[simple_crypto_plugin]\nkek = json\nkek = true\n")
     _append(pg / "swift/etc/swift/proxy-server.conf", f"\n[filter:kms_keymaster]\nencryption_root_secret_a = {HOSTILE}\n"
             "encryption_root_secret_b = true\n")
