@@ -20,15 +20,21 @@ from keytools.oslo_ini import Setting
 
 # Options whose value is a key (shown with a hash prefix so values can be compared).
 KEY_OPTIONS = frozenset({"fixed_key", "kek", "encryption_root_secret"})
-_SECRET_NAME = re.compile(r"(password|passwd|secret|_key$|^kek$|token$)", re.IGNORECASE)
+# The secret word ends the name (admin_password, memcache_secret_key, s3_store_secret_key,
+# application_credential_secret): ``password_length``, ``quota_secrets``, ``chap_password_len``,
+# ``enabled_secretstore_plugins`` or ``rbd_secret_uuid`` describe secrets but do not hold one.
+_SECRET_NAME = re.compile(r"(password|passwd|pass|passphrase|secret|_key|_keys|^kek|token|token_id)$",
+                          re.IGNORECASE)
+# barbican's [p11_crypto_plugin] login is the HSM PIN
+_SECRET_EXTRA = frozenset({"login"})
 _NOT_SECRET = frozenset({"key_id", "ssl_key_file", "key_file", "cert_file", "keyfile",
                          "encryption_key_id", "active_root_secret_id", "secret_id",
                          "memcache_security_strategy", "api_key_file", "send_service_user_token",
-                         "service_token_roles_required", "auth_token", "admin_token_ttl"})
+                         "service_token_roles_required", "hmac_keys_file"})
 # Values no secret option really holds: flags and placeholders (``send_service_user_token = True``
 # is a switch, not a token). Such a value does not make its file "hold a secret".
 _FLAG_VALUES = frozenset({"true", "false", "yes", "no", "on", "off", "none", "null", "<none>"})
-_URL_OPTIONS = frozenset({"connection", "transport_url", "slave_connection", "backend_url",
+_URL_OPTIONS = frozenset({"connection", "sql_connection", "transport_url", "slave_connection", "backend_url",
                           "backend_argument", "memcache_servers"})
 
 
@@ -37,7 +43,8 @@ def is_secret_option(option: str) -> bool:
     name = option.lower()
     if name in _NOT_SECRET or name.endswith("_path") or name.endswith("_file"):
         return False
-    return name in KEY_OPTIONS or name.startswith("encryption_root_secret") or bool(_SECRET_NAME.search(name))
+    return (name in KEY_OPTIONS or name in _SECRET_EXTRA or name.startswith("encryption_root_secret")
+            or bool(_SECRET_NAME.search(name)))
 
 
 def url_password(value: str) -> str | None:

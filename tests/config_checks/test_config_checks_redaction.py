@@ -134,3 +134,23 @@ def test_fixed_key_retire_diff_masks_short_values_by_position(tmp_path):
     res = invoke(["fixed-key", "retire", str(tmp_path / "node-a"), "--dry-run"])
     assert res.exit_code == 0, res.stderr
     assert "-fixed_key = ***" in res.stdout and " debug = 00" in res.stdout
+
+
+@pytest.mark.parametrize("name,secret", [
+    ("admin_password", True), ("memcache_secret_key", True), ("application_credential_secret", True),
+    ("root_token_id", True), ("fixed_key", True), ("kek", True), ("encryption_root_secret_2", True),
+    ("admin_token", True), ("hmac_keys", True), ("login", True), ("passphrase", True),
+    # seen in upstream's sample configs: they describe secrets but hold none
+    ("password_length", False), ("chap_password_len", False), ("max_allowed_secret_in_bytes", False),
+    ("quota_secrets", False), ("enabled_secretstore_plugins", False), ("rbd_secret_uuid", False),
+    ("supported_tpm_secret_security", False), ("send_service_user_token", False), ("ssl_key_file", False),
+])
+def test_secret_option_names(name, secret):
+    assert secrets.is_secret_option(name) is secret
+
+
+def test_flag_values_do_not_make_a_file_hold_a_secret():
+    assert not secrets.holds_secret("send_service_user_token", "True")
+    assert not secrets.holds_secret("admin_token", "false")
+    assert secrets.holds_secret("password", "1")  # weak, but a password
+    assert secrets.holds_secret("sql_connection", "mysql+pymysql://b:pw@db/barbican")
