@@ -23,7 +23,7 @@ KEY_OPTIONS = frozenset({"fixed_key", "kek", "encryption_root_secret"})
 # The secret word ends the name (admin_password, memcache_secret_key, s3_store_secret_key,
 # application_credential_secret): ``password_length``, ``quota_secrets``, ``chap_password_len``,
 # ``enabled_secretstore_plugins`` or ``rbd_secret_uuid`` describe secrets but do not hold one.
-_SECRET_NAME = re.compile(r"(password|passwd|pass|passphrase|secret|_key|_keys|^kek|token|token_id)$",
+_SECRET_NAME = re.compile(r"(password|passwd|passphrase|secret|_key|_keys|^kek|token|token_id)$",
                           re.IGNORECASE)
 # barbican's [p11_crypto_plugin] login is the HSM PIN
 _SECRET_EXTRA = frozenset({"login"})
