@@ -73,6 +73,21 @@ def placements(audit: AuditInput) -> list[Placement]:
     return found
 
 
+_FIXED_KEY_LINE = re.compile(r"^([-+ ]\s*fixed_key\s*[:=])(.*?)(\r?\n?)$")
+
+
+def _mask_fixed_key_line(line: str) -> str:
+    """A diff line setting fixed_key keeps its option name, never its value (masked by position:
+    a short value such as ``00`` is not registered for substring redaction)."""
+    if line.startswith(("---", "+++")):
+        return line
+    m = _FIXED_KEY_LINE.match(line)
+    if not m or not m.group(2).strip():
+        return line
+    value = m.group(2)
+    return f"{m.group(1)}{value[:len(value) - len(value.lstrip())]}{redaction.MASK}{m.group(3)}"
+
+
 def distinct_digests(found: Sequence[Placement]) -> dict[str, list[Placement]]:
     groups: dict[str, list[Placement]] = {}
     for p in found:
@@ -178,7 +193,7 @@ class FileChange:
                                      _decode(self.new).splitlines(keepends=True),
                                      fromfile=f"a{self.path}" if self.path.startswith("/") else f"a/{self.path}",
                                      tofile=f"b{self.path}" if self.path.startswith("/") else f"b/{self.path}")
-        return redaction.redact("".join(lines))
+        return redaction.redact("".join(_mask_fixed_key_line(line) for line in lines))
 
     def to_dict(self, dry_run: bool) -> dict[str, Any]:
         return {"path": self.path, "node": self.node, "service": self.service,

@@ -180,7 +180,7 @@ def load_service(node: str, service: str, layout: str, tree: Path, path: Path,
         cfg.files.append(file)
         for (section, option), settings in conf.multi.items():
             for s in settings:
-                if s.value and secrets.register(option, s.value):
+                if s.value and secrets.holds_secret(option, s.value):
                     names = cfg.secret_options.setdefault(s.path, [])
                     if f"[{section}] {option}" not in names:
                         names.append(f"[{section}] {option}")

@@ -2,6 +2,13 @@
 
 Code that handles a secret (fixed_key, passwords, tokens, KEKs) registers it here once; any text
 leaving keytools through logging or the CLI's error path has registered values masked.
+
+Masking is by substring, so a registered value must be one that cannot occur by accident: values
+shorter than ``MIN_LENGTH``, short digit strings and common words (booleans, ``null``, format and
+field names) are never registered, or a ``password = true`` would turn every "true" of a JSON
+document into ``***`` and break it. Those values are masked where they are shown instead (the
+audit does this by position, ``config_checks.secrets.shown``); config values read by the audit
+are never registered here at all.
 """
 
 from __future__ import annotations
@@ -9,12 +16,31 @@ from __future__ import annotations
 import threading
 
 MASK = "***"
+MIN_LENGTH = 6
+# Words that occur in keytools' own output (JSON keywords, booleans, formats, field names, levels):
+# never secrets worth a global substring mask, whatever option they were the value of.
+COMMON_WORDS = frozenset({
+    "true", "false", "null", "none", "yes", "no", "on", "off", "json", "yaml", "text", "table", "sarif",
+    "junit", "xml", "html", "info", "low", "medium", "high", "critical", "error", "warning", "debug",
+    "password", "passwd", "secret", "token", "changeme", "admin", "service", "default", "localhost",
+    "keystone", "barbican", "cinder", "glance", "swift", "nova", "openstack", "stack", "devstack",
+    "testing", "unset", "enabled", "disabled", "message", "remediation", "expected", "actual",
+})
 _lock = threading.Lock()
 _secrets: set[str] = set()
 
 
+def maskable(value: str) -> bool:
+    """Whether ``value`` is safe to mask as a substring everywhere (long, not a common word)."""
+    text = value.strip()
+    if len(text) < MIN_LENGTH or text.lower() in COMMON_WORDS:
+        return False
+    return not (text.isdigit() and len(text) < 10)
+
+
 def register_secret(value: str | bytes | None) -> None:
-    """Remember ``value`` (and its hex form when bytes) so that it is masked in all output."""
+    """Remember ``value`` (and its hex form when bytes) so that it is masked in all output;
+    values that are not ``maskable`` are ignored (mask those where they are shown)."""
     if not value:
         return
     forms: list[str] = []
@@ -28,7 +54,7 @@ def register_secret(value: str | bytes | None) -> None:
     else:
         forms.append(value)
     with _lock:
-        _secrets.update(f for f in forms if len(f) >= 4)
+        _secrets.update(f for f in forms if maskable(f))
 
 
 def redact(text: str) -> str:

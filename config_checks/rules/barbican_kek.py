@@ -7,14 +7,12 @@ import binascii
 import stat
 from collections.abc import Iterator
 
-from config_checks import secrets
+from config_checks import public_secrets, secrets
 from config_checks.inputs import AuditInput, ServiceConfig
 from config_checks.model import Finding, Severity, rule
 from config_checks.rules.common import is_true, multi_values
 from keytools.oslo_ini import Setting
 
-# The KEK of Barbican's sample config and test suite ("thirty_two_byte_keyblahblahblahh"): public.
-SAMPLE_KEKS = frozenset({"dGhpcnR5X3R3b19ieXRlX2tleWJsYWhibGFoYmxhaGg="})
 KEK_SECTION = "simple_crypto_plugin"
 
 
@@ -50,8 +48,9 @@ def kek_missing(audit: AuditInput) -> Iterator[Finding]:
 
 
 def kek_problem(value: str) -> str | None:
-    if value.strip() in SAMPLE_KEKS:
-        return "the public sample KEK from Barbican's documentation"
+    sample = public_secrets.find("barbican_kek", value)
+    if sample is not None:
+        return public_secrets.describe(sample)
     try:
         raw = base64.urlsafe_b64decode(value.strip().encode("ascii"))
     except (binascii.Error, ValueError, UnicodeEncodeError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 BARBICAN_BACKENDS = frozenset({"barbican", "castellan.key_manager.barbican_key_manager.barbicankeymanager"})
@@ -28,6 +29,16 @@ def multi_values(values: list[str]) -> list[str]:
     for v in values:
         out.extend(x.strip() for x in v.split(",") if x.strip())
     return out
+
+
+# Jinja/Ansible ``{{ keystone_url }}``, Puppet/Hiera ``%{hiera('x')}``, ERB ``<%= @x %>``: a value
+# a config-management tool fills in later, not one to compare.
+_PLACEHOLDER = re.compile(r"\{\{.*?\}\}|%\{[^}]*\}|<%.*?%>|\{%.*?%\}")
+
+
+def is_placeholder(value: str | None) -> bool:
+    """The value still holds a template placeholder (an unrendered template)."""
+    return value is not None and bool(_PLACEHOLDER.search(value))
 
 
 def url_host(url: str) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from config_checks import secrets
 from config_checks.inputs import AuditInput
 from config_checks.model import Finding, Severity, rule
 from config_checks.rules.common import is_barbican, is_true
@@ -30,7 +31,7 @@ def verification_off(audit: AuditInput) -> Iterator[Finding]:
             loc = cfg.loc(s) if s else cfg.loc(section="glance", option="verify_glance_signatures")
             yield verification_off.finding(
                 loc, f"{cfg.service}: signatures not verified (glance-api on {glance_nodes[0]} uses Barbican)",
-                actual=s.value if s else "unset (false)", expected="true")
+                actual=secrets.show(s) if s else "unset (false)", expected="true")
 
 
 @rule("KT202", "rbd-cow-no-signature-verification", Severity.MEDIUM,

@@ -54,8 +54,8 @@ def backend_not_barbican(audit: AuditInput) -> Iterator[Finding]:
         s = _backend(cfg)
         if s is not None and not is_barbican(s.value):
             yield backend_not_barbican.finding(
-                cfg.loc(s), f"{cfg.service}: [key_manager] {s.option} = {s.value}",
-                actual=s.value, expected=f"barbican or {BARBICAN_CLASS}")
+                cfg.loc(s), f"{cfg.service}: [key_manager] {s.option} = {secrets.show(s)}",
+                actual=secrets.show(s), expected=f"barbican or {BARBICAN_CLASS}")
 
 
 @rule("KT103", "fixed-key-mismatch", Severity.CRITICAL,
@@ -100,10 +100,10 @@ def removed_option(audit: AuditInput) -> Iterator[Finding]:
             s = cfg.setting(section, option)
             if s is not None:
                 yield removed_option.finding(cfg.loc(s), f"{cfg.service}: [{section}] {option} was removed; "
-                                             f"use {replacement}", actual=f"[{section}] {option} = {s.value}",
+                                             f"use {replacement}", actual=f"[{section}] {option} = {secrets.show(s)}",
                                              expected=f"unset; {replacement} instead")
         s = cfg.setting("key_manager", "api_class")
         if s is not None:
             yield removed_option.finding(cfg.loc(s), f"{cfg.service}: [key_manager] api_class is deprecated",
-                                         actual=f"api_class = {s.value}", expected="[key_manager] backend",
+                                         actual=f"api_class = {secrets.show(s)}", expected="[key_manager] backend",
                                          severity=Severity.LOW)

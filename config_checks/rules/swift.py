@@ -7,7 +7,7 @@ import binascii
 import string
 from collections.abc import Iterator
 
-from config_checks import secrets
+from config_checks import public_secrets, secrets
 from config_checks.inputs import AuditInput, ServiceConfig
 from config_checks.model import Finding, Severity, rule
 from config_checks.rules.common import is_true
@@ -53,11 +53,11 @@ def encryption_missing(audit: AuditInput) -> Iterator[Finding]:
         has_km, has_enc = "keymaster" in kinds, "encryption" in kinds
         if has_enc and not has_km:
             yield encryption_missing.finding(cfg.loc(s), "swift proxy: encryption without a keymaster "
-                                             "(the proxy will not start)", actual=s.value,
+                                             "(the proxy will not start)", actual=secrets.show(s),
                                              expected=EXPECTED_TAIL, severity=Severity.HIGH)
         elif not has_enc:
             yield encryption_missing.finding(cfg.loc(s), "swift proxy: pipeline has no encryption middleware",
-                                             actual=s.value, expected=f"... {EXPECTED_TAIL}")
+                                             actual=secrets.show(s), expected=f"... {EXPECTED_TAIL}")
 
 
 @rule("KT302", "swift-pipeline-order", Severity.HIGH,
@@ -92,7 +92,7 @@ def encryption_disabled(audit: AuditInput) -> Iterator[Finding]:
             s = cfg.setting(f"filter:{name}", "disable_encryption")
             if s is not None and is_true(s.value):
                 yield encryption_disabled.finding(cfg.loc(s), "swift proxy: encryption disabled for new data",
-                                                  actual=s.value, expected="false")
+                                                  actual=secrets.show(s), expected="false")
 
 
 def _root_secrets(cfg: ServiceConfig) -> Iterator[Setting]:
@@ -119,7 +119,11 @@ def root_secret_inline(audit: AuditInput) -> Iterator[Finding]:
 
 
 def root_secret_problem(value: str) -> str | None:
-    """Swift's own test (strict base64, at least 32 decoded bytes) without importing Swift."""
+    """A published sample value, or Swift's own test (strict base64, at least 32 decoded bytes)
+    without importing Swift."""
+    sample = public_secrets.find("swift_root_secret", value)
+    if sample is not None:
+        return public_secrets.describe(sample)
     if not value or any(c not in _B64 for c in value.strip()):
         return "not base64"
     try:
@@ -132,7 +136,7 @@ def root_secret_problem(value: str) -> str | None:
 
 
 @rule("KT305", "swift-root-secret-weak", Severity.HIGH,
-      "Swift encryption root secret is not base64 of at least 32 bytes",
+      "Swift encryption root secret is a public sample or not base64 of at least 32 bytes",
       """Generate a new root secret with 'openssl rand -base64 32' (or an AES-256 key in Barbican).
       Swift refuses a shorter secret at start-up; do not replace a secret that already encrypted
       data: add it under a new id (encryption_root_secret_<id>) and set active_root_secret_id.""")

@@ -190,6 +190,8 @@ barbican_endpoint={"http" if "plain_http" in node.problems else "https"}://overc
 auth_endpoint=https://overcloud.example.com:5000/v3
 barbican_endpoint_type=internal
 """
+    if "verify_ssl_off" in node.problems:
+        text += "verify_ssl=false\n"
     _write(tree, tree.pg(node.name) / "glance_api/etc/glance/glance-api.conf", text)
 
 

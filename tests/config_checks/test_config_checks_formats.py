@@ -165,9 +165,9 @@ def test_output_file_is_written(tmp_path):
 def test_redact_bulk_matches_redact():
     from keytools import redaction
 
-    values = ["abcd", "0123456789abcdef", "0123456789", "pass:word/with+chars", "s" * 64]
+    values = ["abcdefg", "0123456789abcdef", "0123456789", "pass:word/with+chars", "s" * 64]
     for v in values:
         redaction.register_secret(v)
-    text = ("x 0123456789abcdef y abcd z 0123456789 q pass:word/with+chars " + "s" * 70 + " 01234567 end") * 3
+    text = ("x 0123456789abcdef y abcdefg z 0123456789 q pass:word/with+chars " + "s" * 70 + " 01234567 end") * 3
     assert redaction.redact_bulk(text) == redaction.redact(text)
-    assert "0123456789" not in redaction.redact_bulk(text) and "abcd" not in redaction.redact_bulk(text)
+    assert "0123456789" not in redaction.redact_bulk(text) and "abcdefg" not in redaction.redact_bulk(text)

@@ -54,8 +54,8 @@ def test_option_before_any_section_is_a_finding_with_line(tmp_path):
 def test_garbage_line_and_broken_header(tmp_path):
     etc_node(tmp_path, "[key_manager\nthis is not ini\n[barbican]\nverify_ssl=false\n")
     report = findings(tmp_path)
-    assert sorted((f.rule_id, f.location.line) for f in report.findings if f.rule_id != "KT107") == [
-        ("KT002", 1), ("KT002", 2), ("KT105", 4)]
+    assert sorted((f.rule_id, f.location.line, f.actual) for f in report.findings if f.rule_id != "KT107") == [
+        ("KT002", 1, "lines 1, 2"), ("KT105", 4, "false")]  # one KT002 per file
 
 
 def test_duplicate_sections_merge_and_later_value_wins(tmp_path):
