@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test bench system-deps install clean demo-down
 
-$(VENV)/.installed: pyproject.toml
+# system-deps first: on a fresh Debian, `python3 -m venv` itself needs python3-venv.
+$(VENV)/.installed: pyproject.toml | system-deps
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[sandbox,swift,test]'
@@ -17,9 +18,10 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 system-deps:
-	./scripts/install-system-deps.sh
+	PYTHON=$(PYTHON) ./scripts/install-system-deps.sh
 
-demo: install
+# The demo runs every feature's step, Swift's included: it needs the same servers as the tests.
+demo: install system-deps
 	$(KEYTOOLS) sandbox up --state-dir $(DEMO_STATE)
 	$(PY) scripts/demo.py --state-dir $(DEMO_STATE)
 

@@ -2,20 +2,24 @@
 
 Subcommands live in their feature packages (``<package>.cli``) and are imported only when used,
 so a missing optional dependency (the Swift extra, say) never breaks the other commands.
+Global options work before or after any (nested) subcommand, as with the ``openstack`` CLI:
+every command the root hands out accepts them (``keytools migrate run ... --os-cloud X``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from keytools import __version__, redaction
-from keytools.auth import AuthSource
 from keytools.context import RunContext
 from keytools.errors import EXIT_INTERNAL, EXIT_USAGE, KeytoolsError, UsageError
 from keytools.logs import setup_logging
@@ -57,8 +61,78 @@ class LazyGroup(click.Group):
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            return _unavailable(cmd_name, exc)
-        return getattr(module, attr)
+            command = _unavailable(cmd_name, exc)
+        else:
+            command = getattr(module, attr)
+        accept_global_options(command, ctx)
+        return command
+
+
+# Root option name -> AuthSource field.
+_AUTH_FIELDS = {"os_cloud": "cloud", "auth_config_file": "config_file",
+                "auth_config_section": "config_section", "insecure": "insecure"}
+_RUN_FIELDS = ("debug", "log_format")
+_ACCEPTS_GLOBALS = "_keytools_accepts_global_options"
+
+
+def apply_global_options(run: RunContext, values: Mapping[str, Any]) -> None:
+    """Set the run's credentials source and logging from global options, wherever they were given."""
+    unknown = set(values) - set(_AUTH_FIELDS) - set(_RUN_FIELDS)
+    if unknown:  # a new root option must be wired here, or it would be silently ignored
+        raise AssertionError(f"global option(s) not applied: {sorted(unknown)}")
+    changes = {_AUTH_FIELDS[name]: value for name, value in values.items() if name in _AUTH_FIELDS}
+    if changes:
+        run.set_auth_source(dataclasses.replace(run.auth_source, **changes))
+    for name in _RUN_FIELDS:
+        if name in values:
+            setattr(run, name, values[name])
+    setup_logging(run.log_format, run.debug)
+
+
+def _given_after_subcommand(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """Callback of a global option's copy on a subcommand: given there, it overrides the root's."""
+    if param.name and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
+        apply_global_options(ctx.ensure_object(RunContext), {param.name: value})
+    return value
+
+
+def _late_copy(option: click.Option) -> click.Option:
+    """The root ``option`` as a subcommand accepts it: hidden, no env var, no default, not passed on."""
+    if option.is_eager:  # --version: the same action wherever it is given
+        return click.Option(option.opts, is_flag=True, is_eager=True, expose_value=False, hidden=True,
+                            callback=option.callback)
+    if option.is_flag:
+        return click.Option(option.opts, is_flag=True, expose_value=False, hidden=True,
+                            callback=_given_after_subcommand)
+    return click.Option(option.opts, type=option.type, metavar=option.metavar, expose_value=False,
+                        hidden=True, callback=_given_after_subcommand)
+
+
+def accept_global_options(command: click.Command, ctx: click.Context) -> None:
+    """Let ``command`` and every command below it take the root's options too (once per command).
+
+    A command's own option with the same name or flag wins: that global option is not added there.
+    """
+    if getattr(command, _ACCEPTS_GLOBALS, False):
+        return
+    setattr(command, _ACCEPTS_GLOBALS, True)
+    taken = {p.name for p in command.params} | {o for p in command.params for o in p.opts + p.secondary_opts}
+    added = []
+    for option in root.params:
+        if not isinstance(option, click.Option) or option.name in taken or set(option.opts) & taken:
+            continue
+        command.params.append(_late_copy(option))
+        if not option.is_eager:
+            added.append(option.opts[0])
+    if added:
+        note = (f"Global options ({', '.join(added)}) are accepted here too, as well as before the "
+                "command name; see 'keytools --help'.")
+        command.epilog = f"{command.epilog}\n\n{note}" if command.epilog else note
+    if isinstance(command, click.Group):
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None:
+                accept_global_options(sub, ctx)
 
 
 def _unavailable(cmd_name: str, exc: ImportError) -> click.Command:
@@ -87,13 +161,14 @@ def _unavailable(cmd_name: str, exc: ImportError) -> click.Command:
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Log lines in oslo.log's format, or one JSON object per line for tools.")
 @click.pass_context
-def root(ctx: click.Context, os_cloud: str | None, auth_config_file: str | None, auth_config_section: str,
-         insecure: bool, debug: bool, log_format: str) -> None:
+def root(ctx: click.Context, **global_options: Any) -> None:
     """Encryption integration for OpenStack clouds on Barbican.
 
     Authentication follows the openstack CLI: --os-cloud NAME (clouds.yaml, OS_CLIENT_CONFIG_FILE)
     or OS_* environment variables; --auth-config-file uses a service's own credentials (cinder.conf
-    [keystone_authtoken]). Results go to stdout, logs to stderr.
+    [keystone_authtoken]). Results go to stdout, logs to stderr. Like the openstack CLI, these
+    options also work after the command: keytools doctor --os-cloud NAME --debug (the last one
+    given wins).
 
     \b
     Exit codes:
@@ -106,11 +181,8 @@ def root(ctx: click.Context, os_cloud: str | None, auth_config_file: str | None,
       6  refused because of the cloud's state (in use, not migrated, locked)
      70  unexpected error (a bug: rerun with --debug and report it)
     """
-    setup_logging(log_format, debug)
-    source = AuthSource(cloud=os_cloud, config_file=auth_config_file, config_section=auth_config_section,
-                        insecure=insecure)
-    ctx.obj = RunContext(auth_source=source,
-                         debug=debug, log_format=log_format)
+    ctx.obj = RunContext()
+    apply_global_options(ctx.obj, global_options)
 
 
 def _report(message: str) -> None:

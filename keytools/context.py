@@ -20,6 +20,12 @@ class RunContext:
     log_format: str = "text"
     _session: ks_session.Session | None = None
 
+    def set_auth_source(self, source: auth.AuthSource) -> None:
+        """Use ``source`` from now on (a global option given after the subcommand overrides)."""
+        if source != self.auth_source:
+            self.auth_source = source
+            self._session = None
+
     def session(self, source: auth.AuthSource | None = None) -> ks_session.Session:
         """The run's keystoneauth session (built once); ``source`` overrides the global one."""
         if source is not None and source != self.auth_source:

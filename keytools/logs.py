@@ -66,7 +66,11 @@ def _debug_enabled() -> bool:
 
 
 def setup_logging(log_format: str = "text", debug: bool = False, stream: TextIO | None = None) -> None:
-    """Configure the root logger once per CLI run: INFO (DEBUG with --debug) to stderr."""
+    """Configure the root logger for a CLI run: INFO (DEBUG with --debug) to stderr.
+
+    Calling it again replaces the earlier setup entirely (global options given after the
+    subcommand are applied after the root's).
+    """
     global _DEBUG
     _DEBUG = debug
     handler = logging.StreamHandler(stream or sys.stderr)
@@ -78,11 +82,10 @@ def setup_logging(log_format: str = "text", debug: bool = False, stream: TextIO 
     handler._keytools = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if debug else logging.INFO)
-    if not debug:
-        # Client libraries are chatty at INFO and may log request bodies at DEBUG.
-        for noisy in ("keystoneauth", "urllib3", "stevedore", "barbicanclient", "castellan",
-                      "openstack", "cinderclient", "glanceclient"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Client libraries are chatty at INFO and may log request bodies at DEBUG.
+    for noisy in ("keystoneauth", "urllib3", "stevedore", "barbicanclient", "castellan",
+                  "openstack", "cinderclient", "glanceclient"):
+        logging.getLogger(noisy).setLevel(logging.NOTSET if debug else logging.WARNING)
 
 
 def log_event(logger: logging.Logger, level: int, message: str, event: str, **fields: Any) -> None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Debian packages the test suite and benchmarks need: a private MariaDB server (migrate and
-# Barbican backup tests on a real MySQL-compatible database), memcached (Swift's tempauth) and
-# cryptsetup (LUKS header checks of migrate verify --luks).
+# Debian packages `make demo`, the test suite and benchmarks need: a private MariaDB server
+# (migrate and Barbican backup tests on a real MySQL-compatible database), memcached (Swift's
+# tempauth, also in the demo's Swift step), openssl, cryptsetup (LUKS header checks of migrate
+# verify --luks) and the venv module of $PYTHON (python3 -m venv: python3-venv on Debian).
 # Installs only what is missing; needs root (as on CI and the developers' machines).
 set -eu
 need=()
@@ -10,6 +11,12 @@ command -v mariadb-dump >/dev/null 2>&1 || command -v mysqldump >/dev/null 2>&1 
 command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || need+=(memcached)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cryptsetup >/dev/null 2>&1 || [ -x /usr/sbin/cryptsetup ] || need+=(cryptsetup-bin)
+python=${PYTHON:-python3}
+if ! command -v "$python" >/dev/null 2>&1; then
+    need+=("$(basename "$python")" "$(basename "$python")-venv")
+elif ! "$python" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    need+=("$(basename "$python")-venv")
+fi
 if [ ${#need[@]} -eq 0 ]; then
     exit 0
 fi

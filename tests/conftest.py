@@ -7,8 +7,10 @@ same running sandbox. Nothing here is a mock: sessions authenticate against the 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,16 @@ from keytools.sandbox import configs, manager
 from keytools.sandbox.state import SandboxConfig, StateDir
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _shared_data() -> Path:
+    """The project's real artefacts (cinder logs...): $KEYTOOLS_SHARED_DATA, else ../shared/data
+    next to the checkout (a clone elsewhere, e.g. CI's 0700 one, has no ../shared)."""
+    given = os.environ.get("KEYTOOLS_SHARED_DATA")
+    return Path(given) if given else REPO.parent / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
 
 
 @dataclass
@@ -166,6 +177,105 @@ def kt(sandbox: Sandbox):
         return invoke(list(args), env=merged, input=input)
 
     return run
+
+
+NOBODY = 65534
+
+
+def _runtime_closure() -> list:
+    """keytools' installed distribution and every distribution its base install requires."""
+    import importlib.metadata as md
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: dict[str, md.Distribution] = {}
+    todo = ["keytools"]
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen[name] = md.distribution(name)
+        for line in seen[name].requires or []:
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return list(seen.values())
+
+
+def _link_or_copy(src: str | Path, dst: str | Path) -> None:
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)  # same file system: instant, and exactly the installed bytes
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _world_readable_runtime(dest: Path) -> None:
+    """Put keytools' packages and its runtime dependencies (what an operator's ``pip install .``
+    brings, metadata and entry points included) into ``dest``, which any user can read."""
+    import importlib.util
+
+    for dist in _runtime_closure():
+        files = dist.files or []
+        if dist.metadata["Name"] == "keytools":  # maybe editable: packages from where they are imported
+            for package in (dist.read_text("top_level.txt") or "").split():
+                spec = importlib.util.find_spec(package)
+                assert spec and spec.submodule_search_locations, package
+                shutil.copytree(list(spec.submodule_search_locations)[0], dest / package,
+                                copy_function=_link_or_copy, ignore=shutil.ignore_patterns("__pycache__"))
+            files = [f for f in files if f.parts[0].endswith(".dist-info")]
+        for f in files:
+            if f.parts[0] == ".." or "__pycache__" in f.parts:  # console scripts; bytecode is rebuilt
+                continue
+            src = Path(dist.locate_file(f))
+            if src.is_file():
+                _link_or_copy(src, dest / f)
+    for path in [dest, *dest.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o755)
+        elif not path.stat().st_mode & 0o004:
+            path.chmod(0o644)
+
+
+@pytest.fixture(scope="session")
+def as_nobody():
+    """``as_nobody("audit", root)`` runs the keytools CLI as user nobody and returns the process.
+
+    nobody cannot enter a checkout under /root or in a ``mktemp -d`` (0700) directory, and so not
+    its .venv either: keytools and its runtime dependencies are linked into a world-readable temp
+    directory and run from there by the base interpreter, isolated from the checkout (-I -S).
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run keytools as another user")
+    if not shutil.which("setpriv"):
+        pytest.skip("setpriv (util-linux) is missing")
+    python = getattr(sys, "_base_executable", None) or sys.executable
+    runtime = Path(tempfile.mkdtemp(prefix="keytools-nobody-"))  # not pytest's basetemp: it is 0700
+    try:
+        site_dir, home = runtime / "site", runtime / "home"
+        _world_readable_runtime(site_dir)
+        home.mkdir()
+        os.chown(home, NOBODY, NOBODY)
+        runtime.chmod(0o755)
+        drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", python, "-I", "-S"]
+        probe = subprocess.run([*drop, "-c", "import encodings, ssl"], capture_output=True, text=True, cwd="/")
+        if probe.returncode != 0:
+            pytest.skip(f"the interpreter {python} cannot run as nobody: {probe.stderr.strip()[-200:]}")
+        code = (f"import site, sys; site.addsitedir({str(site_dir)!r}); sys.argv[0] = 'keytools'; "
+                "from keytools.cli import run; run()")
+
+        def run(*args: str | Path, cwd: str | Path = "/", timeout: float = 120) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*drop, "-c", code, *map(str, args)], capture_output=True, text=True,
+                                  cwd=cwd, timeout=timeout, env={**os.environ, "HOME": str(home)})
+
+        where = subprocess.run([*drop, "-c", code.replace("from keytools.cli import run; run()",
+                                                          "import keytools; print(keytools.__file__)")],
+                               capture_output=True, text=True, cwd="/")
+        assert where.stdout.startswith(str(site_dir)), where.stdout + where.stderr  # not the checkout's
+        yield run
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def run_keytools(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
