@@ -12,7 +12,7 @@ from keystoneauth1 import session as ks_session
 
 from keytools import auth, oslo_ini, output, rbac
 from keytools.context import RunContext, pass_run
-from keytools.errors import StateError, UsageError
+from keytools.errors import KeytoolsError, StateError, UsageError
 from keytools.logs import log_event
 from keytools.service_errors import translated
 from migrate import config, engine, logparse, preflight
@@ -201,9 +201,14 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
             outcome.remaining = engine.log_status(db)
             _emit_outcome(outcome, output_format)
             return
-        barbican = _barbican(runctx, settings, concurrency, timeout, retries)
+        try:  # cinder: creating the client authenticates, finds and contacts Barbican
+            barbican = _barbican(runctx, settings, concurrency, timeout, retries)
+            check = preflight.probe(barbican)
+        except KeytoolsError as exc:
+            engine.client_failed(db, exc)
+            raise
         with jr.Journal(path) as journal:
-            preflight.ensure_can_create(barbican, journal, grant_creator, admin_cloud)
+            preflight.ensure_can_create(barbican, journal, grant_creator, admin_cloud, check)
             migrator = engine.Migrator(settings, db, barbican, journal, concurrency, progress)
             try:
                 outcome = migrator.run(scope, cleanup)

@@ -37,6 +37,8 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("migrating_item", re.compile(r"Migrating (?P<type>\w+) (?P<id>[0-9a-fA-F-]{32,36}) encryption key to Barbican")),
     ("item_error", re.compile(r"Error migrating encryption key: (?P<error>.*)")),
     ("aborted", re.compile(r"Aborting encryption key migration \(too many errors\)")),
+    ("item_abandoned", re.compile(r"(?:Volume|Backup) (?P<id>[0-9a-fA-F-]{32,36}) was not migrated: the "
+                                  r"migration was aborted")),
     ("client_error", re.compile(r"4xx Client error: (?P<error>.*)")),
     ("barbican_client_error", re.compile(r"Aborting encryption key migration due to error creating "
                                          r"Barbican client: (?P<error>.*)")),
@@ -60,6 +62,7 @@ class Run:
     attempted: int = 0
     attempted_by_type: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    abandoned: int = 0  # keytools: in flight when the run aborted
     aborted: bool = False
     skip_reason: str | None = None
     volumes_remaining: int | None = None
@@ -72,7 +75,7 @@ class Run:
 
     @property
     def migrated(self) -> int:
-        return self.confirmed if self.confirmed is not None else max(self.attempted - self.errors, 0)
+        return self.confirmed if self.confirmed is not None else max(self.attempted - self.errors - self.abandoned, 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {"pid": self.pid, "request_id": self.request_id, "started": self.started,
@@ -166,6 +169,11 @@ def runs(evts: list[Event]) -> list[Run]:
             cur.last_error = ev.fields.get("error")
         elif ev.event == "aborted":
             cur.aborted = True
+        elif ev.event == "item_abandoned":
+            cur.abandoned += 1
+        elif ev.event == "barbican_client_error":
+            cur.aborted = True
+            cur.last_error = ev.fields.get("error")
         elif ev.event in STATUS:
             cur.last_status = ev.message
             if ev.event == "status_no_volumes":

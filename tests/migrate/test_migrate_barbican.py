@@ -62,9 +62,9 @@ def test_happy_path_volumes_snapshots_backups(kt, cinder_url, key_file, fixed_ke
     eng.dispose()
     # cinder's lines, in cinder's order
     err = r.stderr
-    assert err.index("Starting migration of ConfKeyManager keys.") < err.index("Migrating volume")
+    assert err.index("Starting migration of ConfKeyManager keys.") < err.index("Migrating VolumeMigration")
     for vid in s.volumes:
-        assert f"INFO keytools.migrate [None req-" in err and f"Migrating volume {vid} encryption key to Barbican" in err
+        assert f"INFO keytools.migrate [None req-" in err and f"Migrating VolumeMigration {vid} encryption key to Barbican" in err
     for bid in s.backups:
         assert f"Migrating Backup {bid} encryption key to Barbican" in err
     assert err.rstrip().endswith("No backups are known to be using the ConfKeyManager's encryption_key_id.")
@@ -134,7 +134,7 @@ def test_host_filter_and_global_status(kt, cinder_url, key_file, tmp_path):
     assert baks[a.backups[0]] != FIXED_KEY_ID and all(baks[x] == FIXED_KEY_ID for x in b.backups)
     # status lines count all hosts, as cinder's do
     assert "There are still 3 volume(s) using the ConfKeyManager's all-zeros encryption key ID." in r.stderr
-    assert "There are still 2 backup(s) using the ConfKeyManager's all-zeros encryption key ID." in r.stderr
+    assert "There are still 2 backups(s) using the ConfKeyManager's all-zeros encryption key ID." in r.stderr
     r = kt("migrate", "status", "--db-url", cinder_url, "--format", "json")
     assert json.loads(r.stdout)["remaining"] == {"volumes": 3, "snapshots": 0, "backups": 2}
     # finish refuses while rows remain
