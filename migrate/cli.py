@@ -280,17 +280,23 @@ def verify(runctx: RunContext, output_format: str, concurrency: int, **kw: Any) 
 @click.option("--config-file", type=click.Path(dir_okay=False), metavar="CINDER_CONF",
               help="cinder.conf ([database] connection) for the remaining rows.")
 @click.option("--db-url", metavar="URL", help="Cinder database URL.")
-@click.option("--log", "logs", multiple=True, metavar="[HOST=]FILE",
-              help="cinder-volume/cinder-backup (or keytools) log file; repeat for many hosts. The host "
-                   "is taken from HOST= or the file name (ctl-0-cinder-volume.log -> ctl-0).")
+@click.option("--log", "logs", multiple=True, metavar="[HOST=]FILE|GLOB",
+              help="cinder-volume/cinder-backup (or keytools) log file or quoted glob "
+                   "('/var/log/cinder/*.log'); repeat for many. The host is taken from HOST= or the "
+                   "file name (ctl-0-cinder-volume.log -> ctl-0).")
+@click.argument("files", nargs=-1, metavar="[[HOST=]FILE|GLOB]...")
 @output.format_option
-def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], output_format: str) -> None:
+def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], files: tuple[str, ...],
+           output_format: str) -> None:
     """Rows still on the all-zeros key id (from the database) and, per host, what the logs say.
 
-    The log summary is parsed from cinder's own lines: whether the migration started (or why it
-    did not), rows attempted minus errors, errors, abort, and the last status line. keytools'
-    own text and JSON lines are read too.
+    Log files come as arguments and/or --log, each a file or a glob (the shell's expansion of
+    --log /var/log/cinder/*.log works too). The log summary is parsed from cinder's own lines:
+    whether the migration started (or why it did not), rows attempted minus errors, errors,
+    abort, and the last status line. keytools' own text and JSON lines are read too. A pattern
+    that matches nothing or a file that cannot be read is an error (exit 2).
     """
+    logs = tuple(files) + tuple(logs)
     if not (config_file or db_url or logs):
         raise UsageError("nothing to report on", "Pass --config-file/--db-url and/or --log FILE")
     result: dict[str, Any] = {}

@@ -279,3 +279,58 @@ def test_logparse_documented_wording_errors_abort_and_several_starts(tmp_path):
     assert first["volumes_remaining"] == 3 and first["backups_remaining"] == 2
     assert "Forbidden" in first["last_error"]
     assert second["skip_reason"] == "not_migrating_no_volumes_or_backups" and second["volumes_remaining"] == 0
+
+
+# ---- migrate status: several files, globs, bad paths --------------------------------------------------------
+
+def _log_dir(tmp_path: Path) -> Path:
+    import shutil
+
+    d = tmp_path / "cinder"
+    d.mkdir()
+    for name in ("ctl-0-cinder-volume.log", "ctl-0-cinder-backup.log", "ctl-2-cinder-volume.log"):
+        shutil.copyfile(LOGS / name, d / name)
+    (d / "subdir.log").mkdir()  # a directory a glob also matches: skipped
+    return d
+
+
+def test_status_takes_positional_files_and_repeatable_globs(tmp_path):
+    d = _log_dir(tmp_path)
+    r = _cli("migrate", "status", "--log", f"{d}/*-cinder-volume.log", "--format", "json")
+    assert r.exit_code == 0, r.output
+    hosts = json.loads(r.stdout)["hosts"]
+    assert [(h["host"], h["service"], h["state"]) for h in hosts] == [
+        ("ctl-0", "cinder-volume", "done"), ("ctl-2", "cinder-volume", "not_migrating_no_volumes_or_backups")]
+    # what the shell makes of an unquoted --log /var/log/cinder/*.log: one --log, the rest positional
+    files = sorted(str(p) for p in d.glob("*-cinder-*.log"))
+    r = _cli("migrate", "status", "--log", files[0], *files[1:], "--format", "json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["hosts"]) == 3
+    # positional glob, HOST= applied to every match, overlap counted once
+    r = _cli("migrate", "status", f"ctl-9={d}/ctl-0-*.log", "--log", f"ctl-9={d}/ctl-0-cinder-backup.log",
+             "--format", "json")
+    hosts = json.loads(r.stdout)["hosts"]
+    assert [(h["host"], h["service"], h["migrated"]) for h in hosts] == [("ctl-9", "cinder-backup", 4),
+                                                                          ("ctl-9", "cinder-volume", 12)]
+    r = _cli("migrate", "status", f"{d}/*.log")
+    assert r.exit_code == 0 and "ctl-2" in r.stdout and "not_migrating_no_volumes_or_backups" in r.stdout
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda d: f"{d}/*.nothing", "no file matches this pattern"),
+    (lambda d: f"{d}/missing.log", "no such file"),
+    (lambda d: str(d / "subdir.log"), "cannot read it"),
+    (lambda d: str(d / "locked.log"), "cannot read it (Permission denied)"),
+])
+def test_status_bad_log_paths_are_one_line_usage_errors(tmp_path, make, words):
+    d = _log_dir(tmp_path)
+    locked = d / "locked.log"
+    locked.write_text("x\n")
+    locked.chmod(0)
+    if words.endswith("(Permission denied)") and os.access(locked, os.R_OK):
+        pytest.skip("running as root: every file is readable")
+    spec = make(d)
+    for args in (["--log", spec], [spec], [str(d / "ctl-0-cinder-volume.log"), "--log", spec]):
+        r = _cli("migrate", "status", *args)
+        assert r.exit_code == EXIT_USAGE, r.output
+        assert words in r.stderr and spec.split("=")[-1] in r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.output and r.stdout == ""
