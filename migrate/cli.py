@@ -15,7 +15,7 @@ from keytools.context import RunContext, pass_run
 from keytools.errors import KeytoolsError, StateError, UsageError
 from keytools.logs import log_event
 from keytools.service_errors import translated
-from migrate import config, engine, logparse, preflight
+from migrate import config, engine, logparse, preflight, repair
 from migrate import journal as jr
 from migrate.barbican import Barbican
 from migrate.db import CinderDB
@@ -143,6 +143,9 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
         output.emit(result["by_host_project"], "table", ["table", "host", "project", "rows"])
     for action in result["actions"]:
         click.echo(f"- would {action}")
+    if result["snapshots"]:
+        output.emit([{**d, "repair": "yes" if d["repair"] else "no"} for d in result["snapshots"]], "table",
+                    ["id", "volume_id", "repair", "reason"])
 
 
 @migrate.command()
@@ -186,15 +189,18 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
         total = sum(db.count(t, scope.host, scope.cluster) for t in scope.tables)
         if total == 0 and not pending.unresolved_intents():
             outcome = engine.Outcome(journal=str(path))
-            for fix in db.repair_snapshots():
-                outcome.repaired_snapshots += 1
-                log_event(LOG, logging.INFO, f"Repaired snapshot {fix['id']}: it now uses the key of its "
-                          f"volume {fix['volume_id']}", "repaired_snapshot", table="snapshots", id=fix["id"])
+            needs_read_back = any(d.reason == repair.NOT_CHECKED for d in repair.assess(
+                db, scope.host, scope.cluster, "volumes" in scope.tables, path, None))
+            barbican = _barbican(runctx, settings, concurrency, timeout, retries) if needs_read_back else None
+            key = settings.fixed_key or b""
+            repaired, outcome.snapshots_left = engine.repair_stranded(
+                db, scope, path, (lambda k: barbican.holds(k, key)) if barbican else None)
+            outcome.repaired_snapshots = len(repaired)
             log_event(LOG, logging.INFO, MSG_NO_ITEMS, config.SKIP_NOTHING_TO_MIGRATE, host=host)
             outcome.skipped = config.SKIP_NOTHING_TO_MIGRATE
             outcome.orphans = engine.find_orphans(db, pending)
             if outcome.orphans and cleanup:
-                barbican = _barbican(runctx, settings, concurrency, timeout, retries)
+                barbican = barbican or _barbican(runctx, settings, concurrency, timeout, retries)
                 with jr.Journal(path) as journal:
                     m = engine.Migrator(settings, db, barbican, journal, concurrency, progress=False)
                     outcome.deleted_orphans = m.delete_orphans(outcome.orphans)
@@ -230,11 +236,15 @@ def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
             "secrets reused": outcome.reused, "rows migrated by another run": outcome.lost,
             "errors": outcome.errors, "aborted": outcome.aborted,
             "snapshots repaired": outcome.repaired_snapshots,
+            "snapshots left alone": len(outcome.snapshots_left),
             "orphan secrets": len(outcome.orphans), "orphans deleted": outcome.deleted_orphans,
             "volumes left (all hosts)": outcome.remaining.get("volumes"),
             "backups left (all hosts)": outcome.remaining.get("backups"),
             "seconds": data["seconds"], "rows/s": data["rate_per_s"], "journal": outcome.journal}
     output.emit(rows, "table")
+    if outcome.snapshots_left:
+        output.emit(outcome.snapshots_left, "table", ["id", "volume_id", "reason"])
+        click.echo("Snapshots left on the all-zeros key id keep their fixed_key data; see the log lines for why.")
     if outcome.orphans and not outcome.deleted_orphans:
         output.emit(outcome.orphans, "table", ["table", "id", "secret_id"])
         click.echo("Orphan secrets are used by no row; rerun with --cleanup to delete them.")

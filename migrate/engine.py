@@ -28,6 +28,7 @@ from keytools.errors import ConfigError, Forbidden, KeytoolsError, ServiceUnavai
 from keytools.logs import log_event
 from keytools.service_errors import SECRET_FORBIDDEN
 from migrate import journal as jr
+from migrate import repair
 from migrate.barbican import Barbican, PayloadMismatch, cinder_text, key_id
 from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, Settings
 from migrate.db import CinderDB, Item
@@ -134,6 +135,7 @@ class Outcome:
     abandoned: int = 0  # rows whose attempt was in flight when the run aborted (not cinder errors)
     aborted: bool = False
     repaired_snapshots: int = 0
+    snapshots_left: list[dict[str, Any]] = field(default_factory=list)  # stranded, left alone: why
     orphans: list[dict[str, str]] = field(default_factory=list)
     deleted_orphans: int = 0
     remaining: dict[str, int] = field(default_factory=dict)
@@ -146,7 +148,8 @@ class Outcome:
         return {"total": self.total, "migrated": dict(self.migrated), "reused_secrets": self.reused,
                 "lost_races": self.lost, "errors": self.errors, "abandoned": self.abandoned,
                 "aborted": self.aborted,
-                "repaired_snapshots": self.repaired_snapshots, "orphans": self.orphans,
+                "repaired_snapshots": self.repaired_snapshots,
+                "snapshots_left": self.snapshots_left, "orphans": self.orphans,
                 "deleted_orphans": self.deleted_orphans, "remaining": self.remaining,
                 "seconds": round(self.seconds, 3),
                 "rate_per_s": round(done / self.seconds, 1) if self.seconds else None,
@@ -290,7 +293,7 @@ class Migrator:
         LOG.info(MSG_STARTING, extra={"keytools_event": {"event": "start", "host": scope.host,
                                                           "concurrency": self.concurrency}})
         self.outcome.total = sum(self.db.count(t, scope.host, scope.cluster) for t in scope.tables)
-        self._repair()
+        self._repair(scope)
         self._resolve_lost_refs()
         bar = click.progressbar(length=self.outcome.total, label="Migrating", file=sys.stderr) \
             if self.progress and self.outcome.total else None
@@ -303,7 +306,6 @@ class Migrator:
         finally:
             if bar is not None:
                 bar.__exit__(None, None, None)
-        self._repair()
         self._search_uncertain()
         self.outcome.orphans = self.find_orphans()
         if cleanup and not self.outcome.aborted:
@@ -380,12 +382,11 @@ class Migrator:
 
     # ---- repair and orphans -----------------------------------------------------------------------------
 
-    def _repair(self) -> None:
-        for fix in self.db.repair_snapshots():
-            self.outcome.repaired_snapshots += 1
-            log_event(LOG, logging.INFO, f"Repaired snapshot {fix['id']}: it now uses the key of its "
-                      f"volume {fix['volume_id']}", "repaired_snapshot", table="snapshots", id=fix["id"],
-                      volume_id=fix["volume_id"], secret_id=fix["key_id"])
+    def _repair(self, scope: Scope) -> None:
+        repaired, left = repair_stranded(self.db, scope, self.journal.path,
+                                         lambda key: self.barbican.holds(key, self.key))
+        self.outcome.repaired_snapshots += len(repaired)
+        self.outcome.snapshots_left = left
 
     def find_orphans(self) -> list[dict[str, str]]:
         return find_orphans(self.db, jr.replay(self.journal.path))
@@ -406,6 +407,25 @@ class Migrator:
             log_event(LOG, logging.INFO, f"Deleted orphan secret {key_id(orphan['ref'])}", "orphan_deleted",
                       table=orphan["table"], id=orphan["id"], secret_id=key_id(orphan["ref"]))
         return deleted
+
+
+def repair_stranded(db: CinderDB, scope: Scope, journal_path: Any,
+                    check: repair.Checker | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Repair the stranded snapshots that provably belong to a half-finished migration of a
+    volume in scope (see migrate.repair); log and return (repaired, left alone with why)."""
+    repaired, left = [], []
+    for d in repair.assess(db, scope.host, scope.cluster, "volumes" in scope.tables, journal_path, check):
+        fields = {"table": "snapshots", "id": d.id, "volume_id": d.volume_id, "host": d.volume_host,
+                  "secret_id": d.volume_key, "reason": d.reason}
+        if not d.repair:
+            left.append(d.as_dict())
+            log_event(LOG, logging.INFO if d.reason == repair.OUT_OF_SCOPE else logging.WARNING,
+                      f"Left snapshot {d.id} on the all-zeros key id: {d.detail}", "snapshot_left_alone", **fields)
+        elif d.volume_key and db.repair_snapshot(d.id, d.volume_key):
+            repaired.append(d.as_dict())
+            log_event(LOG, logging.INFO, f"Repaired snapshot {d.id}: it now uses the key of its volume "
+                      f"{d.volume_id}, as cinder would have ({d.detail})", "repaired_snapshot", **fields)
+    return repaired, left
 
 
 def referenced(db: CinderDB, key: str) -> bool:

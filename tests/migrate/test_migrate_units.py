@@ -117,14 +117,31 @@ def test_compare_and_swap_only_moves_all_zeros_rows(cinder_url):
     db.dispose()
 
 
-def test_stranded_snapshot_is_repaired_from_its_volume(cinder_url):
-    s = seed(cinder_url, volumes=2, snapshots_per_volume=1)
+def test_stranded_snapshot_decisions_without_barbican(cinder_url, tmp_path):
+    """Without a read-back (plan), only a journal-migrated volume's snapshots are repairable."""
+    from migrate import repair
+
+    s = seed(cinder_url, volumes=3, snapshots_per_volume=1)
+    gone = seed(cinder_url, volumes=1, snapshots_per_volume=1)
     db = CinderDB(cinder_url)
     db.swap("volumes", s.volumes[0], "k-0")  # crash between cinder's two updates
-    fixes = db.repair_snapshots()
-    assert [f["volume_id"] for f in fixes] == [s.volumes[0]]
-    snaps = keys(cinder_url, "snapshots")
-    assert sorted(snaps.values()) == sorted([FIXED_KEY_ID, "k-0"])
+    db.swap("volumes", s.volumes[1], "k-1")  # keytools migrated it (journal below)
+    db.swap("volumes", gone.volumes[0], "k-2")
+    import sqlalchemy as sa
+    with db.engine.begin() as c:
+        c.execute(sa.text("UPDATE volumes SET deleted = 1 WHERE id = :i"), {"i": gone.volumes[0]})
+    path = tmp_path / "j.jsonl"
+    with jr.Journal(path) as j:
+        j.record("done", "volumes", s.volumes[1], "http://b/v1/secrets/k-1")
+    got = {d.volume_id: (d.repair, d.reason) for d in repair.assess(db, None, None, True, path, None)}
+    assert got == {s.volumes[0]: (False, repair.NOT_CHECKED), s.volumes[1]: (True, repair.BY_JOURNAL),
+                   gone.volumes[0]: (False, repair.VOLUME_GONE)}
+    assert all(d.reason == repair.OUT_OF_SCOPE for d in repair.assess(db, "ctl-9", None, True, path, None)
+               if d.volume_id != gone.volumes[0])
+    assert {d.reason for d in repair.assess(db, None, None, False, path, None)} == {repair.OUT_OF_SCOPE,
+                                                                                    repair.VOLUME_GONE}
+    checked = repair.assess(db, None, None, True, path, lambda key: (False, ""))
+    assert {d.volume_id: d.reason for d in checked}[s.volumes[0]] == repair.OTHER_KEY
     db.dispose()
 
 
