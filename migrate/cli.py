@@ -172,7 +172,7 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
         retries: int, progress: bool | None, **kw: Any) -> None:
     """Migrate: one new Barbican secret per volume and per backup, rows updated by compare-and-swap.
 
-    Logs cinder's own lines (Starting migration..., Migrating volume <id> encryption key to
+    Logs cinder's own lines (Starting migration..., Migrating VolumeMigration <id> encryption key to
     Barbican, the closing status lines) plus one line per migrated row; --log-format json gives
     event, table, id, host, secret_id, done/total and rate. A journal in --state-dir records each
     secret before a row uses it: rerun after any failure or kill and it finishes the work, reusing
