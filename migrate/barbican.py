@@ -133,6 +133,22 @@ class Barbican:
         read = getattr(acl, "read", None)
         return list(getattr(read, "users", None) or [])
 
+    def ref_of(self, key: str) -> str:
+        """The secret ref of a key id (cinder keeps only the id in its rows)."""
+        base = self.endpoint[:-3] if self.endpoint.endswith("/v1") else self.endpoint
+        return ref_for(base, key)
+
+    def holds(self, key: str, expected: bytes) -> tuple[bool | None, str]:
+        """Does the secret with this key id hold ``expected``? (True/False, or None when it cannot
+        be read back, with why). Never raises, never logs either value."""
+        try:
+            self.check_payload(self.ref_of(key), expected)
+            return True, ""
+        except PayloadMismatch:
+            return False, ""
+        except KeytoolsError as exc:
+            return None, exc.message
+
     def delete(self, ref: str) -> None:
         self.call(lambda: self.client.secrets.delete(ref), f"deleting {ref}")
 

@@ -12,10 +12,10 @@ from keystoneauth1 import session as ks_session
 
 from keytools import auth, oslo_ini, output, rbac
 from keytools.context import RunContext, pass_run
-from keytools.errors import StateError, UsageError
+from keytools.errors import KeytoolsError, StateError, UsageError
 from keytools.logs import log_event
 from keytools.service_errors import translated
-from migrate import config, engine, logparse, preflight
+from migrate import config, engine, logparse, preflight, repair
 from migrate import journal as jr
 from migrate.barbican import Barbican
 from migrate.db import CinderDB
@@ -143,6 +143,9 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
         output.emit(result["by_host_project"], "table", ["table", "host", "project", "rows"])
     for action in result["actions"]:
         click.echo(f"- would {action}")
+    if result["snapshots"]:
+        output.emit([{**d, "repair": "yes" if d["repair"] else "no"} for d in result["snapshots"]], "table",
+                    ["id", "volume_id", "repair", "reason"])
 
 
 @migrate.command()
@@ -169,7 +172,7 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
         retries: int, progress: bool | None, **kw: Any) -> None:
     """Migrate: one new Barbican secret per volume and per backup, rows updated by compare-and-swap.
 
-    Logs cinder's own lines (Starting migration..., Migrating volume <id> encryption key to
+    Logs cinder's own lines (Starting migration..., Migrating VolumeMigration <id> encryption key to
     Barbican, the closing status lines) plus one line per migrated row; --log-format json gives
     event, table, id, host, secret_id, done/total and rate. A journal in --state-dir records each
     secret before a row uses it: rerun after any failure or kill and it finishes the work, reusing
@@ -186,24 +189,32 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
         total = sum(db.count(t, scope.host, scope.cluster) for t in scope.tables)
         if total == 0 and not pending.unresolved_intents():
             outcome = engine.Outcome(journal=str(path))
-            for fix in db.repair_snapshots():
-                outcome.repaired_snapshots += 1
-                log_event(LOG, logging.INFO, f"Repaired snapshot {fix['id']}: it now uses the key of its "
-                          f"volume {fix['volume_id']}", "repaired_snapshot", table="snapshots", id=fix["id"])
+            needs_read_back = any(d.reason == repair.NOT_CHECKED for d in repair.assess(
+                db, scope.host, scope.cluster, "volumes" in scope.tables, path, None))
+            barbican = _barbican(runctx, settings, concurrency, timeout, retries) if needs_read_back else None
+            key = settings.fixed_key or b""
+            repaired, outcome.snapshots_left = engine.repair_stranded(
+                db, scope, path, (lambda k: barbican.holds(k, key)) if barbican else None)
+            outcome.repaired_snapshots = len(repaired)
             log_event(LOG, logging.INFO, MSG_NO_ITEMS, config.SKIP_NOTHING_TO_MIGRATE, host=host)
             outcome.skipped = config.SKIP_NOTHING_TO_MIGRATE
             outcome.orphans = engine.find_orphans(db, pending)
             if outcome.orphans and cleanup:
-                barbican = _barbican(runctx, settings, concurrency, timeout, retries)
+                barbican = barbican or _barbican(runctx, settings, concurrency, timeout, retries)
                 with jr.Journal(path) as journal:
                     m = engine.Migrator(settings, db, barbican, journal, concurrency, progress=False)
                     outcome.deleted_orphans = m.delete_orphans(outcome.orphans)
             outcome.remaining = engine.log_status(db)
             _emit_outcome(outcome, output_format)
             return
-        barbican = _barbican(runctx, settings, concurrency, timeout, retries)
+        try:  # cinder: creating the client authenticates, finds and contacts Barbican
+            barbican = _barbican(runctx, settings, concurrency, timeout, retries)
+            check = preflight.probe(barbican)
+        except KeytoolsError as exc:
+            engine.client_failed(db, exc)
+            raise
         with jr.Journal(path) as journal:
-            preflight.ensure_can_create(barbican, journal, grant_creator, admin_cloud)
+            preflight.ensure_can_create(barbican, journal, grant_creator, admin_cloud, check)
             migrator = engine.Migrator(settings, db, barbican, journal, concurrency, progress)
             try:
                 outcome = migrator.run(scope, cleanup)
@@ -225,11 +236,15 @@ def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
             "secrets reused": outcome.reused, "rows migrated by another run": outcome.lost,
             "errors": outcome.errors, "aborted": outcome.aborted,
             "snapshots repaired": outcome.repaired_snapshots,
+            "snapshots left alone": len(outcome.snapshots_left),
             "orphan secrets": len(outcome.orphans), "orphans deleted": outcome.deleted_orphans,
             "volumes left (all hosts)": outcome.remaining.get("volumes"),
             "backups left (all hosts)": outcome.remaining.get("backups"),
             "seconds": data["seconds"], "rows/s": data["rate_per_s"], "journal": outcome.journal}
     output.emit(rows, "table")
+    if outcome.snapshots_left:
+        output.emit(outcome.snapshots_left, "table", ["id", "volume_id", "reason"])
+        click.echo("Snapshots left on the all-zeros key id keep their fixed_key data; see the log lines for why.")
     if outcome.orphans and not outcome.deleted_orphans:
         output.emit(outcome.orphans, "table", ["table", "id", "secret_id"])
         click.echo("Orphan secrets are used by no row; rerun with --cleanup to delete them.")
@@ -275,17 +290,23 @@ def verify(runctx: RunContext, output_format: str, concurrency: int, **kw: Any) 
 @click.option("--config-file", type=click.Path(dir_okay=False), metavar="CINDER_CONF",
               help="cinder.conf ([database] connection) for the remaining rows.")
 @click.option("--db-url", metavar="URL", help="Cinder database URL.")
-@click.option("--log", "logs", multiple=True, metavar="[HOST=]FILE",
-              help="cinder-volume/cinder-backup (or keytools) log file; repeat for many hosts. The host "
-                   "is taken from HOST= or the file name (ctl-0-cinder-volume.log -> ctl-0).")
+@click.option("--log", "logs", multiple=True, metavar="[HOST=]FILE|GLOB",
+              help="cinder-volume/cinder-backup (or keytools) log file or quoted glob "
+                   "('/var/log/cinder/*.log'); repeat for many. The host is taken from HOST= or the "
+                   "file name (ctl-0-cinder-volume.log -> ctl-0).")
+@click.argument("files", nargs=-1, metavar="[[HOST=]FILE|GLOB]...")
 @output.format_option
-def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], output_format: str) -> None:
+def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], files: tuple[str, ...],
+           output_format: str) -> None:
     """Rows still on the all-zeros key id (from the database) and, per host, what the logs say.
 
-    The log summary is parsed from cinder's own lines: whether the migration started (or why it
-    did not), rows attempted minus errors, errors, abort, and the last status line. keytools'
-    own text and JSON lines are read too.
+    Log files come as arguments and/or --log, each a file or a glob (the shell's expansion of
+    --log /var/log/cinder/*.log works too). The log summary is parsed from cinder's own lines:
+    whether the migration started (or why it did not), rows attempted minus errors, errors,
+    abort, and the last status line. keytools' own text and JSON lines are read too. A pattern
+    that matches nothing or a file that cannot be read is an error (exit 2).
     """
+    logs = tuple(files) + tuple(logs)
     if not (config_file or db_url or logs):
         raise UsageError("nothing to report on", "Pass --config-file/--db-url and/or --log FILE")
     result: dict[str, Any] = {}

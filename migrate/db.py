@@ -199,16 +199,28 @@ class CinderDB:
                 sa.select(s.c.id, s.c.encryption_key_id)
                 .where(s.c.volume_id == volume_id, s.c.deleted == sa.false()))]
 
-    def stranded_snapshots(self) -> list[dict[str, Any]]:
+    def _volume_scope(self, host: str | None, cluster: str | None) -> sa.ColumnElement[bool]:
+        """Is a volume (any key) inside --host/--cluster, matched as for the rows to migrate."""
+        v = self.table("volumes")
+        if cluster:
+            return _host_filter(v.c.cluster_name, cluster, self.mysql)
+        if host:
+            return _host_filter(v.c.host, host, self.mysql)
+        return sa.true()
+
+    def stranded_snapshots(self, host: str | None = None, cluster: str | None = None) -> list[dict[str, Any]]:
         """Snapshots on the all-zeros id whose volume is not (crash between cinder's two updates,
-        or a deleted volume: those cinder never migrates)."""
+        a backup restore that re-keyed the volume, or a deleted volume: cinder migrates none of
+        them), with their volume's key, host and whether it is inside --host/--cluster."""
         s, v = self.table("snapshots"), self.table("volumes")
         query = (sa.select(s.c.id, s.c.volume_id, v.c.encryption_key_id.label("volume_key"),
-                           v.c.deleted.label("volume_deleted"))
+                           v.c.deleted.label("volume_deleted"), v.c.host.label("volume_host"), v.c.id.label("volume_row"),
+                           sa.case((self._volume_scope(host, cluster), 1), else_=0).label("in_scope"))
                  .select_from(s.outerjoin(v, v.c.id == s.c.volume_id))
                  .where(self._zeros(s), sa.or_(v.c.id.is_(None), v.c.deleted == sa.true(),
                                                v.c.encryption_key_id != FIXED_KEY_ID,
-                                               v.c.encryption_key_id.is_(None))))
+                                               v.c.encryption_key_id.is_(None)))
+                 .order_by(s.c.volume_id, s.c.id))
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
@@ -248,18 +260,10 @@ class CinderDB:
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount
 
-    def repair_snapshots(self) -> list[dict[str, Any]]:
-        """Finish what a crash between the volume and snapshot updates left: stranded snapshots of a
-        migrated (live) volume get the volume's id. Returns the repairs made."""
-        done = []
-        for row in self.stranded_snapshots():
-            key = row["volume_key"]
-            if row["volume_deleted"] or not key or key == FIXED_KEY_ID:
-                continue
-            s = self.table("snapshots")
-            stmt = (sa.update(s).where(s.c.id == row["id"], s.c.encryption_key_id == FIXED_KEY_ID)
-                    .values(encryption_key_id=key))
-            with self.engine.begin() as conn:
-                if conn.execute(stmt).rowcount == 1:
-                    done.append({"id": row["id"], "volume_id": row["volume_id"], "key_id": key})
-        return done
+    def repair_snapshot(self, snapshot_id: str, key: str) -> bool:
+        """Give one snapshot its volume's key id, only if it is still on the all-zeros id (CAS)."""
+        s = self.table("snapshots")
+        stmt = (sa.update(s).where(s.c.id == snapshot_id, s.c.encryption_key_id == FIXED_KEY_ID,
+                                   s.c.deleted == sa.false()).values(encryption_key_id=key))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1

@@ -15,6 +15,7 @@ import logging
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from keytools.errors import ConfigError, Forbidden, KeytoolsError, ServiceUnavai
 from keytools.logs import log_event
 from keytools.service_errors import SECRET_FORBIDDEN
 from migrate import journal as jr
+from migrate import repair
 from migrate.barbican import Barbican, PayloadMismatch, cinder_text, key_id
 from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, Settings
 from migrate.db import CinderDB, Item
@@ -39,15 +41,42 @@ MSG_NO_ITEMS = ("Not migrating encryption keys because there are no volumes or b
                 "with this host.")
 MSG_ABORT = "Aborting encryption key migration (too many errors)."
 MSG_ERROR = "Error migrating encryption key: %s"
+MSG_CLIENT_ERROR = "Aborting encryption key migration due to error creating Barbican client: %s"
+# oslo.log does not summarise these built-in exceptions (formatters._get_error_summary)
+_NO_SUMMARY = (TypeError, ValueError, KeyError, AttributeError, ImportError)
 
 
 def item_line(item: Item) -> str:
-    """cinder's per-item line (documented form: 'volume' for cinder-volume, 'Backup' for backup)."""
-    return f"Migrating {'volume' if item.table == 'volumes' else 'Backup'} {item.id} encryption key to Barbican"
+    """cinder's per-item line: it logs ``type(item).__name__``, which is ``VolumeMigration`` for
+    cinder-volume (cinder/volume/volume_migration.py) and ``Backup`` for cinder-backup."""
+    return f"Migrating {'VolumeMigration' if item.table == 'volumes' else 'Backup'} {item.id} encryption key to Barbican"
+
+
+def error_summary(exc: BaseException) -> str:
+    """What oslo.log appends to a WARNING/ERROR line logged inside an ``except`` block:
+    ``: <module.Class>: <message>`` of the active exception (the client library's, as in cinder)."""
+    cause = exc.__cause__ if isinstance(exc, KeytoolsError) and exc.__cause__ is not None else exc
+    if type(cause) in _NO_SUMMARY:
+        return ""
+    try:
+        text = traceback.format_exception_only(type(cause), cause)[0].rstrip().split("\n", 1)[0]
+    except TypeError as err:  # https://bugs.python.org/issue28603, as oslo.log
+        text = f"<exception with {err}>"
+    return ": " + text
+
+
+def client_failed(db: CinderDB, exc: BaseException) -> None:
+    """cinder's lines when the Barbican client cannot be created: the start line, the abort
+    line (inside cinder's except block, so with oslo.log's summary), then the status lines."""
+    LOG.info(MSG_STARTING, extra={"keytools_event": {"event": "start"}})
+    text = cinder_text(exc)
+    log_event(LOG, logging.ERROR, MSG_CLIENT_ERROR % text + error_summary(exc), "barbican_client_error",
+              error=text)
+    log_status(db)
 
 
 def log_status(db: CinderDB) -> dict[str, int]:
-    """cinder's closing assessment: global counts, all hosts (documented wording)."""
+    """cinder's closing assessment: global counts, all hosts, cinder's wording (``backups(s)``, sic)."""
     counts = db.global_counts()
     if counts["volumes"] == 0:
         log_event(LOG, logging.INFO, "No volumes are using the ConfKeyManager's encryption_key_id.",
@@ -60,14 +89,15 @@ def log_status(db: CinderDB) -> dict[str, int]:
         log_event(LOG, logging.INFO, "No backups are known to be using the ConfKeyManager's encryption_key_id.",
                   "status_no_backups", table="backups", remaining=0)
     else:
-        log_event(LOG, logging.WARNING, f"There are still {counts['backups']} backup(s) using the "
+        log_event(LOG, logging.WARNING, f"There are still {counts['backups']} backups(s) using the "
                   "ConfKeyManager's all-zeros encryption key ID.", "status_backups_remaining",
                   table="backups", remaining=counts["backups"])
     return counts
 
 
 def check_decision(settings: Settings, db: CinderDB | None = None) -> None:
-    """cinder's early exits, logged with cinder's exact line, then refused with our exit code."""
+    """cinder's early exits, logged with cinder's exact line, then refused with our exit code.
+    Like cinder, only the unsupported-backend exit is followed by the status lines."""
     skip = settings.skip_reason()
     if skip is None:
         return
@@ -77,11 +107,11 @@ def check_decision(settings: Settings, db: CinderDB | None = None) -> None:
     if event == SKIP_NO_FIXED_KEY:
         raise ConfigError("fixed_key is not set ([key_manager] or [keymgr] fixed_key)",
                           "Pass --fixed-key-file with the hex key, or --config-file of a node that still has it")
-    if db is not None:
-        log_status(db)
     if event == SKIP_CONF_KEY_MANAGER:
         raise StateError("cinder's [key_manager] backend is still ConfKeyManager",
                          "Deploy Barbican and set [key_manager] backend = barbican first")
+    if db is not None:
+        log_status(db)
     raise StateError(f"migration to the '{settings.backend}' key_manager backend is not supported",
                      "Set [key_manager] backend = barbican")
 
@@ -102,8 +132,10 @@ class Outcome:
     reused: int = 0
     lost: int = 0
     errors: int = 0
+    abandoned: int = 0  # rows whose attempt was in flight when the run aborted (not cinder errors)
     aborted: bool = False
     repaired_snapshots: int = 0
+    snapshots_left: list[dict[str, Any]] = field(default_factory=list)  # stranded, left alone: why
     orphans: list[dict[str, str]] = field(default_factory=list)
     deleted_orphans: int = 0
     remaining: dict[str, int] = field(default_factory=dict)
@@ -114,8 +146,10 @@ class Outcome:
     def as_dict(self) -> dict[str, Any]:
         done = self.migrated["volumes"] + self.migrated["backups"]
         return {"total": self.total, "migrated": dict(self.migrated), "reused_secrets": self.reused,
-                "lost_races": self.lost, "errors": self.errors, "aborted": self.aborted,
-                "repaired_snapshots": self.repaired_snapshots, "orphans": self.orphans,
+                "lost_races": self.lost, "errors": self.errors, "abandoned": self.abandoned,
+                "aborted": self.aborted,
+                "repaired_snapshots": self.repaired_snapshots,
+                "snapshots_left": self.snapshots_left, "orphans": self.orphans,
                 "deleted_orphans": self.deleted_orphans, "remaining": self.remaining,
                 "seconds": round(self.seconds, 3),
                 "rate_per_s": round(done / self.seconds, 1) if self.seconds else None,
@@ -141,6 +175,9 @@ class Migrator:
         self.outcome = Outcome(journal=str(journal.path))
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._gate = threading.Condition()  # admission: who may start a row now
+        self._inflight = 0
+        self._probing = True  # one row at a time until one succeeds, and again after any error
         self._errors: list[BaseException] = []
         self._uncertain: list[tuple[str, str]] = []
         self._done = 0
@@ -227,16 +264,28 @@ class Migrator:
             self.journal.record("searched", table, row_id, refs=refs)
 
     def _record_error(self, item: Item, exc: BaseException) -> None:
-        LOG.error(MSG_ERROR, cinder_text(exc), extra={"keytools_event": {
-            "event": "item_error", "table": item.table, "id": item.id, "host": item.host,
-            "error": cinder_text(exc)}})
+        """cinder's budget: an error line for each of the first MAX+1 errors, the abort line right
+        after the last one, and nothing cinder would not have logged after it. A row whose attempt
+        was already in flight when the run aborted gets keytools' own warning instead."""
+        text = cinder_text(exc)
         with self._lock:
             self._errors.append(exc)
+            if self._stop.is_set():
+                self.outcome.abandoned += 1
+                log_event(LOG, logging.WARNING, f"{item.kind.capitalize()} {item.id} was not migrated: the "
+                          f"migration was aborted (too many errors); last error: {text}", "item_abandoned",
+                          table=item.table, id=item.id, host=item.host, error=text)
+                return
             self.outcome.errors += 1
-            if self.outcome.errors > MAX_KEY_MIGRATION_ERRORS and not self._stop.is_set():
+            summary = error_summary(exc)  # cinder logs both lines inside its except block
+            log_event(LOG, logging.ERROR, MSG_ERROR % text + summary, "item_error", table=item.table,
+                      id=item.id, host=item.host, error=text)
+            if self.outcome.errors > MAX_KEY_MIGRATION_ERRORS:
                 self._stop.set()
                 self.outcome.aborted = True
-                log_event(LOG, logging.ERROR, MSG_ABORT, "aborted", errors=self.outcome.errors)
+                log_event(LOG, logging.ERROR, MSG_ABORT + summary, "aborted", errors=self.outcome.errors)
+        with self._gate:
+            self._gate.notify_all()
 
     def run(self, scope: Scope, cleanup: bool = False) -> Outcome:
         start = time.monotonic()
@@ -244,7 +293,7 @@ class Migrator:
         LOG.info(MSG_STARTING, extra={"keytools_event": {"event": "start", "host": scope.host,
                                                           "concurrency": self.concurrency}})
         self.outcome.total = sum(self.db.count(t, scope.host, scope.cluster) for t in scope.tables)
-        self._repair()
+        self._repair(scope)
         self._resolve_lost_refs()
         bar = click.progressbar(length=self.outcome.total, label="Migrating", file=sys.stderr) \
             if self.progress and self.outcome.total else None
@@ -257,7 +306,6 @@ class Migrator:
         finally:
             if bar is not None:
                 bar.__exit__(None, None, None)
-        self._repair()
         self._search_uncertain()
         self.outcome.orphans = self.find_orphans()
         if cleanup and not self.outcome.aborted:
@@ -286,13 +334,38 @@ class Migrator:
             if tick:
                 tick(len(finished))
 
+    def _admit(self) -> bool:
+        """Wait until this row may start: one at a time while probing, else ``concurrency``."""
+        with self._gate:
+            while not self._stop.is_set() and self._inflight >= (1 if self._probing else self.concurrency):
+                self._gate.wait()
+            if self._stop.is_set():
+                return False
+            self._inflight += 1
+            return True
+
+    def _release(self, ok: bool) -> None:
+        with self._gate:
+            self._inflight -= 1
+            if ok:
+                self._probing = False
+            self._gate.notify_all()
+
     def _guarded(self, item: Item) -> None:
-        if self._stop.is_set():
+        """One row, admitted through the gate: after any error no new row starts until the rows
+        in flight are done, and then only one at a time until one succeeds (cinder is serial)."""
+        if not self._admit():
             return
+        ok = False
         try:
             self.migrate_one(item)
+            ok = True
         except Exception as exc:  # noqa: BLE001 - counted like cinder, reported at the end
+            with self._gate:
+                self._probing = True
             self._record_error(item, exc)
+        finally:
+            self._release(ok)
 
     def _final_error(self) -> KeytoolsError:
         last = self._errors[-1] if self._errors else None
@@ -309,12 +382,11 @@ class Migrator:
 
     # ---- repair and orphans -----------------------------------------------------------------------------
 
-    def _repair(self) -> None:
-        for fix in self.db.repair_snapshots():
-            self.outcome.repaired_snapshots += 1
-            log_event(LOG, logging.INFO, f"Repaired snapshot {fix['id']}: it now uses the key of its "
-                      f"volume {fix['volume_id']}", "repaired_snapshot", table="snapshots", id=fix["id"],
-                      volume_id=fix["volume_id"], secret_id=fix["key_id"])
+    def _repair(self, scope: Scope) -> None:
+        repaired, left = repair_stranded(self.db, scope, self.journal.path,
+                                         lambda key: self.barbican.holds(key, self.key))
+        self.outcome.repaired_snapshots += len(repaired)
+        self.outcome.snapshots_left = left
 
     def find_orphans(self) -> list[dict[str, str]]:
         return find_orphans(self.db, jr.replay(self.journal.path))
@@ -335,6 +407,25 @@ class Migrator:
             log_event(LOG, logging.INFO, f"Deleted orphan secret {key_id(orphan['ref'])}", "orphan_deleted",
                       table=orphan["table"], id=orphan["id"], secret_id=key_id(orphan["ref"]))
         return deleted
+
+
+def repair_stranded(db: CinderDB, scope: Scope, journal_path: Any,
+                    check: repair.Checker | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Repair the stranded snapshots that provably belong to a half-finished migration of a
+    volume in scope (see migrate.repair); log and return (repaired, left alone with why)."""
+    repaired, left = [], []
+    for d in repair.assess(db, scope.host, scope.cluster, "volumes" in scope.tables, journal_path, check):
+        fields = {"table": "snapshots", "id": d.id, "volume_id": d.volume_id, "host": d.volume_host,
+                  "secret_id": d.volume_key, "reason": d.reason}
+        if not d.repair:
+            left.append(d.as_dict())
+            log_event(LOG, logging.INFO if d.reason == repair.OUT_OF_SCOPE else logging.WARNING,
+                      f"Left snapshot {d.id} on the all-zeros key id: {d.detail}", "snapshot_left_alone", **fields)
+        elif d.volume_key and db.repair_snapshot(d.id, d.volume_key):
+            repaired.append(d.as_dict())
+            log_event(LOG, logging.INFO, f"Repaired snapshot {d.id}: it now uses the key of its volume "
+                      f"{d.volume_id}, as cinder would have ({d.detail})", "repaired_snapshot", **fields)
+    return repaired, left
 
 
 def referenced(db: CinderDB, key: str) -> bool:

@@ -10,6 +10,7 @@ Both the documented wording and the one in today's cinder are accepted.
 
 from __future__ import annotations
 
+import glob
 import json
 import re
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("migrating_item", re.compile(r"Migrating (?P<type>\w+) (?P<id>[0-9a-fA-F-]{32,36}) encryption key to Barbican")),
     ("item_error", re.compile(r"Error migrating encryption key: (?P<error>.*)")),
     ("aborted", re.compile(r"Aborting encryption key migration \(too many errors\)")),
+    ("item_abandoned", re.compile(r"(?:Volume|Backup) (?P<id>[0-9a-fA-F-]{32,36}) was not migrated: the "
+                                  r"migration was aborted")),
     ("client_error", re.compile(r"4xx Client error: (?P<error>.*)")),
     ("barbican_client_error", re.compile(r"Aborting encryption key migration due to error creating "
                                          r"Barbican client: (?P<error>.*)")),
@@ -60,6 +63,7 @@ class Run:
     attempted: int = 0
     attempted_by_type: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    abandoned: int = 0  # keytools: in flight when the run aborted
     aborted: bool = False
     skip_reason: str | None = None
     volumes_remaining: int | None = None
@@ -72,7 +76,7 @@ class Run:
 
     @property
     def migrated(self) -> int:
-        return self.confirmed if self.confirmed is not None else max(self.attempted - self.errors, 0)
+        return self.confirmed if self.confirmed is not None else max(self.attempted - self.errors - self.abandoned, 0)
 
     def as_dict(self) -> dict[str, Any]:
         return {"pid": self.pid, "request_id": self.request_id, "started": self.started,
@@ -166,6 +170,11 @@ def runs(evts: list[Event]) -> list[Run]:
             cur.last_error = ev.fields.get("error")
         elif ev.event == "aborted":
             cur.aborted = True
+        elif ev.event == "item_abandoned":
+            cur.abandoned += 1
+        elif ev.event == "barbican_client_error":
+            cur.aborted = True
+            cur.last_error = ev.fields.get("error")
         elif ev.event in STATUS:
             cur.last_status = ev.message
             if ev.event == "status_no_volumes":
@@ -210,19 +219,38 @@ def parse_file(spec: str) -> dict[str, Any]:
         with open(path, encoding="utf-8", errors="replace") as handle:
             evts = events(handle)
     except FileNotFoundError:
-        raise UsageError(f"--log {path}: no such file", "Give cinder-volume/cinder-backup log files") from None
+        raise UsageError(f"log {path}: no such file", "Give cinder-volume/cinder-backup log files") from None
     except OSError as exc:
-        raise UsageError(f"--log {path}: cannot read it ({exc.strerror})", "Check the path and permissions") from None
+        raise UsageError(f"log {path}: cannot read it ({exc.strerror or type(exc).__name__})",
+                         "Check the path and permissions") from None
     file_runs = runs(evts)
     last = file_runs[-1] if file_runs else None
     return {"host": host or host_of(path), "service": service_of(path, evts), "file": path,
             "runs": [r.as_dict() for r in file_runs], "last": last.as_dict() if last else None}
 
 
+def expand(specs: list[str]) -> list[str]:
+    """``[HOST=]FILE`` or ``[HOST=]GLOB`` (as a shell would expand it, for quoted patterns) ->
+    ``[HOST=]FILE`` per file, in order, each once. A pattern matching nothing is an error."""
+    out: list[str] = []
+    for spec in specs:
+        host, _, path = spec.rpartition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
+        if glob.has_magic(path) and not Path(path).exists():
+            matches = sorted(m for m in glob.glob(path) if not Path(m).is_dir())
+            if not matches:
+                raise UsageError(f"log {path}: no file matches this pattern",
+                                 "Check the directory and the pattern (e.g. '/var/log/cinder/*.log')")
+            out.extend(f"{host}={m}" if host else m for m in matches)
+        else:
+            out.append(spec)
+    seen: set[str] = set()
+    return [s for s in out if not (s in seen or seen.add(s))]
+
+
 def summarize(specs: list[str]) -> list[dict[str, Any]]:
     """One row per log file: host, service and what its latest migration run did."""
     rows = []
-    for spec in specs:
+    for spec in expand(specs):
         parsed = parse_file(spec)
         last = parsed["last"] or {}
         total_migrated = sum(r["migrated"] for r in parsed["runs"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from migrate import journal as jr
+from migrate import repair
 from migrate.config import SKIP_NOTHING_TO_MIGRATE, Settings
 from migrate.db import CinderDB
 from migrate.engine import MSG_NO_ITEMS, MSG_STARTING, Scope, find_orphans
@@ -20,9 +21,10 @@ def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any)
     tables = {"volumes": db.count("volumes", scope.host, scope.cluster) if "volumes" in scope.tables else 0,
               "snapshots": db.count_snapshots(scope.host, scope.cluster) if "volumes" in scope.tables else 0,
               "backups": db.count("backups", scope.host, scope.cluster) if "backups" in scope.tables else 0}
-    stranded = db.stranded_snapshots()
-    repairable = [s for s in stranded if not s["volume_deleted"] and s["volume_key"]
-                  and s["volume_key"] != jr.FIXED_KEY_ID]
+    snapshots = repair.assess(db, scope.host, scope.cluster, "volumes" in scope.tables, journal_path, None)
+    repairable = [d for d in snapshots if d.repair]
+    to_check = [d for d in snapshots if d.reason == repair.NOT_CHECKED]
+    left = [d for d in snapshots if not d.repair and d.reason != repair.NOT_CHECKED]
     replay = jr.replay(journal_path)
     reusable = sum(1 for (t, i) in replay.rows
                    if replay.reusable(t, i) and db.key_id(t, i) == jr.FIXED_KEY_ID)
@@ -30,7 +32,7 @@ def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any)
     actions: list[str] = []
     if skip:
         decision, message = skip
-    elif not (tables["volumes"] or tables["backups"] or repairable):
+    elif not (tables["volumes"] or tables["backups"] or repairable or to_check):
         decision, message = SKIP_NOTHING_TO_MIGRATE, MSG_NO_ITEMS
     else:
         decision, message = "migrate", MSG_STARTING
@@ -46,14 +48,20 @@ def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any)
         if tables["backups"]:
             actions.append(f"point {tables['backups']} backup(s) at their own new secret")
         if repairable:
-            actions.append(f"repair {len(repairable)} snapshot(s) still on the all-zeros id although their "
-                           "volume was migrated (give them the volume's id)")
+            actions.append(f"repair {len(repairable)} snapshot(s) still on the all-zeros id although keytools "
+                           "migrated their volume (journal): give them the volume's id")
+        if to_check:
+            actions.append(f"read back the secret of {len({d.volume_id for d in to_check})} volume(s) whose "
+                           f"{len(to_check)} snapshot(s) are still on the all-zeros id, and repair them only if "
+                           "it holds fixed_key")
     if orphans:
         actions.append(f"report {len(orphans)} orphan secret(s) from earlier runs (delete them with --cleanup)")
-    unrepairable = [s for s in stranded if s not in repairable]
-    if unrepairable:
-        actions.append(f"leave {len(unrepairable)} snapshot(s) of deleted or missing volumes on the all-zeros id "
-                       "(cinder does not migrate them either; keep a copy of fixed_key)")
+    reasons: dict[str, int] = {}
+    for d in left:
+        reasons[d.reason] = reasons.get(d.reason, 0) + 1
+    for reason, n in sorted(reasons.items()):
+        actions.append(f"leave {n} snapshot(s) on the all-zeros id: {reason.replace('_', ' ')} "
+                       "(keep a copy of fixed_key)")
     by_host = []
     for table in scope.tables:
         by_host.extend(db.breakdown(table, scope.host, scope.cluster))
@@ -61,7 +69,9 @@ def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any)
             "key_bits": settings.key_bits or None, "database": db.describe(),
             "scope": {"host": scope.host, "cluster": scope.cluster, "tables": list(scope.tables)},
             "to_migrate": tables, "all_hosts": db.global_counts(), "by_host_project": by_host,
-            "stranded_snapshots": {"repairable": len(repairable), "volume_deleted_or_missing": len(unrepairable)},
+            "stranded_snapshots": {"repairable": len(repairable), "needs_read_back": len(to_check),
+                                   "left_alone": reasons},
+            "snapshots": [d.as_dict() for d in snapshots],
             "journal": {"path": str(journal_path), "reusable_secrets": reusable,
                         "unresolved_intents": len(replay.unresolved_intents()), "orphans": len(orphans)},
             "orphans": orphans, "actions": actions}

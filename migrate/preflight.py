@@ -17,10 +17,17 @@ from migrate.barbican import Barbican
 from migrate.engine import LOG, MSG_ERROR
 
 
-def ensure_can_create(barbican: Barbican, journal: jr.Journal, grant_creator: bool, admin_cloud: str | None) -> None:
+def probe(barbican: Barbican) -> rbac.CreateCheck:
+    """Reach Barbican with these credentials (what creating cinder's client does: keystone auth,
+    catalog, version discovery) and learn whether they may create secrets."""
+    return barbican.call(lambda: rbac.check_create(barbican.session, endpoint=barbican.endpoint),
+                         "checking secret-creation rights")
+
+
+def ensure_can_create(barbican: Barbican, journal: jr.Journal, grant_creator: bool, admin_cloud: str | None,
+                      check: rbac.CreateCheck | None = None) -> None:
     """Barbican reachable and the credentials may create secrets, before any change."""
-    check = barbican.call(lambda: rbac.check_create(barbican.session, endpoint=barbican.endpoint),
-                          "checking secret-creation rights")
+    check = check or probe(barbican)
     if check.allowed:
         return
     role = check.missing_role or rbac.CREATE_ROLE[rbac.LEGACY]

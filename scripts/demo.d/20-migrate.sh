@@ -44,7 +44,7 @@ echo "exit code: $rc (5 = forbidden)"
 echo "== keytools migrate run --grant-creator: grant the role with admin credentials, then migrate"
 "$KEYTOOLS" migrate run --config-file "$CONF" "${STATE[@]}" --concurrency 2 \
     --grant-creator --admin-cloud sandbox-admin 2> "$WORK/ctl-0-keytools.log"
-grep -E "Granted|Starting|Migrating volume|There are still|No volumes|No backups" "$WORK/ctl-0-keytools.log" | head -8
+grep -E "Granted|Starting|Migrating VolumeMigration|There are still|No volumes|No backups" "$WORK/ctl-0-keytools.log" | head -8
 
 echo "== keytools migrate verify: every migrated secret exists, holds fixed_key, owner may read it"
 "$KEYTOOLS" migrate verify --config-file "$CONF" "${STATE[@]}"

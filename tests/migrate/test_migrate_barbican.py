@@ -62,9 +62,9 @@ def test_happy_path_volumes_snapshots_backups(kt, cinder_url, key_file, fixed_ke
     eng.dispose()
     # cinder's lines, in cinder's order
     err = r.stderr
-    assert err.index("Starting migration of ConfKeyManager keys.") < err.index("Migrating volume")
+    assert err.index("Starting migration of ConfKeyManager keys.") < err.index("Migrating VolumeMigration")
     for vid in s.volumes:
-        assert f"INFO keytools.migrate [None req-" in err and f"Migrating volume {vid} encryption key to Barbican" in err
+        assert f"INFO keytools.migrate [None req-" in err and f"Migrating VolumeMigration {vid} encryption key to Barbican" in err
     for bid in s.backups:
         assert f"Migrating Backup {bid} encryption key to Barbican" in err
     assert err.rstrip().endswith("No backups are known to be using the ConfKeyManager's encryption_key_id.")
@@ -134,7 +134,7 @@ def test_host_filter_and_global_status(kt, cinder_url, key_file, tmp_path):
     assert baks[a.backups[0]] != FIXED_KEY_ID and all(baks[x] == FIXED_KEY_ID for x in b.backups)
     # status lines count all hosts, as cinder's do
     assert "There are still 3 volume(s) using the ConfKeyManager's all-zeros encryption key ID." in r.stderr
-    assert "There are still 2 backup(s) using the ConfKeyManager's all-zeros encryption key ID." in r.stderr
+    assert "There are still 2 backups(s) using the ConfKeyManager's all-zeros encryption key ID." in r.stderr
     r = kt("migrate", "status", "--db-url", cinder_url, "--format", "json")
     assert json.loads(r.stdout)["remaining"] == {"volumes": 3, "snapshots": 0, "backups": 2}
     # finish refuses while rows remain
@@ -220,18 +220,82 @@ def test_rerun_reuses_stored_secret_finds_lost_ref_and_cleans_orphans(kt, cinder
     assert not barbican.secrets.list(name=jr.secret_name("volumes", v_moved))
 
 
-def test_stranded_snapshot_repaired_by_run(kt, cinder_url, key_file, tmp_path):
-    s = seed(cinder_url, volumes=1, snapshots_per_volume=2)
+def _set_key(url: str, table: str, row_id: str, key: str) -> None:
     import sqlalchemy as sa
-    eng = sa.create_engine(cinder_url)
-    with eng.begin() as c:  # cinder crashed between the volume and the snapshot updates
-        c.execute(sa.text("UPDATE volumes SET encryption_key_id = 'k-volume' WHERE id = :i"), {"i": s.volumes[0]})
+
+    eng = sa.create_engine(url)
+    with eng.begin() as c:
+        c.execute(sa.text(f"UPDATE {table} SET encryption_key_id = :k WHERE id = :i"), {"k": key, "i": row_id})
     eng.dispose()
-    r = kt("--os-cloud", "sandbox-demo", "migrate", "run", "--db-url", cinder_url, "--fixed-key-file", key_file,
-           "--state-dir", tmp_path / "st", "--format", "json")
+
+
+def test_stranded_snapshots_repaired_only_when_provably_half_migrated(kt, cinder_url, key_file, fixed_key_hex,
+                                                                       barbican, tmp_path):
+    """Repair an all-zeros snapshot only when its in-scope volume was migrated by keytools (journal)
+    or its volume's secret holds fixed_key (read back); a volume re-keyed the way a backup restore
+    re-keys it (cinder/backup/manager.py: new, different key, snapshots keep all-zeros) is left
+    alone and reported, and so is one outside --host."""
+    key = bytes.fromhex(fixed_key_hex)
+    crashed = seed(cinder_url, volumes=1, snapshots_per_volume=2, host="ctl-0@lvm#lvm")
+    restored = seed(cinder_url, volumes=1, snapshots_per_volume=1, host="ctl-0@lvm#lvm")
+    journaled = seed(cinder_url, volumes=1, snapshots_per_volume=1, host="ctl-0@lvm#lvm")
+    unreadable = seed(cinder_url, volumes=1, snapshots_per_volume=1, host="ctl-0@lvm#lvm")
+    elsewhere = seed(cinder_url, volumes=1, snapshots_per_volume=1, host="ctl-1@lvm#lvm")
+    todo = seed(cinder_url, volumes=1, host="ctl-0@lvm#lvm")  # a normal row: the run has work to do
+
+    def secret(payload: bytes) -> str:
+        return barbican.secrets.create(payload=payload, algorithm="AES", bit_length=256,
+                                       secret_type="symmetric").store().rpartition("/")[2]
+
+    cinder_key = secret(key)  # cinder stored fixed_key, saved the volume, crashed before the snapshots
+    _set_key(cinder_url, "volumes", crashed.volumes[0], cinder_key)
+    _set_key(cinder_url, "volumes", restored.volumes[0], secret(b"\x07" * 32))  # restore: a new random key
+    _set_key(cinder_url, "volumes", journaled.volumes[0], "journal-key")
+    _set_key(cinder_url, "volumes", unreadable.volumes[0], "no-such-secret")
+    _set_key(cinder_url, "volumes", elsewhere.volumes[0], secret(key))
+    state = tmp_path / "st"
+    with jr.Journal(jr.journal_path(state, _describe(cinder_url))) as j:  # keytools migrated it, snapshots pending
+        j.record("done", "volumes", journaled.volumes[0], f"{barbican._keytools_endpoint}/v1/secrets/journal-key")
+    base = ("--db-url", cinder_url, "--fixed-key-file", key_file, "--state-dir", state, "--host", "ctl-0")
+
+    r = kt("--os-cloud", "sandbox-demo", "migrate", "plan", *base, "--format", "json")
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout)["repaired_snapshots"] == 2
-    assert set(keys(cinder_url, "snapshots").values()) == {"k-volume"}
+    plan = {d["id"]: d["reason"] for d in json.loads(r.stdout)["snapshots"]}
+    assert plan == {**{i: "needs_read_back" for i in crashed.snapshots + restored.snapshots + unreadable.snapshots},
+                    journaled.snapshots[0]: "journal_migrated_volume", elsewhere.snapshots[0]: "out_of_scope"}
+    r = kt("--os-cloud", "sandbox-demo", "migrate", "plan", *base)
+    assert "out_of_scope" in r.stdout and "leave 1 snapshot(s) on the all-zeros id: out of scope" in r.stdout
+
+    r = kt("--os-cloud", "sandbox-demo", "--log-format", "json", "migrate", "run", *base, "--format", "json")
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["migrated"]["volumes"] == 1 and out["repaired_snapshots"] == 3
+    left = {d["id"]: d["reason"] for d in out["snapshots_left"]}
+    assert left == {restored.snapshots[0]: "volume_key_is_not_fixed_key",
+                    unreadable.snapshots[0]: "volume_key_unreadable", elsewhere.snapshots[0]: "out_of_scope"}
+    snaps = keys(cinder_url, "snapshots")
+    assert [snaps[i] for i in crashed.snapshots] == [cinder_key, cinder_key]
+    assert snaps[journaled.snapshots[0]] == "journal-key"
+    for sid in (restored.snapshots[0], unreadable.snapshots[0], elsewhere.snapshots[0]):
+        assert snaps[sid] == FIXED_KEY_ID  # untouched: its data is still under fixed_key
+    events = [json.loads(line) for line in r.stderr.splitlines() if line.startswith("{")]
+    logged = {e["id"]: (e["event"], e["reason"]) for e in events
+              if e.get("event") in ("snapshot_left_alone", "repaired_snapshot")}
+    assert logged[restored.snapshots[0]] == ("snapshot_left_alone", "volume_key_is_not_fixed_key")
+    assert logged[elsewhere.snapshots[0]] == ("snapshot_left_alone", "out_of_scope")
+    assert logged[crashed.snapshots[0]] == ("repaired_snapshot", "volume_key_is_fixed_key")
+    assert logged[journaled.snapshots[0]] == ("repaired_snapshot", "journal_migrated_volume")
+    assert "backup restore" in next(e["message"] for e in events if e.get("id") == restored.snapshots[0])
+    assert todo.volumes[0] not in {d["volume_id"] for d in out["snapshots_left"]}
+    # a rerun with nothing to migrate reports the same snapshots again, in the table too
+    r = kt("--os-cloud", "sandbox-demo", "migrate", "run", *base)
+    assert r.exit_code == 0, r.output
+    assert "snapshots left alone" in r.stdout and restored.snapshots[0] in r.stdout
+    assert f"Left snapshot {restored.snapshots[0]} on the all-zeros key id" in r.stderr
+    assert keys(cinder_url, "snapshots")[restored.snapshots[0]] == FIXED_KEY_ID
+    # in its own scope, the other host's snapshot is repaired (its volume's secret holds fixed_key)
+    r = kt("--os-cloud", "sandbox-demo", "migrate", "run", *base[:-1], "ctl-1", "--format", "json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["repaired_snapshots"] == 1
 
 
 def test_key_never_in_any_output_subprocess_debug(sandbox, cinder_conf, cinder_url, fixed_key_hex, tmp_path):

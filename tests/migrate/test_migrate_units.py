@@ -117,14 +117,31 @@ def test_compare_and_swap_only_moves_all_zeros_rows(cinder_url):
     db.dispose()
 
 
-def test_stranded_snapshot_is_repaired_from_its_volume(cinder_url):
-    s = seed(cinder_url, volumes=2, snapshots_per_volume=1)
+def test_stranded_snapshot_decisions_without_barbican(cinder_url, tmp_path):
+    """Without a read-back (plan), only a journal-migrated volume's snapshots are repairable."""
+    from migrate import repair
+
+    s = seed(cinder_url, volumes=3, snapshots_per_volume=1)
+    gone = seed(cinder_url, volumes=1, snapshots_per_volume=1)
     db = CinderDB(cinder_url)
     db.swap("volumes", s.volumes[0], "k-0")  # crash between cinder's two updates
-    fixes = db.repair_snapshots()
-    assert [f["volume_id"] for f in fixes] == [s.volumes[0]]
-    snaps = keys(cinder_url, "snapshots")
-    assert sorted(snaps.values()) == sorted([FIXED_KEY_ID, "k-0"])
+    db.swap("volumes", s.volumes[1], "k-1")  # keytools migrated it (journal below)
+    db.swap("volumes", gone.volumes[0], "k-2")
+    import sqlalchemy as sa
+    with db.engine.begin() as c:
+        c.execute(sa.text("UPDATE volumes SET deleted = 1 WHERE id = :i"), {"i": gone.volumes[0]})
+    path = tmp_path / "j.jsonl"
+    with jr.Journal(path) as j:
+        j.record("done", "volumes", s.volumes[1], "http://b/v1/secrets/k-1")
+    got = {d.volume_id: (d.repair, d.reason) for d in repair.assess(db, None, None, True, path, None)}
+    assert got == {s.volumes[0]: (False, repair.NOT_CHECKED), s.volumes[1]: (True, repair.BY_JOURNAL),
+                   gone.volumes[0]: (False, repair.VOLUME_GONE)}
+    assert all(d.reason == repair.OUT_OF_SCOPE for d in repair.assess(db, "ctl-9", None, True, path, None)
+               if d.volume_id != gone.volumes[0])
+    assert {d.reason for d in repair.assess(db, None, None, False, path, None)} == {repair.OUT_OF_SCOPE,
+                                                                                    repair.VOLUME_GONE}
+    checked = repair.assess(db, None, None, True, path, lambda key: (False, ""))
+    assert {d.volume_id: d.reason for d in checked}[s.volumes[0]] == repair.OTHER_KEY
     db.dispose()
 
 
@@ -201,8 +218,10 @@ def test_run_refuses_like_cinder(cinder_conf, cinder_url, backend, key, code, li
     r = _cli("migrate", "run", "--config-file", conf, "--state-dir", tmp_path / "st")
     assert r.exit_code == code, r.output
     assert line in r.stderr and "keytools: error:" in r.stderr and "Traceback" not in r.output
-    if backend == "vault":  # cinder logs the global status after this one
+    if backend == "vault":  # cinder logs the global status after this one only
         assert "There are still 1 volume(s) using the ConfKeyManager's all-zeros encryption key ID." in r.stderr
+    else:
+        assert "There are still" not in r.stderr and "No backups are" not in r.stderr
     r = _cli("migrate", "plan", "--config-file", conf, "--format", "json")
     assert r.exit_code == 0 and json.loads(r.stdout)["message"] == line
 
@@ -277,3 +296,79 @@ def test_logparse_documented_wording_errors_abort_and_several_starts(tmp_path):
     assert first["volumes_remaining"] == 3 and first["backups_remaining"] == 2
     assert "Forbidden" in first["last_error"]
     assert second["skip_reason"] == "not_migrating_no_volumes_or_backups" and second["volumes_remaining"] == 0
+
+
+# ---- migrate status: several files, globs, bad paths --------------------------------------------------------
+
+def _log_dir(tmp_path: Path) -> Path:
+    import shutil
+
+    d = tmp_path / "cinder"
+    d.mkdir()
+    for name in ("ctl-0-cinder-volume.log", "ctl-0-cinder-backup.log", "ctl-2-cinder-volume.log"):
+        shutil.copyfile(LOGS / name, d / name)
+    (d / "subdir.log").mkdir()  # a directory a glob also matches: skipped
+    return d
+
+
+def test_status_takes_positional_files_and_repeatable_globs(tmp_path):
+    d = _log_dir(tmp_path)
+    r = _cli("migrate", "status", "--log", f"{d}/*-cinder-volume.log", "--format", "json")
+    assert r.exit_code == 0, r.output
+    hosts = json.loads(r.stdout)["hosts"]
+    assert [(h["host"], h["service"], h["state"]) for h in hosts] == [
+        ("ctl-0", "cinder-volume", "done"), ("ctl-2", "cinder-volume", "not_migrating_no_volumes_or_backups")]
+    # what the shell makes of an unquoted --log /var/log/cinder/*.log: one --log, the rest positional
+    files = sorted(str(p) for p in d.glob("*-cinder-*.log"))
+    r = _cli("migrate", "status", "--log", files[0], *files[1:], "--format", "json")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)["hosts"]) == 3
+    # positional glob, HOST= applied to every match, overlap counted once
+    r = _cli("migrate", "status", f"ctl-9={d}/ctl-0-*.log", "--log", f"ctl-9={d}/ctl-0-cinder-backup.log",
+             "--format", "json")
+    hosts = json.loads(r.stdout)["hosts"]
+    assert [(h["host"], h["service"], h["migrated"]) for h in hosts] == [("ctl-9", "cinder-backup", 4),
+                                                                          ("ctl-9", "cinder-volume", 12)]
+    r = _cli("migrate", "status", f"{d}/*.log")
+    assert r.exit_code == 0 and "ctl-2" in r.stdout and "not_migrating_no_volumes_or_backups" in r.stdout
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda d: f"{d}/*.nothing", "no file matches this pattern"),
+    (lambda d: f"{d}/missing.log", "no such file"),
+    (lambda d: str(d / "subdir.log"), "cannot read it"),
+    (lambda d: str(d / "locked.log"), "cannot read it (Permission denied)"),
+])
+def test_status_bad_log_paths_are_one_line_usage_errors(tmp_path, make, words):
+    d = _log_dir(tmp_path)
+    locked = d / "locked.log"
+    locked.write_text("x\n")
+    locked.chmod(0)
+    if words.endswith("(Permission denied)") and os.access(locked, os.R_OK):
+        pytest.skip("running as root: every file is readable")
+    spec = make(d)
+    for args in (["--log", spec], [spec], [str(d / "ctl-0-cinder-volume.log"), "--log", spec]):
+        r = _cli("migrate", "status", *args)
+        assert r.exit_code == EXIT_USAGE, r.output
+        assert words in r.stderr and spec.split("=")[-1] in r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.output and r.stdout == ""
+
+
+def test_snapshot_repair_converges_after_a_kill_midway(cinder_url, tmp_path):
+    """Each repair is one compare-and-swap UPDATE: a run killed after some of them leaves the
+    rest on the all-zeros id, and a rerun finishes exactly those (and then has nothing to do)."""
+    from migrate import engine
+
+    s = seed(cinder_url, volumes=1, snapshots_per_volume=3)
+    db = CinderDB(cinder_url)
+    db.swap("volumes", s.volumes[0], "k-j")
+    path = tmp_path / "j.jsonl"
+    with jr.Journal(path) as j:
+        j.record("done", "volumes", s.volumes[0], "http://b/v1/secrets/k-j")
+    assert db.repair_snapshot(s.snapshots[0], "k-j")  # the killed run got this far
+    scope = engine.Scope()
+    repaired, left = engine.repair_stranded(db, scope, path, None)
+    assert sorted(r["id"] for r in repaired) == sorted(s.snapshots[1:]) and left == []
+    assert set(keys(cinder_url, "snapshots").values()) == {"k-j"}
+    assert engine.repair_stranded(db, scope, path, None) == ([], [])
+    assert not db.repair_snapshot(s.snapshots[0], "other")  # CAS: a repaired snapshot is never moved again
+    db.dispose()

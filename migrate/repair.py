@@ -1,0 +1,108 @@
+"""Snapshots on the all-zeros id whose volume has another key: repair only a provably
+half-finished migration, leave every other one alone and say why.
+
+cinder saves the volume, then each snapshot; a crash in between leaves snapshots on the all-zeros
+id while their volume has its Barbican secret, and they need the volume's id. But a backup
+restore also gives a volume a new, different key (cinder/backup/manager.py) while its snapshots
+keep the all-zeros id and their fixed_key data: pointing those at the volume's key would make
+them undecryptable. So a snapshot is repaired only when its volume is inside the run's scope and
+either keytools' journal says keytools migrated that volume to exactly its current key, or the
+volume's secret, read back from Barbican, holds fixed_key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from keytools.cinder_db import FIXED_KEY_ID
+from migrate import journal as jr
+from migrate.barbican import key_id
+from migrate.db import CinderDB
+
+# why a snapshot is repaired
+BY_JOURNAL = "journal_migrated_volume"
+BY_PAYLOAD = "volume_key_is_fixed_key"
+# why one is left alone
+VOLUME_GONE = "volume_deleted_or_missing"
+VOLUME_NO_KEY = "volume_has_no_key"
+OUT_OF_SCOPE = "out_of_scope"
+OTHER_KEY = "volume_key_is_not_fixed_key"
+UNREADABLE = "volume_key_unreadable"
+NOT_CHECKED = "needs_read_back"  # plan: a run reads the secret back first
+
+# key id -> (holds fixed_key: True/False/None = unreadable, why unreadable)
+Checker = Callable[[str], tuple[bool | None, str]]
+
+
+@dataclass(frozen=True)
+class SnapshotDecision:
+    """What happens to one stranded snapshot, and why (shown in plan, run output and logs)."""
+
+    id: str
+    volume_id: str
+    volume_host: str | None
+    volume_key: str | None
+    repair: bool
+    reason: str
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _journal_keys(path: Path, volume_ids: set[str]) -> dict[str, str]:
+    """volume id -> key id keytools migrated it to, for the volumes asked about (streamed)."""
+    found: dict[str, str] = {}
+    if not volume_ids:
+        return found
+    for table, row_id, ref in jr.iter_done(path):
+        if table == "volumes" and row_id in volume_ids:
+            found[row_id] = key_id(ref)
+    return found
+
+
+def assess(db: CinderDB, host: str | None, cluster: str | None, volumes_in_scope: bool, journal_path: Path,
+           check: Checker | None) -> list[SnapshotDecision]:
+    """Decide every stranded snapshot. ``check`` reads a volume's secret back (None in a plan:
+    nothing is contacted, such snapshots are reported as needing the read-back)."""
+    rows = db.stranded_snapshots(host, cluster)
+    live = {r["volume_id"] for r in rows if r["volume_key"] and r["volume_row"] and not r["volume_deleted"]}
+    journal = _journal_keys(journal_path, live)
+    checked: dict[str, tuple[bool | None, str]] = {}
+    out = []
+    for r in rows:
+        vid, vkey, vhost = r["volume_id"], r["volume_key"], r["volume_host"]
+
+        def decide(repair: bool, reason: str, detail: str) -> SnapshotDecision:
+            return SnapshotDecision(r["id"], vid, vhost, vkey, repair, reason, detail)  # noqa: B023
+
+        if r["volume_row"] is None or r["volume_deleted"]:
+            out.append(decide(False, VOLUME_GONE, f"volume {vid} is deleted or missing; cinder never migrates "
+                              "its snapshots (keep a copy of fixed_key)"))
+        elif not vkey or vkey == FIXED_KEY_ID:
+            out.append(decide(False, VOLUME_NO_KEY, f"volume {vid} has no key id"))
+        elif not volumes_in_scope or not r["in_scope"]:
+            out.append(decide(False, OUT_OF_SCOPE, f"volume {vid} (host {vhost}) is outside this run's scope "
+                              "(--host/--cluster/--only)"))
+        elif journal.get(vid) == vkey:
+            out.append(decide(True, BY_JOURNAL, f"keytools migrated volume {vid} to key {vkey} (journal)"))
+        elif check is None:
+            out.append(decide(False, NOT_CHECKED, f"a run reads volume {vid}'s secret {vkey} back and repairs "
+                              "only if it holds fixed_key"))
+        else:
+            if vkey not in checked:
+                checked[vkey] = check(vkey)
+            holds, why = checked[vkey]
+            if holds:
+                out.append(decide(True, BY_PAYLOAD, f"volume {vid}'s secret {vkey} holds fixed_key (read back)"))
+            elif holds is False:
+                out.append(decide(False, OTHER_KEY, f"volume {vid}'s secret {vkey} does not hold fixed_key (the "
+                                  "volume was re-keyed, e.g. by a backup restore); the snapshot's data is still "
+                                  "under fixed_key"))
+            else:
+                out.append(decide(False, UNREADABLE, f"volume {vid}'s secret {vkey} could not be read back "
+                                  f"({why}); not proven to hold fixed_key"))
+    return out
