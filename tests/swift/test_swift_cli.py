@@ -58,6 +58,7 @@ def test_check_sandbox_proxy_conf_loads_the_key_and_shows_its_fingerprint(kt, sw
     ("loose-file", "SWIFT004", "has mode 0644"),
     ("weak-key", "SWIFT006", "is AES with 128 bits"),
     ("bad-option", "SWIFT005", "startup = maybe is not one of"),
+    ("malformed", "SWIFT005", "Malformed multi-key option name key_id1"),
 ])
 def test_check_reports_each_problem_with_exit_1(kt, swift_sandbox, root_secret, make_secret, tmp_path,
                                                 variant, check_id, words):
@@ -74,6 +75,8 @@ def test_check_reports_each_problem_with_exit_1(kt, swift_sandbox, root_secret, 
     elif variant == "weak-key":
         conf = _write_conf(swift_sandbox, tmp_path,
                            km_file=_km_file(swift_sandbox, make_secret(os.urandom(16), bits=128)))
+    elif variant == "malformed":  # a typo for key_id_1: Swift refuses to start on it, so does check
+        conf = _write_conf(swift_sandbox, tmp_path, km_file=_km_file(swift_sandbox, key_id, key_id1=key_id))
     else:
         conf = _write_conf(swift_sandbox, tmp_path, km_file=_km_file(swift_sandbox, key_id, startup="maybe"))
     result = kt("swift", "check", str(conf), "-f", "json")
