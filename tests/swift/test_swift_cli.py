@@ -144,6 +144,21 @@ def test_new_key_refusals(kt, swift_sandbox, tmp_path):
     assert result.exit_code == 5, result.output
 
 
+def test_new_key_refuses_malformed_multi_key_names_with_swifts_message(kt, swift_sandbox, root_secret, tmp_path):
+    conf = _write_conf(swift_sandbox, tmp_path, km_file=_km_file(swift_sandbox, root_secret[0],
+                                                                 key_id_=root_secret[0]))
+    result = kt("--os-cloud", "sandbox-admin", "swift", "new-key", "--proxy-conf", str(conf))
+    assert result.exit_code == 2 and "Malformed multi-key option name key_id_" in result.stderr
+    secret = base64.b64encode(os.urandom(32)).decode()
+    inline = _write_conf(swift_sandbox, tmp_path, keymaster={"use": "egg:swift#keymaster",
+                                                             "encryption_root_secret1": secret})
+    result = kt("--os-cloud", "sandbox-admin", "swift", "new-key", "--migrate-from-inline",
+                "--proxy-conf", str(inline))
+    assert result.exit_code == 2, result.output
+    assert "Malformed multi-key option name encryption_root_secret1" in result.stderr
+    assert secret not in result.output and "Traceback" not in result.output
+
+
 def test_swift_help_reads_like_a_man_page(kt):
     result = kt("swift", "--help")
     assert result.exit_code == 0 and "check" in result.stdout and "new-key" in result.stdout
