@@ -158,6 +158,16 @@ def test_unusable_keys_refuse_in_both(swift_sandbox, make_secret, variant):
     assert raw.hex() not in message and base64.b64encode(raw).decode() not in message
 
 
+def test_base64_text_payload_is_the_one_deliberate_difference(swift_sandbox, make_secret):
+    """kms_keymaster loads a base64 string stored as the payload as a 44-byte 'key' (objects then
+    depend on that text); keytools refuses it (docs/swift.md)."""
+    raw = os.urandom(32)
+    key_id = make_secret(base64.b64encode(raw).decode(), payload_content_type="text/plain")
+    (theirs, detail), (ours, message) = _both(_conf(swift_sandbox, key_id=key_id))
+    assert theirs == "loaded" and len(detail[0][None]) == 44
+    assert ours == "refused" and "not raw key bytes" in message
+
+
 @pytest.mark.parametrize("options", [
     {"username": "no-such-user"}, {"password": "wrong-password"},
     {"user_domain_name": "baduserdomainname"},
