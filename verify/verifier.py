@@ -163,8 +163,8 @@ def prepare_certificate(props: Properties, cert_source: CertSource, policy: Poli
     if policy.check_dates:
         prepared.date_problem = sig.validity_problem(cert)
     if prepared.date_problem:
-        pass  # Nova's validation refuses it for its dates whatever the trust: verdict after the data
-    elif policy.trusted_cert_uuids:
+        return prepared  # refused after the data is checked; Nova's validation stops at the dates
+    if policy.trusted_cert_uuids:
         trusted, unreadable = _load_trusted(policy.trusted_cert_uuids, trusted_source or cert_source)
         result = chain.validate(cert, str(cert_uuid or label), trusted, unreadable)
         prepared.chain = result.chain
