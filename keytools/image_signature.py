@@ -171,12 +171,21 @@ class Digest:
     size: int
 
 
+def _check_abort(abort: threading.Event | None) -> None:
+    if abort is not None and abort.is_set():
+        from keytools.overlap import HashAborted
+
+        raise HashAborted()
+
+
 def hash_chunks(chunks: Iterable[bytes | memoryview], method: str,
-                progress: Callable[[int], None] | None = None) -> Digest:
-    """Hash a stream of chunks (a download) without keeping more than one chunk."""
+                progress: Callable[[int], None] | None = None, abort: threading.Event | None = None) -> Digest:
+    """Hash a stream of chunks (a download) without keeping more than one chunk; stop early
+    (HashAborted) once ``abort`` is set."""
     hasher = new_hasher(method)
     size = 0
     for chunk in chunks:
+        _check_abort(abort)
         hasher.update(chunk)
         size += len(chunk)
         if progress:
@@ -196,11 +205,13 @@ def read_ahead_pays() -> bool:
 
 
 def hash_file(handle: BinaryIO | int, method: str, progress: Callable[[int], None] | None = None,
-              chunk_size: int = CHUNK_SIZE, read_ahead: bool | None = None) -> Digest:
+              chunk_size: int = CHUNK_SIZE, read_ahead: bool | None = None,
+              abort: threading.Event | None = None) -> Digest:
     """Hash an open file from its current position in constant memory (a few fixed buffers).
 
     ``read_ahead`` (default: ``read_ahead_pays()``) reads in a second thread while this one
     hashes; both release the GIL, so with a free core this runs at the speed of the hash alone.
+    ``abort`` (a check running beside the hash failed) stops it at the next chunk: HashAborted.
     """
     fd = handle if isinstance(handle, int) else handle.fileno()
     with contextlib.suppress(OSError, AttributeError):
@@ -209,16 +220,18 @@ def hash_file(handle: BinaryIO | int, method: str, progress: Callable[[int], Non
     if read_ahead is None:
         read_ahead = read_ahead_pays()
     if not read_ahead:
-        return _hash_plain(fd, hasher, progress, chunk_size)
-    return _hash_read_ahead(fd, hasher, progress, chunk_size)
+        return _hash_plain(fd, hasher, progress, chunk_size, abort)
+    return _hash_read_ahead(fd, hasher, progress, chunk_size, abort)
 
 
-def _hash_plain(fd: int, hasher: Any, progress: Callable[[int], None] | None, chunk_size: int) -> Digest:
+def _hash_plain(fd: int, hasher: Any, progress: Callable[[int], None] | None, chunk_size: int,
+                abort: threading.Event | None = None) -> Digest:
     buf = bytearray(chunk_size)
     view = memoryview(buf)
     size = 0
     with open(fd, "rb", buffering=0, closefd=False) as raw:
         while n := raw.readinto(buf):  # type: ignore[attr-defined]
+            _check_abort(abort)
             hasher.update(view[:n])
             size += n
             if progress:
@@ -226,7 +239,8 @@ def _hash_plain(fd: int, hasher: Any, progress: Callable[[int], None] | None, ch
     return Digest(hasher.digest(), size)
 
 
-def _hash_read_ahead(fd: int, hasher: Any, progress: Callable[[int], None] | None, chunk_size: int) -> Digest:
+def _hash_read_ahead(fd: int, hasher: Any, progress: Callable[[int], None] | None, chunk_size: int,
+                     abort: threading.Event | None = None) -> Digest:
     free: queue.Queue[bytearray] = queue.Queue()
     full: queue.Queue[tuple[bytearray | None, int, BaseException | None]] = queue.Queue()
     for _ in range(_BUFFERS):
@@ -255,6 +269,7 @@ def _hash_read_ahead(fd: int, hasher: Any, progress: Callable[[int], None] | Non
                 raise error
             if not n:
                 break
+            _check_abort(abort)
             hasher.update(memoryview(buf)[:n])  # type: ignore[index]
             size += n
             free.put(buf)  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from keytools import context, output, progress, redaction
+from keytools import context, output, overlap, progress, redaction
 from keytools import image_signature as sig
 from keytools.errors import UsageError
 from sign import certs, signer
@@ -150,9 +150,10 @@ def sign(run: context.RunContext, image: str, key_file: str, key_password_file: 
     the same hash, maximum salt length: what 'openssl dgst -sigopt rsa_padding_mode:pss' writes
     and Glance and Nova verify), ECDSA keys as ECC_SECP384R1 / ECC_SECP521R1.
 
-    Before reading the image it checks that the key matches the certificate stored in Barbican
-    under --cert-uuid (and --cert FILE, if given), that the certificate is in date and allows
-    signing, and that IMAGE is a readable, non-empty file.
+    Before signing it checks that the key matches the certificate stored in Barbican under
+    --cert-uuid (and --cert FILE, if given), that the certificate is in date and allows signing,
+    and that IMAGE is a readable, non-empty file. The Barbican check runs while IMAGE is hashed;
+    if it fails the hash stops and nothing is printed or written.
 
     With --upload the image is created in Glance with the properties and its data uploaded;
     Glance verifies the signature itself and refuses a mismatch (the queued image is deleted).
@@ -169,12 +170,18 @@ def sign(run: context.RunContext, image: str, key_file: str, key_password_file: 
     except sig.SignatureFormatError as exc:
         raise UsageError(str(exc), "Pass the UUID printed by 'keytools cert store'") from None
     key = certs.read_private_key(key_file, _read_password(key_password_file))
-    certificate, where = signer.resolve_certificate(cert_uuid, cert_file, None if offline else run.session)
-    signer.check_pair(key, certificate, key_file, where, allow_weak_key)
+    signer.check_key(key, key_file, allow_weak_key)
     handle, size = sig.open_image(image)
     handle.close()
+
+    def certificate_check() -> str:
+        certificate, where = signer.resolve_certificate(cert_uuid, cert_file, None if offline else run.session)
+        return signer.check_pair(key, certificate, key_file, where, allow_weak_key)
+
+    # Keystone + Barbican round trips run beside the hash (offline: checked before reading).
+    check = overlap.Check(certificate_check, background=not offline, name="keytools-cert-check")
     with _progress(size, "signing") as advance:
-        signed = signer.sign_file(image, key, cert_uuid, hash_method, advance)
+        signed = signer.sign_file(image, key, cert_uuid, hash_method, advance, check)
     if signature_file:
         signer.write_signature(signature_file, signed)
     if upload:

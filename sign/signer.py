@@ -1,8 +1,10 @@
 """Sign a Glance image file: one streaming pass, a Prehashed signature, the four properties.
 
-Before any data is read the key, the certificate and the image are checked, so a mistake costs
-nothing: the key must match the certificate (by public key), the certificate must be in date and
-allow digital signatures, and the certificate stored in Barbican must be the one given.
+The key, the certificate and the image are checked before anything is signed or written: the key
+must match the certificate (by public key), the certificate must be in date and allow digital
+signatures, and the certificate stored in Barbican must be the one given. Local checks run before
+the image is read; the Barbican round trips run beside the hash (keytools.overlap), which stops
+at the next chunk if they fail.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from keytools import image_signature as sig
+from keytools import overlap
 from keytools.errors import CertificateError, UsageError
 from sign import certs
 
@@ -37,15 +40,21 @@ class Signed:
                 sig.KEY_TYPE: self.key_type, sig.CERT_UUID: self.cert_uuid}
 
 
-def check_pair(key: sig.PrivateKey, cert: x509.Certificate, key_path: str, cert_where: str,
-               allow_weak_key: bool = False) -> str:
-    """Checks before signing; returns the Glance key type of the pair."""
+def check_key(key: sig.PrivateKey, key_path: str, allow_weak_key: bool = False) -> str:
+    """The key alone (strength, a type Glance accepts); returns its Glance key type."""
     public = key.public_key()
     certs.check_key_strength(public, key_path, allow_weak_key)
     try:
-        key_type = sig.check_key_type(sig.key_type_for(public), signing=True)
+        return sig.check_key_type(sig.key_type_for(public), signing=True)
     except sig.SignatureFormatError as exc:
         raise UsageError(f"{key_path}: {exc}") from None
+
+
+def check_pair(key: sig.PrivateKey, cert: x509.Certificate, key_path: str, cert_where: str,
+               allow_weak_key: bool = False) -> str:
+    """Checks before signing; returns the Glance key type of the pair."""
+    key_type = check_key(key, key_path, allow_weak_key)
+    public = key.public_key()
     if not sig.public_keys_equal(public, cert.public_key()):
         raise CertificateError(f"the key {key_path} does not match {cert_where} (different public key)",
                                "Sign with the private key of that certificate, or pass the "
@@ -80,8 +89,10 @@ def resolve_certificate(cert_uuid: str, cert_file: str | None, session_factory: 
 
 def sign_file(image: str | os.PathLike[str], key: sig.PrivateKey, cert_uuid: str,
               hash_method: str = sig.DEFAULT_HASH_METHOD,
-              progress: Callable[[int], None] | None = None) -> Signed:
-    """Hash ``image`` once in constant memory and sign the digest."""
+              progress: Callable[[int], None] | None = None,
+              check: overlap.Check[Any] | None = None) -> Signed:
+    """Hash ``image`` once in constant memory and sign the digest. ``check`` (the certificate
+    check running beside the hash) stops the hash when it fails, and must pass before signing."""
     try:
         sig.hash_algorithm(hash_method)
         key_type = sig.key_type_for(key.public_key())
@@ -90,9 +101,15 @@ def sign_file(image: str | os.PathLike[str], key: sig.PrivateKey, cert_uuid: str
     handle, _size = sig.open_image(image)
     with handle:
         try:
-            digest = sig.hash_file(handle, hash_method, progress)
+            digest = sig.hash_file(handle, hash_method, progress, abort=check.failed if check else None)
+        except overlap.HashAborted:
+            assert check is not None
+            check.result()  # raises the check's error
+            raise
         except OSError as exc:
             raise UsageError(f"cannot read image {image}: {exc.strerror or exc}") from None
+    if check is not None:
+        check.result()
     signature = sig.sign_digest(key, digest.value, hash_method)
     try:  # never hand out a signature that does not verify (corrupt key, hardware fault)
         sig.verify_digest(key.public_key(), signature, digest.value, hash_method, key_type)

@@ -51,9 +51,8 @@ def existing_secret_ids(proxy_conf: str) -> tuple[list[str | None], str | None]:
     for name in check.pipeline_of(proxy_conf, sections):
         conf = check.filter_conf(proxy_conf, sections, name)
         if check.entry_point(conf) in (*check.OURS, "egg:swift#kms_keymaster"):
-            values, _ = settings.effective_conf(conf)
-            ids = [None if o == "key_id" else o[len("key_id_"):]
-                   for o in values if o == "key_id" or o.startswith("key_id_")]
+            values, where = settings.effective_conf(conf)
+            ids = [secret_id for _, secret_id, _ in settings.key_options(values, where)]
             return ids, values.get("active_root_secret_id") or None
     raise ConfigError(f"{proxy_conf}: no keytools or kms keymaster in the pipeline",
                       "Point --proxy-conf at a proxy using use = egg:keytools#keymaster")
@@ -126,8 +125,12 @@ def inline_secrets(proxy_conf: str) -> tuple[dict[str | None, bytes], str | None
             except (OSError, ValueError) as exc:
                 raise ConfigError(f"keymaster_config_path: {exc}") from None
         found: dict[str | None, bytes] = {}
-        for option, secret_id, value in load_multikey_opts(conf, "encryption_root_secret",
-                                                           allow_none_key=True):
+        try:
+            options = load_multikey_opts(conf, "encryption_root_secret", allow_none_key=True)
+        except ValueError as exc:  # Swift's own message: its keymaster refuses to start on it too
+            raise ConfigError(f"{where}: {exc}", "Name it encryption_root_secret or "
+                              "encryption_root_secret_<secret id>") from None
+        for option, secret_id, value in options:
             redaction.register_secret(value)
             try:
                 raw = strict_b64decode(value, allow_line_breaks=True)

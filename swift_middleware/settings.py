@@ -35,6 +35,7 @@ KEYMASTER_OPTS = ("auth_endpoint", *PASSWORD_OPTIONS, *APP_CRED_OPTIONS, "reauth
 SECRET_OPTIONS = ("password", "application_credential_secret")
 
 STARTUP_MODES = ("strict", "lazy")
+META_VERSIONS = ("1", "2", "3")  # BaseKeyMaster's meta_version_to_write
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,8 @@ def effective_conf(conf: Mapping[str, str]) -> tuple[dict[str, str], str]:
     clashes = sorted(opt for opt in conf for km in KEYMASTER_OPTS
                      if (km.endswith("*") and opt.startswith(km[:-1])) or opt == km)
     if clashes:
-        raise ConfigError(f"{here}: keymaster_config_path is set, but the filter section also sets "
-                          f"{', '.join(clashes)}", f"Move them into [{CONF_SECTION}] of {path}")
+        raise ConfigError(f"{here}: keymaster_config_path is set, but there are other config options "
+                          f"specified: {', '.join(clashes)}", f"Move them into [{CONF_SECTION}] of {path}")
     from swift.common.utils import readconf
 
     try:
@@ -134,19 +135,24 @@ def loose_permissions(conf: Mapping[str, str]) -> str | None:
     return None
 
 
+def key_options(conf: Mapping[str, str], where: str) -> list[tuple[str, str | None, str]]:
+    """``(option, secret id, value)`` of every ``key_id``/``key_id_<id>``, parsed by Swift's own
+    ``load_multikey_opts``: a malformed name (``key_id1``, ``key_id_``, ``key_idx``) refuses to
+    start with Swift's message instead of being ignored (objects written under it would not read)."""
+    from swift.common.utils import load_multikey_opts
+
+    try:
+        return [(opt, secret_id, str(value))
+                for opt, secret_id, value in load_multikey_opts(conf, "key_id", allow_none_key=True)]
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}", "Name it key_id or key_id_<secret id>, e.g. key_id_2 "
+                          "(the secret id is stored with every object it encrypts)") from None
+
+
 def _key_refs(conf: Mapping[str, str], where: str) -> tuple[KeyRef, ...]:
     refs = []
-    for option in sorted(conf):
-        if option == "key_id":
-            secret_id = None
-        elif option.startswith("key_id_"):
-            secret_id = option[len("key_id_"):]
-            if not secret_id:
-                raise ConfigError(f"{where}: option {option} has an empty secret id",
-                                  "Name it key_id_<id>, e.g. key_id_2")
-        else:
-            continue
-        value = str(conf[option]).strip()
+    for option, secret_id, raw in key_options(conf, where):
+        value = raw.strip()
         if not value:
             continue
         try:
@@ -161,15 +167,28 @@ def _key_refs(conf: Mapping[str, str], where: str) -> tuple[KeyRef, ...]:
     return tuple(refs)
 
 
+def _check_active(keys: tuple[KeyRef, ...], active: str | None, where: str) -> None:
+    """Swift's rule and message: the active secret id must be one that is configured."""
+    if active in {k.secret_id for k in keys}:
+        return
+    missing = f"key_id_{active}" if active else "key_id"
+    ids = ", ".join(k.secret_id for k in keys if k.secret_id)
+    raise ConfigError(f"{where}: No secret loaded for active_root_secret_id {active}: there is no "
+                      f"{missing}", f"Add {missing} = <uuid> or set active_root_secret_id to one "
+                      f"of: {ids}" if ids else f"Add {missing} = <uuid>")
+
+
 def parse(conf: Mapping[str, str]) -> KeymasterSettings:
     """Validate the keymaster configuration loudly; raises ConfigError naming file and option."""
     values, where = effective_conf(conf)
     keys = _key_refs(values, where)
     active = values.get("active_root_secret_id") or None
-    if active not in {k.secret_id for k in keys}:
-        raise ConfigError(f"{where}: active_root_secret_id = {active} but there is no key_id_{active}",
-                          f"Add key_id_{active} = <uuid> or set active_root_secret_id to one of: "
-                          + ", ".join(k.option[len('key_id_'):] for k in keys if k.secret_id) )
+    _check_active(keys, active, where)
+    meta_version = values.get("meta_version_to_write")
+    if meta_version not in (None, "", *META_VERSIONS):
+        raise ConfigError(f"{where}: meta_version_to_write = {meta_version}: Unknown/unsupported "
+                          "metadata version", f"Use one of {', '.join(META_VERSIONS)} (Swift's "
+                          "default is 2), or remove the option")
     api_class = (values.get("api_class") or "").strip()
     if api_class and "barbican" not in api_class.lower():
         raise ConfigError(f"{where}: api_class = {api_class}: this keymaster reads Barbican only",

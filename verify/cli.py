@@ -12,6 +12,9 @@ from keytools.errors import KeytoolsError, UsageError
 from verify import verifier
 
 
+UPSTREAM_LABELS = {"glance": "glance (upload, ignores certificate dates)",
+                   "nova": "nova (verify_glance_signatures, no certificate validation)",
+                   "nova_certificate_validation": "nova (with certificate validation)"}
 LONG_FILE = 64 * 1024 * 1024  # smaller files are done before a bar would be worth drawing
 
 
@@ -47,7 +50,9 @@ def verify(run: context.RunContext, image: str | None, image_id: str | None, pro
     Accepts what Glance and Nova (cursive) accept: key types RSA-PSS, DSA, ECC_SECP384R1,
     ECC_SECP521R1; hash methods SHA-224, SHA-256, SHA-384, SHA-512; RSA-PSS with MGF1 and any
     salt length up to the maximum. The certificate is checked like Nova does: within its dates,
-    and with --trusted-cert chained to a trusted certificate.
+    and with --trusted-cert chained to a trusted certificate. A certificate outside its dates
+    exits 3 after the signature itself has been checked: the report says whether it verifies
+    and what Glance and Nova (without and with certificate validation) would each do.
 
     \b
     Exit codes:
@@ -74,20 +79,28 @@ def verify(run: context.RunContext, image: str | None, image_id: str | None, pro
                 raise UsageError(f"image {image_id} is {record.get('status')}, it has no data to verify",
                                  "Upload its data first")
             details["size"] = record.get("size")
-        source = verifier.file_source(cert_file) if cert_file else verifier.barbican_source(run.session())
-        trusted_source = verifier.barbican_source(run.session()) if trusted else None
-        prepared = verifier.prepare(props, source, verifier.Policy(tuple(trusted)), trusted_source,
-                                    cert_label=f"certificate {cert_file}" if cert_file else None)
-        details.update(prepared.details())
-        if client is not None:
-            with _progress(details.get("size"), "verifying") as advance:
-                details.update(verifier.verify_chunks(verifier.download_chunks(client, image_id), prepared,
-                                                      f"image {image_id}", advance))
-        else:
+        label = f"certificate {cert_file}" if cert_file else None
+        parsed = verifier.parse(props, label)
+        size = details.get("size")
+        if client is None:
             handle, size = sig.open_image(image)  # type: ignore[arg-type]
             handle.close()
-            with _progress(size, "verifying") as advance:
-                details.update(verifier.verify_file(image, prepared, advance))  # type: ignore[arg-type]
+        policy = verifier.Policy(tuple(trusted))
+        prepared: verifier.Prepared | verifier.Pending
+        if cert_file:  # local: checked before any data is read
+            prepared = verifier.prepare_certificate(parsed, verifier.file_source(cert_file), policy, None, label)
+            details.update(prepared.details())
+        else:  # Keystone + Barbican round trips run beside the hash, which stops if they fail
+            session = run.session() if client is not None else None
+            prepared = verifier.start(parsed, _barbican(run, session), policy,
+                                      _barbican(run, session) if trusted else None)
+        with _progress(size, "verifying") as advance:
+            if client is not None:
+                result = verifier.verify_chunks(verifier.download_chunks(client, image_id), prepared,
+                                                f"image {image_id}", advance, on_prepared=_record(details))
+            else:
+                result = verifier.verify_file(image, prepared, advance, on_prepared=_record(details))  # type: ignore[arg-type]
+        details.update(result)
     except KeytoolsError as exc:
         details.update(getattr(exc, "details", {}))
         if exc.hint:
@@ -95,6 +108,20 @@ def verify(run: context.RunContext, image: str | None, image_id: str | None, pro
         _render("invalid" if exc.exit_code == 1 else "error", exc.message, details, output_format)
         raise
     _render("valid", f"signature verified for {target}", details, output_format)
+
+
+def _barbican(run: context.RunContext, session: Any = None) -> verifier.CertSource:
+    """Certificates from Barbican; the session (Keystone round trip) is made on first use, so in
+    the check's thread when verifying a file."""
+
+    def get(uuid: str) -> Any:
+        return verifier.barbican_source(session or run.session())(uuid)
+
+    return get
+
+
+def _record(details: dict[str, Any]) -> Any:
+    return lambda prepared: details.update(prepared.details())
 
 
 def _properties(image: str | None, image_id: str | None, properties_json: str | None, signature: str | None,
@@ -118,9 +145,16 @@ def _render(verdict: str, message: str, details: dict[str, Any], output_format: 
     if output_format == "json":
         output.emit({"verdict": verdict, "message": message, **details}, "json")
         return
-    if verdict == "error":
+    upstream = details.get("upstream")
+    if verdict == "error" and not upstream:
         return  # the one-line error on stderr says it all
-    click.echo(f"{verdict.upper()}: {message}")
+    # A certificate outside its dates: refused, but the signature was checked and is reported.
+    click.echo(f"{'CERTIFICATE REFUSED' if upstream else verdict.upper()}: {message}")
+    if "signature_valid" in details:
+        click.echo(f"  signature_valid: {'yes' if details['signature_valid'] else 'no'}")
+    for key, label in UPSTREAM_LABELS.items():
+        if upstream and key in upstream:
+            click.echo(f"  {label}: {upstream[key]}")
     for key in ("size", "hash_method", "key_type", "certificate_uuid", "certificate_subject",
                 "certificate_sha256_fingerprint", "certificate_not_after", "trusted_chain", "digest"):
         if details.get(key) is not None:

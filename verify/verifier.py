@@ -6,12 +6,19 @@ reads it) whose public key fits the key type. Then, like Nova, the certificate m
 dates and, when trusted certificate ids are given, chain to one of them. Only then is the data
 read, once, in constant memory, and the digest verified (Prehashed; RSA-PSS with MGF1 and the
 maximum salt length).
+
+Two things follow cryptography/OpenSSL rather than a stricter reading: an RSA signature shorter
+than the modulus (leading zero bytes dropped by the signer) is handed to OpenSSL, which accepts it
+as Glance and Nova do. And a certificate outside its dates is still refused (exit 3), but only
+after the signature is checked, because the answer differs upstream: Glance never looks at the
+dates, Nova only when it validates the certificate; the verdict says what each would do.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keytools import image_signature as sig
+from keytools import overlap
 from keytools.errors import CertificateError, KeytoolsError, ProblemsFound, UsageError
 from verify import chain
 
@@ -51,6 +59,8 @@ class Prepared:
     cert: x509.Certificate
     notes: list[str] = field(default_factory=list)
     chain: list[str] = field(default_factory=list)
+    label: str = "the certificate"
+    date_problem: str | None = None  # outside its dates: refused, after the signature is checked
 
     def details(self) -> dict[str, Any]:
         return {"hash_method": self.hash_method, "key_type": self.key_type, "certificate_uuid": self.cert_uuid,
@@ -88,9 +98,24 @@ def properties_from_json(value: str) -> dict[str, Any]:
     return data
 
 
+@dataclass(frozen=True)
+class Properties:
+    """The four properties, checked as cursive does before it asks the key manager."""
+
+    signature: bytes
+    hash_method: str
+    key_type: str
+    cert_uuid: str | None
+
+
 def prepare(properties: dict[str, Any], cert_source: CertSource, policy: Policy = Policy(),
             trusted_source: CertSource | None = None, cert_label: str | None = None) -> Prepared:
     """Build the verifier (cursive's get_verifier) and apply the certificate policy."""
+    return prepare_certificate(parse(properties, cert_label), cert_source, policy, trusted_source, cert_label)
+
+
+def parse(properties: dict[str, Any], cert_label: str | None = None) -> Properties:
+    """Everything that needs no key manager: runs before the data is read."""
     missing = [p for p in sig.PROPERTIES if not properties.get(p)]
     if cert_label and sig.CERT_UUID in missing:
         missing.remove(sig.CERT_UUID)  # a local --cert stands in for the certificate id
@@ -111,6 +136,14 @@ def prepare(properties: dict[str, Any], cert_source: CertSource, policy: Policy 
             cert_uuid = sig.check_uuid(str(cert_uuid), sig.CERT_UUID)
         except sig.SignatureFormatError as exc:
             raise CertificateError(str(exc), "Glance and Nova cannot find such a certificate") from None
+    return Properties(signature, hash_method, key_type, cert_uuid)
+
+
+def prepare_certificate(props: Properties, cert_source: CertSource, policy: Policy = Policy(),
+                        trusted_source: CertSource | None = None, cert_label: str | None = None) -> Prepared:
+    """The certificate part (key manager round trips): may run while the data is hashed."""
+    signature, hash_method, key_type, cert_uuid = (props.signature, props.hash_method, props.key_type,
+                                                   props.cert_uuid)
     cert = cert_source(str(cert_uuid))
     label = cert_label or f"certificate {cert_uuid}"
     public = cert.public_key()
@@ -118,16 +151,19 @@ def prepare(properties: dict[str, Any], cert_source: CertSource, policy: Policy 
         raise SignatureMismatch(f"{label} holds a {sig.key_description(public)} key, which cannot "
                                 f"verify img_signature_key_type {key_type}",
                                 "Check img_signature_certificate_uuid: it names another certificate")
-    prepared = Prepared(signature, hash_method, key_type, cert_uuid, cert)
+    prepared = Prepared(signature, hash_method, key_type, cert_uuid, cert, label=label)
+    if not cert_uuid:
+        prepared.notes.append(f"no {sig.CERT_UUID}: checked against {label} only; Glance and Nova "
+                              "verify nothing unless all four img_signature* properties are set")
     expected = _signature_size(public)
-    if expected and len(signature) != expected:
+    if expected and len(signature) > expected:  # OpenSSL refuses these whatever the data
         raise SignatureMismatch(f"the signature is {len(signature)} bytes, a signature by "
-                                f"{label} ({sig.key_description(public)}) has {expected}: truncated, or "
-                                "made with another key", "Copy img_signature completely, or sign again")
+                                f"{label} ({sig.key_description(public)}) has at most {expected}: made "
+                                "with another key", "Copy img_signature from the image it belongs to")
     if policy.check_dates:
-        problem = sig.validity_problem(cert)
-        if problem:
-            raise CertificateError(f"{label} {problem}", "Nova refuses it; sign with a valid certificate")
+        prepared.date_problem = sig.validity_problem(cert)
+    if prepared.date_problem:
+        return prepared  # refused after the data is checked; Nova's validation stops at the dates
     if policy.trusted_cert_uuids:
         trusted, unreadable = _load_trusted(policy.trusted_cert_uuids, trusted_source or cert_source)
         result = chain.validate(cert, str(cert_uuid or label), trusted, unreadable)
@@ -157,37 +193,113 @@ def _load_trusted(uuids: Iterable[str], source: CertSource) -> tuple[list[tuple[
     return trusted, unreadable
 
 
+def upstream_verdicts(signature_valid: bool, date_problem: str | None) -> dict[str, str]:
+    """What Glance (upload), Nova without and Nova with certificate validation would do.
+
+    Glance's check (cursive get_verifier) and Nova's without validation look at the signature only;
+    Nova's validation (cursive verify_certificate) refuses a certificate outside its dates first.
+    """
+    by_signature = "accept" if signature_valid else "reject: signature does not verify"
+    validated = by_signature
+    if date_problem:
+        validated = f"reject: certificate {date_problem}"
+    return {"glance": by_signature, "nova": by_signature, "nova_certificate_validation": validated}
+
+
 def check(prepared: Prepared, digest: sig.Digest, what: str) -> dict[str, Any]:
-    """Verify the digest; return the verdict's details or raise SignatureMismatch."""
+    """Verify the digest; return the verdict's details or raise SignatureMismatch (or, for a
+    certificate outside its dates, CertificateError carrying the signature's own verdict)."""
+    details: dict[str, Any] = {"size": digest.size, "digest": digest.value.hex()}
     try:
         sig.verify_digest(prepared.cert.public_key(), prepared.signature, digest.value,
                           prepared.hash_method, prepared.key_type)
+        valid = True
     except InvalidSignature:
+        valid = False
+    details["signature_valid"] = valid
+    if prepared.date_problem:
+        details["upstream"] = upstream_verdicts(valid, prepared.date_problem)
+        glance = ("Glance (which ignores certificate dates) and Nova without certificate validation "
+                  "would accept it" if valid else "Glance and Nova would reject it for the signature too")
+        err: KeytoolsError = CertificateError(
+            f"{prepared.label} {prepared.date_problem}; the signature itself "
+            f"{'verifies' if valid else 'does NOT verify'} for {what}",
+            f"{glance}; Nova with certificate validation refuses it. Sign again with a certificate "
+            "in its validity period")
+        err.details = details  # type: ignore[attr-defined]
+        raise err
+    if not valid:
+        expected = _signature_size(prepared.cert.public_key())
+        why = "tampered data, or signed with another certificate's key"
+        if expected and len(prepared.signature) < expected:
+            why = (f"the signature is {len(prepared.signature)} bytes, {expected} with the leading zero "
+                   "bytes a signer may drop: truncated, or made with another key")
         err = SignatureMismatch(f"signature verification failed for {what}: the data does not match "
-                                "img_signature (tampered data, or signed with another certificate's key)",
-                                "Do not use this image; get it again from its publisher")
-        err.details = {"size": digest.size, "digest": digest.value.hex()}  # type: ignore[attr-defined]
-        raise err from None
-    return {"size": digest.size, "digest": digest.value.hex()}
+                                f"img_signature ({why})", "Do not use this image; get it again from its publisher")
+        err.details = details  # type: ignore[attr-defined]
+        raise err
+    return details
 
 
-def verify_file(path: str | os.PathLike[str], prepared: Prepared,
-                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+@dataclass
+class Pending:
+    """The certificate part of ``prepare`` running in a thread (``start``) while the data is hashed."""
+
+    props: Properties
+    check: overlap.Check[Prepared]
+
+    @property
+    def hash_method(self) -> str:
+        return self.props.hash_method
+
+
+def start(props: Properties, cert_source: CertSource, policy: Policy = Policy(),
+          trusted_source: CertSource | None = None, cert_label: str | None = None) -> Pending:
+    """``prepare_certificate`` in the background: the key manager round trips overlap the hash."""
+    return Pending(props, overlap.Check(lambda: prepare_certificate(props, cert_source, policy, trusted_source,
+                                                                    cert_label), name="keytools-cert-check"))
+
+
+def _settle(prepared: Prepared | Pending,
+            hashing: Callable[[threading.Event | None], sig.Digest]) -> tuple[Prepared, sig.Digest]:
+    """Hash while the certificate check (if still running) finishes; its failure stops the hash
+    and is the error raised."""
+    if isinstance(prepared, Prepared):
+        return prepared, hashing(None)
+    try:
+        digest = hashing(prepared.check.failed)
+    except overlap.HashAborted:
+        prepared.check.result()  # raises the check's error
+        raise
+    return prepared.check.result(), digest
+
+
+def verify_file(path: str | os.PathLike[str], prepared: Prepared | Pending,
+                progress: Callable[[int], None] | None = None,
+                on_prepared: Callable[[Prepared], None] | None = None) -> dict[str, Any]:
+    """Verify a file; ``prepared`` may still be running beside the hash (``start``)."""
     handle, _size = sig.open_image(path)
     with handle:
         try:
-            digest = sig.hash_file(handle, prepared.hash_method, progress)
+            done, digest = _settle(prepared, lambda abort: sig.hash_file(handle, prepared.hash_method, progress,
+                                                                         abort=abort))
         except OSError as exc:
             raise UsageError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    return check(prepared, digest, str(path))
+    if on_prepared:
+        on_prepared(done)
+    return check(done, digest, str(path))
 
 
-def verify_chunks(chunks: Iterable[bytes], prepared: Prepared, what: str,
-                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    digest = sig.hash_chunks(chunks, prepared.hash_method, progress)
+def verify_chunks(chunks: Iterable[bytes], prepared: Prepared | Pending, what: str,
+                  progress: Callable[[int], None] | None = None,
+                  on_prepared: Callable[[Prepared], None] | None = None) -> dict[str, Any]:
+    done, digest = _settle(prepared, lambda abort: sig.hash_chunks(chunks, prepared.hash_method, progress, abort))
+    if on_prepared:
+        on_prepared(done)
     if digest.size == 0:
         raise UsageError(f"{what} has no data", "Upload the image data first")
-    return check(prepared, digest, what)
+    return check(done, digest, what)
+
 
 
 # ---- certificate sources -----------------------------------------------------------------------

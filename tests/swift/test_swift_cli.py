@@ -58,6 +58,7 @@ def test_check_sandbox_proxy_conf_loads_the_key_and_shows_its_fingerprint(kt, sw
     ("loose-file", "SWIFT004", "has mode 0644"),
     ("weak-key", "SWIFT006", "is AES with 128 bits"),
     ("bad-option", "SWIFT005", "startup = maybe is not one of"),
+    ("malformed", "SWIFT005", "Malformed multi-key option name key_id1"),
 ])
 def test_check_reports_each_problem_with_exit_1(kt, swift_sandbox, root_secret, make_secret, tmp_path,
                                                 variant, check_id, words):
@@ -74,6 +75,8 @@ def test_check_reports_each_problem_with_exit_1(kt, swift_sandbox, root_secret, 
     elif variant == "weak-key":
         conf = _write_conf(swift_sandbox, tmp_path,
                            km_file=_km_file(swift_sandbox, make_secret(os.urandom(16), bits=128)))
+    elif variant == "malformed":  # a typo for key_id_1: Swift refuses to start on it, so does check
+        conf = _write_conf(swift_sandbox, tmp_path, km_file=_km_file(swift_sandbox, key_id, key_id1=key_id))
     else:
         conf = _write_conf(swift_sandbox, tmp_path, km_file=_km_file(swift_sandbox, key_id, startup="maybe"))
     result = kt("swift", "check", str(conf), "-f", "json")
@@ -139,6 +142,21 @@ def test_new_key_refusals(kt, swift_sandbox, tmp_path):
     # 'cinder' has no creator role: Barbican refuses the order (exit 5, not a traceback).
     result = kt("--os-cloud", "sandbox-cinder", "swift", "new-key")
     assert result.exit_code == 5, result.output
+
+
+def test_new_key_refuses_malformed_multi_key_names_with_swifts_message(kt, swift_sandbox, root_secret, tmp_path):
+    conf = _write_conf(swift_sandbox, tmp_path, km_file=_km_file(swift_sandbox, root_secret[0],
+                                                                 key_id_=root_secret[0]))
+    result = kt("--os-cloud", "sandbox-admin", "swift", "new-key", "--proxy-conf", str(conf))
+    assert result.exit_code == 2 and "Malformed multi-key option name key_id_" in result.stderr
+    secret = base64.b64encode(os.urandom(32)).decode()
+    inline = _write_conf(swift_sandbox, tmp_path, keymaster={"use": "egg:swift#keymaster",
+                                                             "encryption_root_secret1": secret})
+    result = kt("--os-cloud", "sandbox-admin", "swift", "new-key", "--migrate-from-inline",
+                "--proxy-conf", str(inline))
+    assert result.exit_code == 2, result.output
+    assert "Malformed multi-key option name encryption_root_secret1" in result.stderr
+    assert secret not in result.output and "Traceback" not in result.output
 
 
 def test_swift_help_reads_like_a_man_page(kt):

@@ -60,13 +60,14 @@ def test_every_unusable_key_refuses_to_start_naming_the_key_never_the_bytes(swif
 
 @pytest.mark.parametrize("options, expected", [
     ({"password": "wrong-password"}, "Keystone refused the keymaster credentials"),
-    ({"active_root_secret_id": "9"}, "active_root_secret_id = 9 but there is no key_id_9"),
+    ({"active_root_secret_id": "9"}, "No secret loaded for active_root_secret_id 9: there is no key_id_9"),
     ({"key_id": "not-a-uuid"}, "key_id = 'not-a-uuid' is not a Barbican secret id"),
     ({"key_id": ""}, "no key_id is set"),
     ({"startup": "sometimes"}, "startup = sometimes is not one of strict, lazy"),
     ({"startup_retries": "-1"}, "startup_retries = -1 is not a number >= 0"),
     ({"api_class": "castellan.key_manager.vault_key_manager.VaultKeyManager"}, "reads Barbican only"),
-    ({"keymaster_config_path": "/nonexistent/keymaster.conf", "key_id": ""}, "also sets"),
+    ({"keymaster_config_path": "/nonexistent/keymaster.conf", "key_id": ""},
+     "there are other config options specified: auth_endpoint"),
 ])
 def test_bad_configuration_refuses_to_start(swift_sandbox, root_secret, options, expected):
     options = {"key_id": root_secret[0], **options}
