@@ -84,6 +84,10 @@ def test_key_usage_counts_exactly_per_key_container_and_account(kt, rot):
     plain = next(c for c in doc["containers"] if c["container"] == "a-plain")
     assert plain["objects"] == 14 and plain["unencrypted"] == 2 and plain["by_secret_id"][""]["objects"] == 12
     assert (rot["state"] / "keytools-key-usage.json").stat().st_mode & 0o777 == 0o600
+    table = kt("swift", "key-usage", "--proxy-config", str(rot["AB"].conf), "--account", ACCOUNT,
+               "--state-dir", str(rot["state"]), "--by-container")
+    assert table.exit_code == 0 and "(unencrypted)" in table.stdout and f"{ACCOUNT}/a-plain" in table.stdout
+    assert "Scanning objects" not in table.output  # no progress bar without a TTY
 
 
 def test_key_usage_resumes_after_a_kill_from_the_partial_state(kt, rot):
@@ -145,6 +149,10 @@ def test_check_warns_about_an_old_key_until_key_usage_ran(kt, rot, tmp_path):
     doc = _json(kt("swift", "check", str(conf), "-f", "json"))
     (warn,) = [c for c in doc["checks"] if c["check"].startswith("SWIFT007")]
     assert "has never run" in warn["message"] and doc["ok"] is True
+    # the running proxy with keys A and B said so in its log at start (its state dir: its conf's)
+    assert "keymaster: key_id is configured but not active and 'keytools swift key-usage' has never run" \
+        in rot["AB"].output()
+    assert "has never run" not in rot["A"].output()  # one key only: nothing to warn about
     _json(kt("swift", "key-usage", "--proxy-config", str(conf), "--account", ACCOUNT, "-f", "json"))
     doc = _json(kt("swift", "check", str(conf), "-f", "json"))
     (warn,) = [c for c in doc["checks"] if c["check"].startswith("SWIFT007")]
