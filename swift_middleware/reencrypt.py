@@ -136,7 +136,7 @@ def next_timestamp(headers: dict[str, str]) -> str:
     stamps = [Timestamp(lower[h]) for h in ("x-backend-timestamp", "x-backend-data-timestamp",
                                             "x-timestamp") if lower.get(h)]
     newest = max(stamps)
-    return Timestamp(newest, offset=newest.offset + 1).internal
+    return Timestamp(newest, offset=1).internal  # Timestamp adds this to its own offset
 
 
 SYMLINK_SYSMETA = "x-object-sysmeta-symlink-target"

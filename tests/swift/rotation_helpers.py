@@ -66,7 +66,8 @@ def write_workload(url: str, account: str, tag: str, sizes: tuple[int, ...] = (0
     for i in range(2):
         put(f"{tag}-segments/dlo/{i:03d}", os.urandom(SEGMENT - i))
     _ok(s.put(f"{base}/{tag}-plain/dlo", data=b"", headers={"X-Object-Manifest": f"{tag}-segments/dlo/",
-                                                         "Content-Type": "video/x-dlo"}))
+                                                         "Content-Type": "video/x-dlo",
+                                                         "X-Object-Meta-Kind": "dlo"}))
     _ok(s.put(f"{base}/{tag}-plain/link", data=b"", headers={"X-Symlink-Target": f"{tag}-plain/size-{sizes[-1]}",
                                                           "X-Object-Meta-Link": "yes"}))
     for version in (b"v1 " * 100, b"v2 " * 200, b"v3 current" * 50):

@@ -74,15 +74,16 @@ def test_key_usage_counts_exactly_per_key_container_and_account(kt, rot):
     doc = _usage(kt, rot)
     keys = {k["option"]: k for k in doc["keys"]}
     # per tag: plain 2n+4, segments 5, versioned 1 + 2 archived, history 3 versions + 1 delete
-    # marker; unencrypted: size-0, the DLO manifest and the delete marker (0 bytes, no user meta)
-    assert keys["key_id"]["objects"] == 26 - 3 and keys["key_id_2"]["objects"] == 20 - 3
+    # marker; unencrypted: size-0 and the delete marker (0 bytes, no user meta; the DLO manifest
+    # is 0 bytes too but has user metadata)
+    assert keys["key_id"]["objects"] == 26 - 2 and keys["key_id_2"]["objects"] == 20 - 2
     assert keys["key_id"]["bytes"] == _tag_bytes(rot["B"].url, "a")
     assert keys["key_id_2"]["bytes"] == _tag_bytes(rot["B"].url, "b")
     assert keys["key_id"]["containers"] == keys["key_id_2"]["containers"] == 5
     assert keys["key_id"]["accounts"] == 1 and keys["key_id_2"]["active"] is True
-    assert doc["unencrypted"] == {"objects": 6, "bytes": 0}
+    assert doc["unencrypted"] == {"objects": 4, "bytes": 0}
     plain = next(c for c in doc["containers"] if c["container"] == "a-plain")
-    assert plain["objects"] == 14 and plain["unencrypted"] == 2 and plain["by_secret_id"][""]["objects"] == 12
+    assert plain["objects"] == 14 and plain["unencrypted"] == 1 and plain["by_secret_id"][""]["objects"] == 13
     assert (rot["state"] / "keytools-key-usage.json").stat().st_mode & 0o777 == 0o600
     table = kt("swift", "key-usage", "--proxy-config", str(rot["AB"].conf), "--account", ACCOUNT,
                "--state-dir", str(rot["state"]), "--by-container")
@@ -165,12 +166,12 @@ def test_rotate_reencrypt_retire_end_to_end(kt, rot, tmp_path):
     refused = kt("swift", "retire-key", "key_id", *args)
     assert refused.exit_code == 6 and "still encrypted under key_id" in refused.stderr
     dry = _json(kt("swift", "reencrypt", *args, "--from-key-id", "key_id", "--dry-run", "-f", "json"))
-    assert dry["would_rewrite"] == 23 and dry["rewritten"] == 0
-    assert {k["option"]: k["objects"] for k in _usage(kt, rot)["keys"]}["key_id"] == 23
+    assert dry["would_rewrite"] == 24 and dry["rewritten"] == 0
+    assert {k["option"]: k["objects"] for k in _usage(kt, rot)["keys"]}["key_id"] == 24
     done = _json(kt("swift", "reencrypt", *args, "--from-key-id", "key_id", "--rate-limit", "500", "-f", "json"))
-    assert done["rewritten"] == 23 and done["failed"] == 0
+    assert done["rewritten"] == 24 and done["failed"] == 0
     keys = {k["option"]: k for k in _usage(kt, rot)["keys"]}
-    assert keys["key_id"]["objects"] == 0 and keys["key_id_2"]["objects"] == 40
+    assert keys["key_id"]["objects"] == 0 and keys["key_id_2"]["objects"] == 42
     again = _json(kt("swift", "reencrypt", *args, "--from-key-id", "key_id", "-f", "json"))
     assert again["rewritten"] == 0  # converged (finished containers skipped, the rest re-checked)
     # A proxy with only key B reads every object byte for byte with its metadata and timestamps.
@@ -240,3 +241,19 @@ def test_kill_9_during_reencrypt_ten_trials_converge(rot, swift_sandbox, tmp_pat
     _objects_ok(rot["A"].url, bodies)  # ended on the B->A leg: A alone reads everything
     for name in bodies:
         assert requests.head(f"{rot['A'].url}/v1/{KILL_ACCOUNT}/k/{name}").headers["X-Object-Meta-N"] == name
+
+
+def test_listing_hash_parsing_and_rate_limiter_units():
+    from swift_middleware import cryptometa
+
+    meta = "%7B%22cipher%22%3A+%22AES_CTR_256%22%2C+%22key_id%22%3A+%7B%22secret_id%22%3A+%222%22%7D%7D"
+    assert cryptometa.listing_secret_id(f"abc=; swift_meta={meta}") == "2"
+    assert cryptometa.listing_secret_id("d41d8cd98f00b204e9800998ecf8427e") is None
+    assert cryptometa.listing_secret_id("x; swift_meta=not-json") is None
+    slept: list[float] = []
+    limiter = reencrypt.RateLimiter(4, slept.append)
+    for _ in range(5):
+        limiter.wait()
+    assert [round(s, 2) for s in slept] == [0.25, 0.5, 0.75, 1.0]  # 4/s: one slot every 0.25 s
+    assert reencrypt.next_timestamp({"X-Backend-Timestamp": "1796124258.54419_0000000000000001",
+                                     "X-Timestamp": "1796124258.54419"}) == "1796124258.54419_0000000000000002"
