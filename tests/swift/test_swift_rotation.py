@@ -257,3 +257,37 @@ def test_listing_hash_parsing_and_rate_limiter_units():
     assert [round(s, 2) for s in slept] == [0.25, 0.5, 0.75, 1.0]  # 4/s: one slot every 0.25 s
     assert reencrypt.next_timestamp({"X-Backend-Timestamp": "1796124258.54419_0000000000000001",
                                      "X-Timestamp": "1796124258.54419"}) == "1796124258.54419_0000000000000002"
+
+
+def test_key_usage_killed_midway_resumes_to_the_same_counts(kt, rot):
+    full = _usage(kt, rot)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    cmd = [sys.executable, "-m", "keytools.cli", "swift", "key-usage", "--proxy-config", str(rot["AB"].conf),
+           "--account", ACCOUNT, "--state-dir", str(rot["state"]), "--concurrency", "1", "-f", "json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    partial = rot["state"] / "keytools-key-usage.partial.json"
+    for _ in range(600):  # kill as soon as at least one container is recorded
+        if partial.exists() or proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    resumed = json.loads(subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout)
+    assert resumed["keys"] == full["keys"] and resumed["unencrypted"] == full["unencrypted"]
+
+
+def test_objects_under_a_key_the_config_lacks_are_reported(kt, rot, swift_sandbox, make_secret, proxies):
+    key_c = make_secret(os.urandom(32))
+    other = ProxyProcess(swift_sandbox.state, swift_sandbox.config, rot["state"].parent, "rot-C",
+                         our_keymaster(swift_sandbox.config, swift_sandbox.url("barbican"), key_id_3=key_c,
+                                       active_root_secret_id="3"))
+    proxies.append(other)
+    other.wait_ready()
+    requests.put(f"{other.url}/v1/AUTH_rotunknown/c").raise_for_status()
+    requests.put(f"{other.url}/v1/AUTH_rotunknown/c/o", data=b"under C").raise_for_status()
+    doc = _usage(kt, rot, account="AUTH_rotunknown")
+    (unknown,) = [k for k in doc["keys"] if k["secret_id"] == "3"]
+    assert unknown["configured"] is False and unknown["objects"] == 1 and unknown["option"] is None
+    table = kt("swift", "key-usage", "--proxy-config", str(rot["AB"].conf), "--account", "AUTH_rotunknown",
+               "--state-dir", str(rot["state"]))
+    assert "secret id 3 (not configured!)" in table.stdout
