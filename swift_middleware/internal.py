@@ -121,6 +121,3 @@ def unreachable(setup: ProxySetup, what: str, status: int | str) -> ServiceUnava
     return ServiceUnavailable(f"Swift answered {status} for {what} (through {setup.path}'s rings)",
                               "Check that the account, container and object servers are running "
                               "and reachable from this proxy node")
-
-
-
