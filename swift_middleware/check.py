@@ -3,7 +3,8 @@
 Checks (stable ids): the pipeline ends ``<keymaster> encryption proxy-logging proxy-server``
 (SWIFT001), the keymaster is keytools' (SWIFT002, a note when it is Swift's own), encryption is not
 disabled (SWIFT003), the separate keymaster file is 0600 (SWIFT004), the keymaster options are
-valid (SWIFT005), and every configured key loads from Barbican as AES >= 256 bits raw (SWIFT006).
+valid (SWIFT005), every configured key loads from Barbican as AES >= 256 bits raw (SWIFT006), and
+(a warning, exit 0) old non-active keys that key-usage never counted (SWIFT007).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keytools.errors import ConfigError, KeytoolsError, ServiceUnavailable
-from swift_middleware import rootsecrets, settings
+from swift_middleware import rootsecrets, settings, usagestate
 
 OURS = ("egg:keytools#keymaster", "swift_middleware.keymaster:filter_factory")
 SWIFT_KEYMASTERS = ("egg:swift#keymaster", "egg:swift#kms_keymaster")
@@ -146,6 +147,12 @@ def check(path: str, attempts: int = 0) -> CheckReport:
     report.add("SWIFT005 keymaster options", True,
                f"{len(km_settings.keys)} key id(s), active: "
                f"{km_settings.key(km_settings.active_secret_id).option}, startup = {km_settings.startup}")
+    stale = usagestate.stale_key_warnings(conf, [k.secret_id for k in km_settings.keys],
+                                          km_settings.active_secret_id)
+    if len(km_settings.keys) > 1:
+        # A warning, not a failure: old keys are normal during a rotation, forgotten ones are not.
+        report.add("SWIFT007 old root secrets", True, "WARNING: " + "; ".join(stale) if stale else
+                   "every non-active root secret was counted by key-usage")
     try:
         loaded = rootsecrets.fetch_with_retries(km_settings, _Quiet(), attempts=attempts)
     except rootsecrets.RootSecretRefused as exc:

@@ -108,3 +108,187 @@ def new_key(run: RunContext, proxy_conf: str | None, secret_id: str | None, name
     click.echo("")
     for line in lines:
         click.echo(line)
+
+
+def _accounts_option(func):
+    return click.option("--account", "accounts", multiple=True, required=True, metavar="ACCOUNT",
+                        help="Swift account to scan, e.g. AUTH_<project id> (repeatable).")(func)
+
+
+def _proxy_option(func):
+    return click.option("--proxy-config", "proxy_config", required=True,
+                        type=click.Path(exists=True, dir_okay=True),
+                        help="The proxy-server.conf of this proxy node (its rings, its keymaster).")(func)
+
+
+@swift.command(name="key-usage")
+@_proxy_option
+@_accounts_option
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the resume file and the last run's summary go (default: beside the "
+                   "keymaster config; the keymaster and 'swift check' read it there).")
+@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Objects HEADed at a time.")
+@click.option("--restart", is_flag=True, help="Ignore a partial earlier run and scan everything.")
+@click.option("--by-container", is_flag=True, help="Table output: also one row per container.")
+@output.format_option
+def key_usage(proxy_config: str, accounts: tuple[str, ...], state_dir: str | None, concurrency: int,
+              restart: bool, by_container: bool, output_format: str) -> None:
+    """Count objects (and bytes, containers, accounts) per root secret id.
+
+    Reads the crypto metadata Swift's encrypter stored (body and user-metadata crypto meta, the
+    container-listing etag's swift_meta) through Swift's InternalClient with the proxy's rings
+    and a pipeline that neither decrypts nor strips sysmeta. Nothing is decrypted or changed.
+    Objects with nothing encrypted (0 bytes and no user metadata) are counted as unencrypted.
+    A killed run resumes with the next unfinished container.
+
+    Exit codes: 0 done; 2 bad option or configuration (no encryption pipeline); 4 Swift unreachable.
+    """
+    from pathlib import Path
+
+    from keytools.progress import progress
+    from swift_middleware import internal, usage, usagestate
+
+    setup = internal.load_proxy(proxy_config)
+    state = usagestate.state_dir(setup.keymaster_conf, state_dir)
+    holder: dict[str, object] = {}
+    with _maybe_progress(progress, "Scanning objects", holder) as (advance, on_total):
+        report = usage.scan(setup, list(accounts), Path(state), concurrency, restart,
+                            advance=advance, on_total=on_total)
+    if output_format == "json":
+        output.emit(report.as_dict(), "json")
+        return
+    rows = [{**k.as_dict(), "label": k.label, "active": "yes" if k.active else ""} for k in report.keys]
+    rows.append({"label": "(unencrypted)", "objects": report.unencrypted,
+                 "bytes": sum(c.unencrypted_bytes for c in report.containers)})
+    output.emit(rows, "table", ["label", "key_id", "active", "objects", "bytes", "containers", "accounts"],
+                ["Root secret", "Barbican key id", "Active", "Objects", "Bytes", "Containers", "Accounts"])
+    if by_container:
+        output.emit([{"where": f"{c.account}/{c.container}", "objects": c.objects,
+                      "unencrypted": c.unencrypted,
+                      "keys": ", ".join(f"{sid or 'key_id'}: {n[0]}" for sid, n in sorted(c.by_secret.items()))}
+                     for c in report.containers], "table", ["where", "objects", "unencrypted", "keys"],
+                    ["Container", "Objects", "Unencrypted", "Objects per secret id"])
+
+
+class _maybe_progress:
+    """A progress bar whose total is only known after the listing (TTY only)."""
+
+    def __init__(self, progress_cm, label: str, holder: dict) -> None:
+        self.progress_cm, self.label, self.holder = progress_cm, label, holder
+        self.bar = None
+
+    def __enter__(self):
+        def on_total(total: int) -> None:
+            self.bar = self.progress_cm(total, self.label)
+            self.holder["advance"] = self.bar.__enter__()
+
+        def advance(n: int = 1) -> None:
+            if "advance" in self.holder:
+                self.holder["advance"](n)
+
+        return advance, on_total
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+@swift.command()
+@_proxy_option
+@_accounts_option
+@click.option("--from-key-id", "from_key", required=True, metavar="OLD",
+              help="The root secret to move away from: option (key_id, key_id_2), secret id or UUID.")
+@click.option("--journal", type=click.Path(dir_okay=False), default=None,
+              help="Journal file (default: keytools-reencrypt-<option>.journal in the state dir).")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None,
+              help="Default place of the journal (default: beside the keymaster config).")
+@click.option("--rate-limit", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="At most this many objects rewritten per second (0: no limit).")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Only count what would be rewritten.")
+@output.format_option
+def reencrypt(proxy_config: str, accounts: tuple[str, ...], from_key: str, journal: str | None,
+              state_dir: str | None, rate_limit: float, concurrency: int, dry_run: bool,
+              output_format: str) -> None:
+    """Rewrite every object still under OLD with the active root secret.
+
+    Each such object is copied onto itself server-side through this proxy's own pipeline (copy,
+    slo, dlo, symlink, keymaster, encryption; no versioned_writes, so no history entry) with
+    ?multipart-manifest=get&symlink=get: content, content-type, ETag, user metadata, X-Delete-At,
+    SLO/DLO manifests and symlinks are kept as they are. The PUT's X-Timestamp is the object's own
+    plus an offset, so a concurrent user write always wins (the copy is refused) and
+    Last-Modified does not change. Kill -9 safe; rerun to continue.
+
+    Exit codes: 0 done; 1 some objects failed (listed); 2 bad option (unknown or active OLD, no
+    encryption pipeline); 4 Swift, Keystone or Barbican unreachable; 5 keymaster credentials refused.
+    """
+    from pathlib import Path
+
+    from keytools.progress import progress
+    from swift_middleware import internal, usagestate
+    from swift_middleware import reencrypt as reenc
+
+    setup = internal.load_proxy(proxy_config)
+    ref = reenc.resolve_key(setup.settings, from_key)
+    reenc.require_not_active(setup.settings, ref)
+    state = usagestate.state_dir(setup.keymaster_conf, state_dir)
+    journal_path = Path(journal) if journal else Path(state) / f"keytools-reencrypt-{ref.option}.journal"
+    holder: dict[str, object] = {}
+    with _maybe_progress(progress, "Re-encrypting", holder) as (advance, on_total):
+        report = reenc.run(setup, list(accounts), from_key, journal_path, dry_run, rate_limit,
+                           concurrency, advance=advance, on_total=on_total)
+    if output_format == "json":
+        output.emit(report.as_dict(), "json")
+    else:
+        output.emit([{"outcome": k, "objects": v} for k, v in report.counts.items()], "table",
+                    ["outcome", "objects"], ["Outcome", "Objects"])
+        for line in report.failures[:20]:
+            click.echo(f"failed: {line}", err=True)
+    if report.failures:
+        raise ProblemsFound(f"{len(report.failures)} object(s) could not be re-encrypted; rerun "
+                            "to retry them")
+
+
+@swift.command(name="retire-key")
+@click.argument("old")
+@_proxy_option
+@_accounts_option
+@click.option("--config", "edit", is_flag=True,
+              help="Edit the keymaster config in place (crudini; .bak copy; atomic; 0600) instead "
+                   "of printing it.")
+@click.option("--state-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True)
+@output.format_option
+def retire_key(old: str, proxy_config: str, accounts: tuple[str, ...], edit: bool, state_dir: str | None,
+               concurrency: int, output_format: str) -> None:
+    """Remove root secret OLD from the keymaster config once no object uses it.
+
+    Runs key-usage on --account first and refuses (exit 6) while any object has data or metadata
+    under OLD, or when OLD is the active key. Then prints the config without OLD's key_id line, or
+    with --config writes it. Keep the Barbican secret until every proxy has been restarted.
+
+    Exit codes: 0 done; 2 unknown OLD or bad configuration; 4 Swift unreachable; 6 OLD still in use
+    or active.
+    """
+    from pathlib import Path
+
+    from swift_middleware import internal, retire, usage, usagestate
+
+    setup = internal.load_proxy(proxy_config)
+    ref = retire.resolve_key(setup.settings, old)
+    state = usagestate.state_dir(setup.keymaster_conf, state_dir)
+    report = usage.scan(setup, list(accounts), Path(state), concurrency, restart=True)
+    retire.refuse_if_used(setup, ref.option, report)
+    result = retire.retire(setup, ref, edit)
+    if output_format == "json":
+        output.emit(result.as_dict(), "json")
+    elif edit:
+        click.echo(f"{result.file}: removed {ref.option} = {ref.key_id} from [{result.section}] "
+                   f"(backup: {result.backup})")
+    else:
+        click.echo(f"# {result.file}: delete the {ref.option} line; the key lines become "
+                   "(every other option stays as it is):")
+        for line in retire.key_lines(result.text, result.section):
+            click.echo(line)
+    click.echo(f"# {retire.reminder(ref.key_id)}.", err=True)

@@ -34,7 +34,7 @@ from swift.common.utils import get_logger
 from swift.common.wsgi import ConfigFileError
 
 from keytools.errors import KeytoolsError, ServiceUnavailable
-from swift_middleware import rootsecrets, settings
+from swift_middleware import rootsecrets, settings, usagestate
 
 LOG_ROUTE = "keytools_keymaster"
 
@@ -166,6 +166,9 @@ def make_keymaster(app: Any, conf: dict[str, str]) -> BarbicanKeyMaster | LazyKe
     warning = settings.loose_permissions(conf)
     if warning:
         logger.warning("keymaster: %s", warning)
+    for stale in usagestate.stale_key_warnings(conf, [k.secret_id for k in km_settings.keys],
+                                               km_settings.active_secret_id):
+        logger.warning("keymaster: %s", stale)
     if rootsecrets.cached(km_settings) is None:
         loader = _lazy.get(km_settings.cache_key())
         if loader is None:

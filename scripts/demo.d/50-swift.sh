@@ -31,7 +31,36 @@ else
 fi
 
 echo "== rotation step 1: order a new 256-bit AES key (readable by the swift user) and print the lines"
-"$KEYTOOLS" --os-cloud sandbox-admin swift new-key --proxy-conf "$PROXY_CONF" --acl-user swift
+"$KEYTOOLS" --os-cloud sandbox-admin swift new-key --proxy-conf "$PROXY_CONF" --acl-user swift -f json \
+  > "$DEMO_TMP/new-key.json"
+"$PY" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["config_lines"]))' "$DEMO_TMP/new-key.json"
+NEW_KEY=$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["keys"][0]["key_id"])' "$DEMO_TMP/new-key.json")
+
+echo "== ending the rotation (issue 16): a copy of the proxy config with both keys, the new one active"
+ROT="$DEMO_TMP/rotated"; mkdir -p "$ROT"; chmod 700 "$ROT"
+cp "$DEMO_STATE/swift/keymaster.conf" "$ROT/keymaster.conf"
+printf 'key_id_2 = %s\nactive_root_secret_id = 2\n' "$NEW_KEY" >> "$ROT/keymaster.conf"
+sed "s#^keymaster_config_path = .*#keymaster_config_path = $ROT/keymaster.conf#" "$PROXY_CONF" > "$ROT/proxy-server.conf"
+chmod 600 "$ROT"/*.conf
+ACCOUNT="AUTH_$("$(dirname "$PY")/openstack" --os-cloud sandbox-demo token issue -f value -c project_id)"
+echo "   swift check warns: the old key_id is not active and key-usage never counted it"
+"$KEYTOOLS" swift check "$ROT/proxy-server.conf" -f json | "$PY" -c \
+  'import json,sys; [print("  ", c["check"], "->", c["message"]) for c in json.load(sys.stdin)["checks"] if c["check"].startswith("SWIFT007")]'
+echo "== key-usage: which root secret each object of $ACCOUNT is encrypted under (read raw, nothing decrypted)"
+"$KEYTOOLS" swift key-usage --proxy-config "$ROT/proxy-server.conf" --account "$ACCOUNT" --by-container
+echo "== retire-key refuses while objects still use key_id (exit 6)"
+"$KEYTOOLS" swift retire-key key_id --proxy-config "$ROT/proxy-server.conf" --account "$ACCOUNT" >/dev/null \
+  || echo "(exit $?)"
+echo "== reencrypt: dry run, then server-side copy of each object onto itself under key_id_2"
+"$KEYTOOLS" swift reencrypt --proxy-config "$ROT/proxy-server.conf" --account "$ACCOUNT" --from-key-id key_id --dry-run
+"$KEYTOOLS" swift reencrypt --proxy-config "$ROT/proxy-server.conf" --account "$ACCOUNT" --from-key-id key_id --rate-limit 50
+"$KEYTOOLS" swift key-usage --proxy-config "$ROT/proxy-server.conf" --account "$ACCOUNT"
+echo "   (a real rollout gives every proxy the rotated config, stage 1 and 2, before reencrypt; this demo"
+echo "   rotates a copy of the config only: hello.txt now needs key_id_2, which the sandbox proxy lacks)"
+echo "== retire-key now prints the key lines without key_id, and edits a copy of the file with --config"
+"$KEYTOOLS" swift retire-key key_id --proxy-config "$ROT/proxy-server.conf" --account "$ACCOUNT"
+"$KEYTOOLS" swift retire-key key_id --proxy-config "$ROT/proxy-server.conf" --account "$ACCOUNT" --config
+grep '^key_id\|^active' "$ROT/keymaster.conf"; ls "$ROT" | grep '\.bak$'
 
 echo "== a pipeline with encryption disabled is reported (exit 1)"
 sed 's/^\[filter:encryption\]$/[filter:encryption]\ndisable_encryption = true/' "$PROXY_CONF" > "$DEMO_TMP/proxy-off.conf"

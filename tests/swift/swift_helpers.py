@@ -85,7 +85,8 @@ class ProxyProcess:
 
     def __init__(self, state: StateDir, cfg: SandboxConfig, workdir: Path, name: str,
                  keymaster: dict[str, object], pipeline: str = NOAUTH_PIPELINE,
-                 port: int | None = None, workers: int = 0) -> None:
+                 port: int | None = None, workers: int = 0,
+                 overrides: dict[str, dict[str, object]] | None = None) -> None:
         self.port = port or processes.free_ports(1)[0]
         self.url = f"http://127.0.0.1:{self.port}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +95,8 @@ class ProxyProcess:
         sections = sandbox_swift.proxy_sections(state, cfg, self.port, pipeline, keymaster)
         sections["DEFAULT"]["log_name"] = name
         sections["DEFAULT"]["workers"] = workers
+        for name, options in (overrides or {}).items():
+            sections.setdefault(name, {}).update(options)
         self.conf.write_text(ini(sections))
         os.chmod(self.conf, 0o600)
         with open(self.log, "ab") as log:

@@ -1,0 +1,119 @@
+"""``keytools swift retire-key OLD``: drop a root secret from the keymaster config once nothing
+uses it any more.
+
+Refuses (exit 6) while a fresh key-usage scan finds any object with data or metadata under OLD,
+and for the active key. Then prints the keymaster config without OLD's line, or with ``--config``
+edits the file (``keymaster_config_path`` or proxy-server.conf) with crudini, keeping comments and
+order: a ``.bak`` copy first (0600), the result written atomically (0600).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from keytools import redaction
+from keytools.errors import KeytoolsError, StateError
+from keytools.fileutil import atomic_write
+from swift_middleware import cryptometa, internal, settings
+from swift_middleware.reencrypt import resolve_key
+from swift_middleware.usage import UsageReport
+
+
+@dataclass
+class RetireResult:
+    option: str
+    key_id: str
+    file: str
+    section: str
+    text: str
+    edited: bool
+    backup: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"option": self.option, "key_id": self.key_id, "file": self.file, "section": self.section,
+                "edited": self.edited, "backup": self.backup,
+                "key_lines": key_lines(self.text, self.section),
+                "reminder": reminder(self.key_id)}
+
+
+def reminder(key_id: str) -> str:
+    return (f"Restart every proxy with the new config; keep Barbican secret {key_id} until all of "
+            "them run without it (and until backups holding objects written with it have expired)")
+
+
+def where(setup: internal.ProxySetup) -> tuple[Path, str]:
+    """The file and section holding the key_id* options."""
+    path = setup.keymaster_conf.get("keymaster_config_path")
+    if path:
+        return Path(path), settings.CONF_SECTION
+    return Path(setup.path), f"filter:{setup.keymaster_filter}"
+
+
+def refuse_if_used(setup: internal.ProxySetup, old: str, report: UsageReport) -> settings.KeyRef:
+    ref = resolve_key(setup.settings, old)
+    if ref.secret_id == setup.settings.active_secret_id:
+        raise StateError(f"{ref.option} is the active root secret; it cannot be retired",
+                         "Make another key active, reencrypt, then retire this one")
+    found = report.key(ref.secret_id or cryptometa.DEFAULT_ID)
+    if found is not None and found.objects:
+        raise StateError(f"{found.objects} object(s) in {found.containers} container(s) are still "
+                         f"encrypted under {ref.option}",
+                         f"Run 'keytools swift reencrypt --from-key-id {ref.option}' first")
+    return ref
+
+
+def _crudini() -> str:
+    found = shutil.which("crudini", path=str(Path(sys.executable).parent)) or shutil.which("crudini")
+    if not found:
+        raise KeytoolsError("crudini is not installed", "Install it: pip install crudini")
+    return found
+
+
+def without_option(path: Path, section: str, option: str) -> str:
+    """The file's text without ``option`` in ``section`` (crudini on a private copy)."""
+    with tempfile.TemporaryDirectory(prefix="keytools-retire-") as tmp:
+        work = Path(tmp) / path.name
+        work.write_bytes(path.read_bytes())
+        work.chmod(0o600)
+        result = subprocess.run([_crudini(), "--del", str(work), section, option], capture_output=True,
+                                text=True)
+        if result.returncode != 0:
+            raise KeytoolsError(f"crudini could not edit {path}: "
+                                f"{redaction.redact(result.stderr.strip())}", "Check the file's syntax")
+        return work.read_text()
+
+
+def key_lines(text: str, section: str) -> list[str]:
+    """The section's key_id* and active_root_secret_id lines: what an operator copies (the other
+    options, credentials among them, stay as they are and are never printed)."""
+    lines, inside = [f"[{section}]"], False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            inside = stripped == f"[{section}]"
+            continue
+        name = stripped.split("=", 1)[0].strip()
+        if inside and (name == "key_id" or name.startswith("key_id_") or name == "active_root_secret_id"):
+            lines.append(stripped)
+    return lines
+
+
+def retire(setup: internal.ProxySetup, ref: settings.KeyRef, edit: bool) -> RetireResult:
+    path, section = where(setup)
+    text = without_option(path, section, ref.option)
+    backup = None
+    if edit:
+        original = path.read_bytes()
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        backup_path = path.with_name(f"{path.name}.keytools-{stamp}.bak")
+        atomic_write(backup_path, original, mode=0o600)
+        atomic_write(path, text, mode=0o600)
+        backup = str(backup_path)
+    return RetireResult(ref.option, ref.key_id, str(path), section, text, edit, backup)
