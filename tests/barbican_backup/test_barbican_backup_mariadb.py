@@ -161,8 +161,8 @@ def test_database_errors(msb, kt, tmp_path):
 
 
 def test_drill_passes_on_mariadb(msb, kt):
-    result = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--config", barbican_conf(msb), "--yes",
-                "-f", "json", env={"OS_CLIENT_CONFIG_FILE": str(msb.clouds_yaml)})
+    result = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--in-place", "--config", barbican_conf(msb),
+                "--yes", "-f", "json", env={"OS_CLIENT_CONFIG_FILE": str(msb.clouds_yaml)})
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["result"] == "pass" and all(s["ok"] for s in report["steps"]), report
