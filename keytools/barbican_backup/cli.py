@@ -308,3 +308,94 @@ def _in_place(run: RunContext, config: str, keep: bool, yes: bool, output_format
         click.echo(f"drill {report.result.upper()} in {report.seconds:.1f} s"
                    + (f"; kept order {report.order}, secrets {', '.join(report.secrets)}" if keep else ""))
     _finish(report, drill.error)
+
+
+@barbican.group("kek")
+def kek_group() -> None:
+    """simple_crypto master KEK: compare nodes, rotate in resumable stages (fingerprints only)."""
+
+
+@kek_group.command("status", short_help="Compare the KEK fingerprints of several nodes' barbican.conf.")
+@click.option("--config", "configs", multiple=True, required=True, metavar="FILE", type=click.Path(dir_okay=False),
+              help="A node's barbican.conf (repeat for every node).")
+@format_option
+def kek_status_cmd(configs: tuple[str, ...], output_format: str) -> None:
+    """Show each node's KEK fingerprints (first = encrypts); exit 1 when the nodes differ.
+
+    \b
+    A rewrap must not run while the nodes differ: a node still encrypting new
+    project KEKs with the old KEK would make them unreadable once it is retired.
+    """
+    from keytools.barbican_backup import kek
+
+    status = kek.node_status(list(configs))
+    pending = kek.State(kek.default_state_file(configs[0]))
+    if output_format == "json":
+        emit({"nodes": [s.as_dict() for s in status], "differ": kek.nodes_differ(status),
+              "rotation": pending.data or None}, "json")
+    else:
+        emit([{"config": s.config, "keks": len(s.fingerprints), "primary": s.primary,
+               "list": s.list_fingerprint} for s in status], "table",
+             ["config", "keks", "primary", "list"], ["Config", "KEKs", "Primary (encrypts)", "List fingerprint"])
+        if pending.data:
+            click.echo(f"rotation {'pending' if pending.pending else 'finished'} ({pending.path}): "
+                       f"done {', '.join(pending.data.get('done', []))}")
+    if kek.nodes_differ(status):
+        raise ProblemsFound("the nodes' KEKs differ: do not rewrap until every barbican.conf holds the same kek lines")
+
+
+@kek_group.command("rotate", short_help="Rotate the master KEK: plan, backup, stage, rewrap, validate, retire.")
+@click.option("--config", "configs", multiple=True, metavar="FILE", type=click.Path(dir_okay=False),
+              help="A node's barbican.conf (repeat for every node; the first one's database is used) "
+                   f"[default: {DEFAULT_CONFIG}].")
+@click.option("--backup-out", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Archive written before anything changes (required: no rotation without a backup).")
+@key_options
+@click.option("--new-kek-stdin", is_flag=True, help="Read the new KEK (a Fernet key) from stdin instead of "
+                                                    "generating one.")
+@click.option("--until", type=click.Choice(("plan", "backup", "stage", "rewrap", "validate", "retire")),
+              help="Stop after this stage (rerun later to continue; e.g. --until stage, restart Barbican, rerun).")
+@click.option("--sample", type=int, metavar="N", help="validate: decrypt N random secrets instead of all.")
+@click.option("--seed", type=int, metavar="S", help="Seed of the --sample draw.")
+@click.option("--state", "state_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="State file (default: beside the first --config).")
+@format_option
+def kek_rotate_cmd(configs: tuple[str, ...], backup_out: str | None, passphrase_file: str | None,
+                   passphrase_env: str | None, key_file: str | None, new_kek_stdin: bool, until: str | None,
+                   sample: int | None, seed: int | None, state_file: str | None, output_format: str) -> None:
+    """Rotate [simple_crypto_plugin] kek in stages, each safe to kill and rerun.
+
+    \b
+    plan      fingerprints, project-KEK count; refuses a pending rotation, nodes
+              that differ, and a KEK that does not unwrap the project KEKs
+    backup    an archive (--backup-out) before anything changes
+    stage     new KEK first in kek, old ones kept (crudini, atomic, .bak kept)
+              -> restart Barbican on every node
+    rewrap    barbican-manage simple_crypto rewrap_pkek (refused while nodes differ)
+    validate  every project KEK unwraps with the new KEK alone; every secret (or
+              --sample N) decrypts through a scratch Barbican holding only it
+    retire    drop the old KEKs -> restart Barbican on every node
+    Rerun the same command after a kill or a failure: it resumes.
+    """
+    from keytools.barbican_backup import kek
+
+    source = (key_source(passphrase_file, passphrase_env, key_file, confirm=True)
+              if (passphrase_file or passphrase_env or key_file) else None)
+    new = None
+    if new_kek_stdin:
+        new = sys.stdin.readline().strip()
+        if not new:
+            raise UsageError("--new-kek-stdin: nothing on stdin", "Pipe the new KEK (a Fernet key) in")
+    rotation = kek.Rotation(list(configs) or [DEFAULT_CONFIG], backup_out, source, new_kek=new,
+                            state_file=state_file, until=until, sample=sample, seed=seed, progress=_progress)
+    report = rotation.run()
+    if output_format == "json":
+        emit(report.as_dict(), "json")
+    else:
+        emit([{"stage": s.stage, "result": s.result, "seconds": f"{s.seconds:.3f}", "detail": s.detail}
+              for s in report.stages], "table", ["stage", "result", "seconds", "detail"],
+             ["Stage", "Result", "Seconds", "Detail"])
+        click.echo(f"old KEK(s) {', '.join(report.old) or '-'} -> new {report.new or '-'}: "
+                   + ("rotation finished" if report.finished else "rotation pending (rerun to continue)"))
+    if rotation.error is not None:
+        raise rotation.error

@@ -61,7 +61,10 @@ class Loss(Exception):
 class ScratchDrill:
     def __init__(self, config: str | None = None, archive: str | None = None, source: KeySource | None = None,
                  sample: int | None = None, seed: int | None = None, port: int | None = None,
-                 scratch_db: str | None = None, progress: Callable[[str], None] | None = None) -> None:
+                 scratch_db: str | None = None, progress: Callable[[str], None] | None = None,
+                 keks: list[str] | None = None) -> None:
+        """``keks``: run the scratch Barbican with these KEKs instead of the archive's (the KEK
+        rotation's validate stage proves the secrets decrypt with the new KEK alone)."""
         if sample is not None and sample < 1:
             raise UsageError(f"--sample {sample} must be at least 1", "Omit --sample to check every secret")
         if archive and source is None:
@@ -74,6 +77,7 @@ class ScratchDrill:
         self.report = ScratchReport(source=f"archive {archive}" if archive else f"backup of {config}",
                                     sample=sample, seed=self.seed if sample is not None else None)
         self.error: KeytoolsError | None = None
+        self.keks = keks
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[Step]:
@@ -139,10 +143,10 @@ class ScratchDrill:
             st.detail = connection.split("://", 1)[0] + " scratch copy, " + ", ".join(
                 f"{k}={v}" for k, v in self.report.manifest_counts.items())
         with self.step("start the scratch Barbican (Barbican's own server code)") as st:
-            server_cm = scratch.run(work, connection, data.keks, port)
+            server_cm = scratch.run(work, connection, self.keks or data.keks, port)
             server = server_cm.__enter__()
             self.report.port = server.port
-            st.detail = f"127.0.0.1:{server.port}, pid {server.pid}, {len(data.keks)} KEK(s)"
+            st.detail = f"127.0.0.1:{server.port}, pid {server.pid}, {len(self.keks or data.keks)} KEK(s)"
         try:
             self._check(ApiChecker(server), inventory(query, quote))
         finally:
