@@ -293,13 +293,15 @@ class Rotation:
 
     def _rewrap(self, rec: StageResult) -> None:
         status = node_status(self.configs)
-        if nodes_differ(status):
+        if nodes_differ(status) or any(s.primary != self.state.data["new"] for s in status):
+            # a node lost the staged KEK (config management?): the next run stages it again
+            self.state.data["done"] = [d for d in self.state.data["done"] if d != "stage"]
+            self.state.save()
             raise StateError("refusing to rewrap: the nodes' KEKs differ: "
                              + "; ".join(f"{s.config}: {s.list_fingerprint}" for s in status),
-                             "Stage the new KEK on every node first (rerun the rotation)")
+                             "Rerun the rotation: it stages the new KEK again where it is missing "
+                             "(then restart Barbican there)")
         conf = self.conf()
-        if conf.kek_fingerprints[0] != self.state.data["new"]:
-            raise StateError(f"{conf.path} does not hold the new KEK first", "Rerun the rotation to stage it")
         output = run_rewrap(conf)
         moved = len(re.findall(r"^Retrieving KEKs for Project", output, re.M))
         rec.detail = f"barbican-manage simple_crypto rewrap_pkek over {moved} projects"
