@@ -126,10 +126,10 @@ class Server:
         return {"X-Keytools-Drill-Token": self.token, "X-Project-Id": project, "X-Roles": "admin"}
 
 
-def write_config(home: Path, connection: str, keks: list[str], port: int) -> None:
+def write_config(home: Path, connection: str, keks: list[str], port: int, create_schema: bool = False) -> None:
     conf_dir = private_dir(home / ".barbican")
     private_dir(conf_dir / "barbican.conf.d")  # shadows /etc/barbican/barbican.conf.d (oslo takes the first)
-    lines = ["[DEFAULT]", f"host_href = http://127.0.0.1:{port}", "db_auto_create = false", "debug = false",
+    lines = ["[DEFAULT]", f"host_href = http://127.0.0.1:{port}", f"db_auto_create = {'true' if create_schema else 'false'}", "debug = false",
              "use_stderr = true", "", "[database]", f"connection = {connection}", "",
              "[secretstore]", "enabled_secretstore_plugins = store_crypto", "",
              "[crypto]", "enabled_crypto_plugins = simple_crypto", "", f"[{KEK_SECTION}]",
@@ -150,12 +150,13 @@ def _die_with_parent() -> None:
 
 @contextlib.contextmanager
 def run(work: Path, connection: str, keks: list[str], port: int | None = None,
-        workers: int = 2) -> Iterator[Server]:
-    """Start the scratch Barbican, wait until it answers, stop it (whole process group) afterwards."""
+        workers: int = 2, create_schema: bool = False) -> Iterator[Server]:
+    """Start the scratch Barbican, wait until it answers, stop it (whole process group) afterwards.
+    ``create_schema``: an empty database gets Barbican's schema (benchmarks build data this way)."""
     require_server_packages()
     chosen = pick_port(port)
     home = private_dir(work / "home")
-    write_config(home, connection, keks, chosen)
+    write_config(home, connection, keks, chosen, create_schema)
     token = pysecrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "KEYTOOLS_SCRATCH"))}
     env.update(KEYTOOLS_SCRATCH_HOME=str(home), KEYTOOLS_SCRATCH_TOKEN=token, KEYTOOLS_SCRATCH_DB=connection,
