@@ -399,3 +399,34 @@ def kek_rotate_cmd(configs: tuple[str, ...], backup_out: str | None, passphrase_
                    + ("rotation finished" if report.finished else "rotation pending (rerun to continue)"))
     if rotation.error is not None:
         raise rotation.error
+
+
+@barbican.command("rbac-check", short_help="Who loses secret access under enforce_new_defaults = True.")
+@click.option("--project", metavar="NAME_OR_ID", help="Only this project.")
+@format_option
+@pass_run
+def rbac_check_cmd(run: RunContext, project: str | None, output_format: str) -> None:
+    """List role assignments and application credentials whose secret access depends on Barbican's
+    legacy policy, what each loses with [oslo_policy] enforce_new_defaults = True, and the remedy.
+
+    \b
+    Needs admin credentials (--os-cloud). Effective assignments (groups and implied
+    roles included) are read from Keystone. Exit 1 when something would break.
+    """
+    from keytools.barbican_backup import rbac_check
+
+    report = rbac_check.check(run.session(), project)
+    if output_format == "json":
+        emit(report.as_dict(), "json")
+    else:
+        emit([{"kind": f.kind + (f" {f.name}" if f.name else ""), "user": f.user, "project": f.project,
+               "roles": ", ".join(f.roles), "loses": ", ".join(f.loses), "remedy": f.remedy}
+              for f in report.findings], "table", ["kind", "user", "project", "roles", "loses", "remedy"],
+             ["Kind", "User", "Project", "Roles", "Loses under new defaults", "Remedy"])
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(f"{report.assignments} assignments, {report.application_credentials} application credentials: "
+                   + (f"{len(report.findings)} would lose secret access" if report.findings else "ready"))
+    if report.findings:
+        raise ProblemsFound(f"{len(report.findings)} principals would lose secret access with "
+                            "enforce_new_defaults = True (remedies above)")
