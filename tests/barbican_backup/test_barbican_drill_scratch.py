@@ -40,8 +40,14 @@ def one_error(stderr: str) -> bool:
         and sum("keytools: error" in line for line in lines) == 1
 
 
-def drill_dirs() -> list[Path]:
-    return list(Path(tempfile.gettempdir()).glob(scratch.PREFIX + "*"))
+def drill_dirs(before: frozenset[Path] = frozenset()) -> list[Path]:
+    """Scratch dirs that appeared since ``before`` (other drills, e.g. a benchmark, may be running)."""
+    return [p for p in Path(tempfile.gettempdir()).glob(scratch.PREFIX + "*") if p not in before]
+
+
+@pytest.fixture
+def others() -> frozenset[Path]:
+    return frozenset(drill_dirs())
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +70,7 @@ def populated(sandbox):
     return {"secrets": made, "acl_secret": sid, "container": cref}
 
 
-def test_scratch_drill_proves_everything_and_only_reads_production(sandbox, populated, kt):
+def test_scratch_drill_proves_everything_and_only_reads_production(sandbox, populated, kt, others):
     before = prod_state(sandbox)
     result = kt("barbican", "drill", "--config", barbican_conf(sandbox), "--format", "json")
     assert result.exit_code == 0, result.output
@@ -75,7 +81,7 @@ def test_scratch_drill_proves_everything_and_only_reads_production(sandbox, popu
         assert report["api_counts"][name] == report["manifest_counts"][name] == before[1][name], name
     assert report["api_counts"]["container_consumers"] >= 1 and report["problems"] == []
     assert prod_state(sandbox) == before  # production only read
-    assert not drill_dirs() and scratch.port_is_free(report["port"])  # scratch gone, server stopped
+    assert not drill_dirs(others) and scratch.port_is_free(report["port"])  # scratch gone, server stopped
     kek = (barbican_conf(sandbox)).read_text().split("kek = ", 1)[1].split()[0]
     assert kek not in result.output
 
@@ -90,7 +96,7 @@ def test_sample_is_reproducible_with_seed(sandbox, populated, kt):
     assert table.exit_code == 0 and "sample of 1 (seed 3)" in table.stdout and "drill PASS" in table.stdout
 
 
-def test_drill_from_an_archive_alone(sandbox, populated, kt, tmp_path):
+def test_drill_from_an_archive_alone(sandbox, populated, kt, tmp_path, others):
     archive = tmp_path / "b.ktbak"
     made = kt("barbican", "backup", "--config", barbican_conf(sandbox), "--out", archive,
               "--passphrase-env", "BK_PASS", env=ENV)
@@ -117,7 +123,7 @@ def test_drill_from_an_archive_alone(sandbox, populated, kt, tmp_path):
         assert str(damaged) in res.stderr and one_error(res.stderr), res.stderr
     nopass = kt("barbican", "drill", "--archive", archive)
     assert nopass.exit_code == 2 and "passphrase" in nopass.stderr
-    assert not drill_dirs()
+    assert not drill_dirs(others)
 
 
 def test_a_secret_that_no_longer_decrypts_is_a_loss(sandbox, populated, kt, tmp_path):
@@ -160,15 +166,15 @@ def test_without_the_sandbox_extra_one_line_says_what_to_install(sandbox, kt, mo
     assert one_error(res.stderr)
 
 
-def test_killed_drill_leaves_nothing_after_a_rerun(sandbox, populated):
+def test_killed_drill_leaves_nothing_after_a_rerun(sandbox, populated, others):
     env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(sandbox.clouds_yaml)}
     argv = keytools_argv("barbican", "drill", "--config", barbican_conf(sandbox), "-f", "json")
 
     def server_up() -> bool:
-        return any((d / "server.json").exists() for d in drill_dirs())
+        return any((d / "server.json").exists() for d in drill_dirs(others))
 
     kill_when(argv, env, server_up)
-    left = drill_dirs()
+    left = drill_dirs(others)
     assert left  # the decrypted copy is still there, 0700 ...
     assert all(oct(d.stat().st_mode & 0o777) == "0o700" for d in left)
     server = json.loads((left[0] / "server.json").read_text())
@@ -178,4 +184,4 @@ def test_killed_drill_leaves_nothing_after_a_rerun(sandbox, populated):
     assert scratch.port_is_free(server["port"])
     rerun = subprocess.run(argv, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert not drill_dirs()  # the rerun removed the killed drill's scratch copy
+    assert not drill_dirs(others)  # the rerun removed the killed drill's scratch copy
