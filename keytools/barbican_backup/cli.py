@@ -16,7 +16,7 @@ from keytools.barbican_backup.archive import KeySource
 from keytools.barbican_backup.barbican_conf import DEFAULT_CONFIG
 from keytools.barbican_backup.db_mysql import DUMP_TOOLS
 from keytools.context import RunContext, pass_run
-from keytools.errors import EXIT_FORBIDDEN, EXIT_UNREACHABLE, EXIT_USAGE, ProblemsFound, UsageError
+from keytools.errors import EXIT_FORBIDDEN, EXIT_UNREACHABLE, EXIT_USAGE, KeytoolsError, ProblemsFound, UsageError
 from keytools.output import emit, format_option, is_tty
 
 LOG = logging.getLogger("keytools.barbican")
@@ -198,27 +198,96 @@ def inspect_cmd(archive: str, verify: bool, passphrase_file: str | None, passphr
     emit(_flat(report) if output_format == "table" else report, output_format)
 
 
-@barbican.command("drill", short_help="Run the documented restore drill against a live Barbican.")
-@config_option
-@click.option("--keep", is_flag=True, help="Leave the test secrets and order in Barbican for inspection.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@barbican.command("drill", short_help="Prove a backup restores: into a scratch Barbican (default).")
+@click.option("--config", "config", default=None, metavar="FILE", type=click.Path(dir_okay=False),
+              help=f"barbican.conf of the Barbican to back up (only read) and prove [default: {DEFAULT_CONFIG}].")
+@click.option("--archive", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Prove this backup archive instead (needs its passphrase or key file; no production access).")
+@key_options
+@click.option("--sample", type=int, metavar="N", help="Decrypt N secrets chosen at random instead of all.")
+@click.option("--seed", type=int, metavar="S", help="Seed of the --sample draw (printed, to repeat a drill).")
+@click.option("--port", type=int, metavar="PORT", help="Port of the scratch Barbican on 127.0.0.1 (default: a free one).")
+@click.option("--scratch-db", metavar="URL",
+              help="MySQL/MariaDB archives: an EMPTY database for the scratch copy "
+                   "(mysql+pymysql://USER:PW@127.0.0.1/NAME). SQLite archives need none.")
+@click.option("--in-place", is_flag=True, help="The old drill: create test secrets in the LIVE Barbican, back up, "
+                                               "delete, restore (rewinds the live database), compare.")
+@click.option("--keep", is_flag=True, help="--in-place: leave the test secrets and order in Barbican.")
+@click.option("--yes", is_flag=True, help="--in-place: do not ask for confirmation.")
+@format_option
+@click.pass_context
+def drill_cmd(ctx: click.Context, config: str | None, archive: str | None, passphrase_file: str | None,
+              passphrase_env: str | None, key_file: str | None, sample: int | None, seed: int | None,
+              port: int | None, scratch_db: str | None, in_place: bool, keep: bool, yes: bool,
+              output_format: str) -> None:
+    """Prove that a backup restores, without touching production.
+
+    \b
+    Default: back up --config (read only, throwaway key) or take --archive FILE,
+    restore it into a scratch database, start a scratch Barbican (Barbican's own
+    server code, keytools[sandbox]) on 127.0.0.1 with the backed-up KEKs, and
+    prove through its API that every secret (or --sample N, reproducible with
+    --seed) decrypts with its metadata and ACLs, and that secrets, containers,
+    orders and consumers match the manifest. Exit 1 on any loss.
+
+    \b
+    --in-place runs the old drill against the live Barbican (admin credentials,
+    --os-cloud): it rewinds the WHOLE database to a backup taken seconds earlier,
+    so writes by others in that window are lost. Needs --yes or a confirmation.
+    """
+    if in_place:
+        if archive or sample is not None or seed is not None or port is not None or scratch_db:
+            raise UsageError("--in-place excludes --archive, --sample, --seed, --port and --scratch-db",
+                             "Drop --in-place for the scratch drill")
+        ctx.invoke(_in_place, config=config or DEFAULT_CONFIG, keep=keep, yes=yes, output_format=output_format)
+        return
+    if keep or yes:
+        raise UsageError("--keep and --yes belong to --in-place", "The scratch drill changes nothing: drop them")
+    if archive and config:
+        raise UsageError("--archive and --config exclude each other", "Prove either a live config or an archive")
+    from keytools.barbican_backup.scratch_drill import ScratchDrill
+
+    source = key_source(passphrase_file, passphrase_env, key_file, confirm=False) if archive else None
+    if not archive and (passphrase_file or passphrase_env or key_file):
+        raise UsageError("a passphrase or key file is only used with --archive",
+                         "The drill backs up --config under a throwaway key")
+    drill = ScratchDrill(config=None if archive else (config or DEFAULT_CONFIG), archive=archive, source=source,
+                         sample=sample, seed=seed, port=port, scratch_db=scratch_db, progress=_progress)
+    report = drill.run()
+    if output_format == "json":
+        emit(report.as_dict(), "json")
+    else:
+        emit([{"step": s.name, "result": "ok" if s.ok else "FAILED", "seconds": f"{s.seconds:.3f}",
+               "detail": s.detail} for s in report.steps], "table",
+             ["step", "result", "seconds", "detail"], ["Step", "Result", "Seconds", "Detail"])
+        for problem in report.problems[:20]:
+            click.echo(f"LOST: {problem}")
+        if len(report.problems) > 20:
+            click.echo(f"... and {len(report.problems) - 20} more (--format json lists all)")
+        click.echo(f"drill {report.result.upper()} in {report.seconds:.1f} s: "
+                   f"{report.secrets_checked}/{report.secrets_total} secrets checked"
+                   + (f" (sample {report.sample}, seed {report.seed})" if report.sample is not None else ""))
+    _finish(report, drill.error)
+
+
+def _finish(report: Any, error: KeytoolsError | None) -> None:
+    failed = report.failed_step
+    if report.result != "pass" and error is not None and error.exit_code in (
+            EXIT_UNREACHABLE, EXIT_FORBIDDEN, EXIT_USAGE):
+        raise error  # could not run (unreachable, no rights, bad input): its own exit code
+    if report.result != "pass":
+        raise ProblemsFound(f"the Barbican restore drill failed at '{failed.name if failed else '?'}'"
+                            + (f": {failed.detail}" if failed and failed.detail else ""))
+
+
+@click.command("drill-in-place", hidden=True)
+@click.option("--config", "config", default=DEFAULT_CONFIG)
+@click.option("--keep", is_flag=True)
+@click.option("--yes", is_flag=True)
 @format_option
 @pass_run
-def drill_cmd(run: RunContext, config: str, keep: bool, yes: bool, output_format: str) -> None:
-    """Run the restore drill against a live Barbican (admin credentials, e.g. --os-cloud).
-
-    \b
-    Orders a 256-bit AES key and stores a test secret, backs up (KEK + database,
-    temporary archive under a random key), deletes both, confirms they are gone,
-    restores, confirms they are back with identical payloads, then cleans up
-    (unless --keep). Prints each step with its timing; exits 1 when a step fails.
-
-    \b
-    The restore rewinds the WHOLE database to the backup taken seconds earlier:
-    writes by other users in that window are lost. Drill on a test cloud or in
-    a quiet window. --config must be the barbican.conf of the Barbican behind
-    the catalog's key-manager endpoint.
-    """
+def _in_place(run: RunContext, config: str, keep: bool, yes: bool, output_format: str) -> None:
+    """The rewinding drill against the live Barbican (``drill --in-place``)."""
     from keytools.barbican_backup.drill import Drill
 
     if not yes:
@@ -238,10 +307,126 @@ def drill_cmd(run: RunContext, config: str, keep: bool, yes: bool, output_format
              ["step", "result", "seconds", "detail"], ["Step", "Result", "Seconds", "Detail"])
         click.echo(f"drill {report.result.upper()} in {report.seconds:.1f} s"
                    + (f"; kept order {report.order}, secrets {', '.join(report.secrets)}" if keep else ""))
-    failed = report.failed_step
-    if report.result != "pass" and drill.error is not None and drill.error.exit_code in (
-            EXIT_UNREACHABLE, EXIT_FORBIDDEN, EXIT_USAGE):
-        raise drill.error  # could not run (unreachable, no rights, bad config): its own exit code
-    if report.result != "pass":
-        raise ProblemsFound(f"the Barbican restore drill failed at '{failed.name if failed else '?'}'"
-                            + (f": {failed.detail}" if failed and failed.detail else ""))
+    _finish(report, drill.error)
+
+
+@barbican.group("kek")
+def kek_group() -> None:
+    """simple_crypto master KEK: compare nodes, rotate in resumable stages (fingerprints only)."""
+
+
+@kek_group.command("status", short_help="Compare the KEK fingerprints of several nodes' barbican.conf.")
+@click.option("--config", "configs", multiple=True, required=True, metavar="FILE", type=click.Path(dir_okay=False),
+              help="A node's barbican.conf (repeat for every node).")
+@format_option
+def kek_status_cmd(configs: tuple[str, ...], output_format: str) -> None:
+    """Show each node's KEK fingerprints (first = encrypts); exit 1 when the nodes differ.
+
+    \b
+    A rewrap must not run while the nodes differ: a node still encrypting new
+    project KEKs with the old KEK would make them unreadable once it is retired.
+    """
+    from keytools.barbican_backup import kek
+
+    status = kek.node_status(list(configs))
+    pending = kek.State(kek.default_state_file(configs[0]))
+    if output_format == "json":
+        emit({"nodes": [s.as_dict() for s in status], "differ": kek.nodes_differ(status),
+              "rotation": pending.data or None}, "json")
+    else:
+        emit([{"config": s.config, "keks": len(s.fingerprints), "primary": s.primary,
+               "list": s.list_fingerprint} for s in status], "table",
+             ["config", "keks", "primary", "list"], ["Config", "KEKs", "Primary (encrypts)", "List fingerprint"])
+        if pending.data:
+            click.echo(f"rotation {'pending' if pending.pending else 'finished'} ({pending.path}): "
+                       f"done {', '.join(pending.data.get('done', []))}")
+    if kek.nodes_differ(status):
+        raise ProblemsFound("the nodes' KEKs differ: do not rewrap until every barbican.conf holds the same kek lines")
+
+
+@kek_group.command("rotate", short_help="Rotate the master KEK: plan, backup, stage, rewrap, validate, retire.")
+@click.option("--config", "configs", multiple=True, metavar="FILE", type=click.Path(dir_okay=False),
+              help="A node's barbican.conf (repeat for every node; the first one's database is used) "
+                   f"[default: {DEFAULT_CONFIG}].")
+@click.option("--backup-out", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Archive written before anything changes (required: no rotation without a backup).")
+@key_options
+@click.option("--new-kek-stdin", is_flag=True, help="Read the new KEK (a Fernet key) from stdin instead of "
+                                                    "generating one.")
+@click.option("--until", type=click.Choice(("plan", "backup", "stage", "rewrap", "validate", "retire")),
+              help="Stop after this stage (rerun later to continue; e.g. --until stage, restart Barbican, rerun).")
+@click.option("--sample", type=int, metavar="N", help="validate: decrypt N random secrets instead of all.")
+@click.option("--seed", type=int, metavar="S", help="Seed of the --sample draw.")
+@click.option("--state", "state_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="State file (default: beside the first --config).")
+@format_option
+def kek_rotate_cmd(configs: tuple[str, ...], backup_out: str | None, passphrase_file: str | None,
+                   passphrase_env: str | None, key_file: str | None, new_kek_stdin: bool, until: str | None,
+                   sample: int | None, seed: int | None, state_file: str | None, output_format: str) -> None:
+    """Rotate [simple_crypto_plugin] kek in stages, each safe to kill and rerun.
+
+    \b
+    plan      fingerprints, project-KEK count; refuses a pending rotation, nodes
+              that differ, and a KEK that does not unwrap the project KEKs
+    backup    an archive (--backup-out) before anything changes
+    stage     new KEK first in kek, old ones kept (crudini, atomic, .bak kept)
+              -> restart Barbican on every node
+    rewrap    barbican-manage simple_crypto rewrap_pkek (refused while nodes differ)
+    validate  every project KEK unwraps with the new KEK alone; every secret (or
+              --sample N) decrypts through a scratch Barbican holding only it
+    retire    drop the old KEKs -> restart Barbican on every node
+    Rerun the same command after a kill or a failure: it resumes.
+    """
+    from keytools.barbican_backup import kek
+
+    source = (key_source(passphrase_file, passphrase_env, key_file, confirm=True)
+              if (passphrase_file or passphrase_env or key_file) else None)
+    new = None
+    if new_kek_stdin:
+        new = sys.stdin.readline().strip()
+        if not new:
+            raise UsageError("--new-kek-stdin: nothing on stdin", "Pipe the new KEK (a Fernet key) in")
+    rotation = kek.Rotation(list(configs) or [DEFAULT_CONFIG], backup_out, source, new_kek=new,
+                            state_file=state_file, until=until, sample=sample, seed=seed, progress=_progress)
+    report = rotation.run()
+    if output_format == "json":
+        emit(report.as_dict(), "json")
+    else:
+        emit([{"stage": s.stage, "result": s.result, "seconds": f"{s.seconds:.3f}", "detail": s.detail}
+              for s in report.stages], "table", ["stage", "result", "seconds", "detail"],
+             ["Stage", "Result", "Seconds", "Detail"])
+        click.echo(f"old KEK(s) {', '.join(report.old) or '-'} -> new {report.new or '-'}: "
+                   + ("rotation finished" if report.finished else "rotation pending (rerun to continue)"))
+    if rotation.error is not None:
+        raise rotation.error
+
+
+@barbican.command("rbac-check", short_help="Who loses secret access under enforce_new_defaults = True.")
+@click.option("--project", metavar="NAME_OR_ID", help="Only this project.")
+@format_option
+@pass_run
+def rbac_check_cmd(run: RunContext, project: str | None, output_format: str) -> None:
+    """List role assignments and application credentials whose secret access depends on Barbican's
+    legacy policy, what each loses with [oslo_policy] enforce_new_defaults = True, and the remedy.
+
+    \b
+    Needs admin credentials (--os-cloud). Effective assignments (groups and implied
+    roles included) are read from Keystone. Exit 1 when something would break.
+    """
+    from keytools.barbican_backup import rbac_check
+
+    report = rbac_check.check(run.session(), project)
+    if output_format == "json":
+        emit(report.as_dict(), "json")
+    else:
+        emit([{"kind": f.kind + (f" {f.name}" if f.name else ""), "user": f.user, "project": f.project,
+               "roles": ", ".join(f.roles), "loses": ", ".join(f.loses), "remedy": f.remedy}
+              for f in report.findings], "table", ["kind", "user", "project", "roles", "loses", "remedy"],
+             ["Kind", "User", "Project", "Roles", "Loses under new defaults", "Remedy"])
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(f"{report.assignments} assignments, {report.application_credentials} application credentials: "
+                   + (f"{len(report.findings)} would lose secret access" if report.findings else "ready"))
+    if report.findings:
+        raise ProblemsFound(f"{len(report.findings)} principals would lose secret access with "
+                            "enforce_new_defaults = True (remedies above)")

@@ -14,6 +14,9 @@ from keytools.errors import UsageError
 
 # The objects a restore brings back; a target holding any of them is "not empty".
 DATA_TABLES = ("secrets", "orders", "containers")
+# Counted too (the drill compares them through the API), but they do not make a target "not empty".
+CONSUMER_TABLES = {"container_consumers": "container_consumer_metadata",
+                   "secret_consumers": "secret_consumer_metadata"}
 
 
 @dataclass
@@ -49,6 +52,10 @@ def build_stats(tables: dict[str, list[str]], query: Callable[[str], list[tuple[
         rows[table] = [tuple(r) for r in query(f"SELECT id, deleted FROM {quote(table)}")]  # noqa: S608
         stats.counts[table] = sum(1 for _, deleted in rows[table] if not deleted)
         stats.total_rows += len(rows[table])
+    for name, table in CONSUMER_TABLES.items():
+        if table in tables:
+            found = query(f"SELECT COUNT(*) FROM {quote(table)} WHERE deleted = 0")  # noqa: S608
+            stats.counts[name] = int(found[0][0]) if found else 0
     stats.digest = content_digest(rows)
     return stats
 

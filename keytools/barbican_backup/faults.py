@@ -24,3 +24,19 @@ def step_delay(name: str = ENV) -> float:
 def pause(delay: float) -> None:
     if delay:
         time.sleep(delay)
+
+
+KEK_ENV = "KEYTOOLS_FAULT_KEK_PAUSE"  # "<stage>:<seconds>": pause inside that rotation stage
+KEK_MARK_ENV = "KEYTOOLS_FAULT_KEK_MARK"  # a file created when the pause begins (the test kills then)
+
+
+def kek_pause(stage: str) -> None:
+    """Pause inside a KEK rotation stage, after its first change and before it is recorded."""
+    wanted, _, seconds = os.environ.get(KEK_ENV, "").partition(":")
+    if wanted != stage:
+        return
+    mark = os.environ.get(KEK_MARK_ENV)
+    if mark:
+        with open(mark, "w") as handle:
+            handle.write(stage)
+    pause(float(seconds or 0))

@@ -44,5 +44,26 @@ print("   payload after restore:", client.secrets.get(sys.argv[1]).payload)
 client.secrets.delete(sys.argv[1])
 EOF
 
-echo "== the restore drill (order a key, store a secret, back up, delete, restore, compare, clean up)"
-"$KEYTOOLS" --os-cloud sandbox-admin barbican drill --config "$CONF" --yes 2>/dev/null
+echo "== the restore drill: into a scratch Barbican on 127.0.0.1, production only read"
+"$KEYTOOLS" barbican drill --config "$CONF" 2>/dev/null
+
+echo "== the same from the archive alone (what you would do on another machine)"
+"$KEYTOOLS" barbican drill --archive "$ARCHIVE" --passphrase-env DEMO_BK_PASS --sample 2 --seed 1 2>/dev/null \
+    | tail -1
+
+echo "== the old in-place drill (rewinds the live database: test clouds only)"
+"$KEYTOOLS" --os-cloud sandbox-admin barbican drill --in-place --config "$CONF" --yes 2>/dev/null | tail -1
+
+echo "== KEK rotation on a copy of this Barbican (two node configs, one database copy)"
+ROT="$DEMO_TMP/kek-rotation"; rm -rf "$ROT"; mkdir -p "$ROT"
+DB=$(sed -n 's#^connection *= *sqlite:///##p' "$CONF")
+cp "$DB" "$ROT/barbican.db"
+for n in node1 node2; do
+    sed "s#^connection *=.*#connection = sqlite:///$ROT/barbican.db#" "$CONF" > "$ROT/$n.conf"; chmod 600 "$ROT/$n.conf"
+done
+"$KEYTOOLS" barbican kek status --config "$ROT/node1.conf" --config "$ROT/node2.conf" 2>/dev/null
+"$KEYTOOLS" barbican kek rotate --config "$ROT/node1.conf" --config "$ROT/node2.conf" \
+    --backup-out "$ROT/pre-rotation.ktbak" --passphrase-env DEMO_BK_PASS --until stage 2>/dev/null | tail -1
+echo "   (restart Barbican on every node here; then the same command resumes)"
+"$KEYTOOLS" barbican kek rotate --config "$ROT/node1.conf" --config "$ROT/node2.conf" \
+    --backup-out "$ROT/pre-rotation.ktbak" --passphrase-env DEMO_BK_PASS --sample 3 2>/dev/null

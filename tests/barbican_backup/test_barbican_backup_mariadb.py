@@ -161,8 +161,27 @@ def test_database_errors(msb, kt, tmp_path):
 
 
 def test_drill_passes_on_mariadb(msb, kt):
-    result = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--config", barbican_conf(msb), "--yes",
-                "-f", "json", env={"OS_CLIENT_CONFIG_FILE": str(msb.clouds_yaml)})
+    result = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--in-place", "--config", barbican_conf(msb),
+                "--yes", "-f", "json", env={"OS_CLIENT_CONFIG_FILE": str(msb.clouds_yaml)})
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["result"] == "pass" and all(s["ok"] for s in report["steps"]), report
+
+
+def test_scratch_drill_on_a_private_mariadb_database(msb, madmin, kt):
+    store_secrets(madmin, "scratch-maria")
+    env = {"OS_CLIENT_CONFIG_FILE": str(msb.clouds_yaml)}
+    before = digest(msb, "barbican")
+    missing = kt("barbican", "drill", "--config", barbican_conf(msb), env=env)
+    assert missing.exit_code == 2 and "--scratch-db" in missing.stderr, missing.output
+    prod = kt("barbican", "drill", "--config", barbican_conf(msb), "--scratch-db", url_for(msb, "barbican"), env=env)
+    assert prod.exit_code == 2 and "production" in prod.stderr, prod.output
+    sql(msb, "DROP DATABASE IF EXISTS `drill_scratch`", "CREATE DATABASE `drill_scratch` CHARACTER SET utf8mb4")
+    result = kt("barbican", "drill", "--config", barbican_conf(msb), "--scratch-db", url_for(msb, "drill_scratch"),
+                "-f", "json", env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["result"] == "pass" and report["secrets_checked"] == report["secrets_total"] >= 1, report
+    assert digest(msb, "barbican") == before  # production only read
+    assert sql(msb, "SHOW TABLES", database="drill_scratch") == [()]  # the scratch copy is emptied again
+    assert msb.config.passwords["mariadb"] not in result.output

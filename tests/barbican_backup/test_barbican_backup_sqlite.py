@@ -161,8 +161,8 @@ def test_bad_inputs_change_nothing(sandbox, backed_up, kt):
 
 
 def test_drill_passes(sandbox, kt):
-    result = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--config", barbican_conf(sandbox), "--yes",
-                "--format", "json")
+    result = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--in-place", "--config", barbican_conf(sandbox),
+                "--yes", "--format", "json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["result"] == "pass"
@@ -170,7 +170,7 @@ def test_drill_passes(sandbox, kt):
     assert names[-1] == "clean up" and all(s["ok"] for s in report["steps"]), report
     assert "confirm they are gone" in names and "confirm they are back with identical payloads" in names
     assert all(s["seconds"] >= 0 for s in report["steps"])
-    refused = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--config", barbican_conf(sandbox))
+    refused = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--in-place", "--config", barbican_conf(sandbox))
     assert refused.exit_code == 2 and "--yes" in refused.stderr
 
 
@@ -254,7 +254,8 @@ def test_backup_killed_midway_leaves_no_archive(sandbox, tmp_path):
 
 def test_drill_with_a_bad_config_creates_nothing(sandbox, kt, tmp_path):
     conf = conf_copy(barbican_conf(sandbox), tmp_path / "nokek.conf", drop_kek=True)
-    result = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--config", conf, "--yes", "-f", "json")
+    result = kt("--os-cloud", "sandbox-admin", "barbican", "drill", "--in-place", "--config", conf, "--yes",
+                "-f", "json")
     assert result.exit_code == 2 and "kek is not set" in result.stderr, result.output
     report = json.loads(result.stdout)
     assert report["result"] == "fail" and report["secrets"] == [] and report["order"] is None
