@@ -15,9 +15,10 @@ from keytools.context import RunContext, pass_run
 from keytools.errors import StateError, UsageError
 from keytools.logs import log_event
 from keytools.service_errors import translated
-from migrate import config, engine, logparse, preflight
+from migrate import config, engine, logparse, preflight, services
 from migrate import journal as jr
 from migrate.barbican import Barbican
+from migrate.consumer import CinderConsumer, Consumer
 from migrate.db import CinderDB
 from migrate.engine import LOG, MSG_NO_ITEMS, Scope
 
@@ -40,6 +41,15 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Barbican URL (default: [barbican] barbican_endpoint, else the service catalog)."),
         click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
                      help="Where the journal lives (default ~/.local/state/keytools/migrate)."),
+        click.option("--service", metavar="LIST", help="Services to cover, comma-separated: cinder, nova "
+                     "(default: every service whose options are given)."),
+        click.option("--nova-config-file", type=click.Path(dir_okay=False), metavar="NOVA_CONF",
+                     help="nova.conf: [api_database] connection (cells from cell_mappings), [database] "
+                          "connection (templated cell URLs, or the one cell of a compute's nova.conf); "
+                          "fixed_key and [keystone_authtoken] when no cinder.conf is given."),
+        click.option("--nova-api-db-url", metavar="URL", help="nova_api database URL (cells from cell_mappings)."),
+        click.option("--nova-db-url", multiple=True, metavar="[CELL=]URL",
+                     help="A Nova cell database, repeatable (instead of cell_mappings)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -48,6 +58,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def scope_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
+        click.option("--cell", metavar="CELL", help="Only Nova instances of this cell (cell_mappings name)."),
         click.option("--host", metavar="HOST", help="Only this cinder host, matched as cinder does "
                      "(host, host@backend, host@backend#pool; backups by exact host). Default: all hosts."),
         click.option("--cluster", metavar="CLUSTER", help="Only volumes of this cinder cluster (cluster_name)."),
@@ -59,31 +70,56 @@ def scope_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _scope(host: str | None, cluster: str | None, only: str | None) -> Scope:
-    return Scope(host=host, cluster=cluster, tables=(only,) if only else ("volumes", "backups"))
+def _scope(host: str | None, cluster: str | None, only: str | None, cell: str | None = None) -> Scope:
+    return Scope(host=host, cluster=cluster, tables=(only,) if only else ("volumes", "backups"), cell=cell)
+
+
+def _settings(kw: dict[str, Any], names: list[str]) -> config.Settings:
+    return config.load(kw.get("config_file"), kw.get("db_url"), kw.get("fixed_key_file"), kw.get("backend"),
+                       kw.get("barbican_endpoint"), require_db="cinder" in names,
+                       service_conf=kw.get("nova_config_file"))
 
 
 def _load(kw: dict[str, Any]) -> tuple[config.Settings, CinderDB, Path]:
-    settings = config.load(kw.get("config_file"), kw.get("db_url"), kw.get("fixed_key_file"), kw.get("backend"),
-                           kw.get("barbican_endpoint"))
+    """Cinder only (status/finish of the original path)."""
+    settings = _settings(kw, ["cinder"])
     db = CinderDB(settings.db_url)
     path = jr.journal_path(kw.get("state_dir"), db.describe())
     return settings, db, path
 
 
-def _session(run: RunContext, settings: config.Settings) -> ks_session.Session:
-    """cinder's own credentials ([keystone_authtoken]) unless --os-cloud/--auth-config-file says otherwise."""
+def _consumers(kw: dict[str, Any], readers: Any = None) -> tuple[config.Settings, list[tuple[Consumer, Path]]]:
+    """Every selected service's consumer and its journal (one per service identity)."""
+    names = services.selected(kw)
+    settings = _settings(kw, names)
+    built: list[tuple[Consumer, Path]] = []
+    try:
+        for name in names:
+            consumer = services.build(name, kw, settings, readers if name == "cinder" else None)
+            built.append((consumer, jr.journal_path(kw.get("state_dir"), consumer.identity())))
+    except Exception:
+        for consumer, _ in built:
+            consumer.dispose()
+        raise
+    return settings, built
+
+
+def _session(run: RunContext, settings: config.Settings, service_conf: str | None = None) -> ks_session.Session:
+    """cinder's own credentials ([keystone_authtoken]; nova's when only nova.conf is given) unless
+    --os-cloud/--auth-config-file says otherwise."""
     src = run.auth_source
-    if not src.cloud and not src.config_file and settings.config_file:
-        conf = oslo_ini.parse_with_conf_d(settings.config_file)
+    conf_file = settings.config_file or service_conf
+    if not src.cloud and not src.config_file and conf_file:
+        conf = oslo_ini.parse_with_conf_d(conf_file)
         if conf.has_section("keystone_authtoken"):
-            return auth.session_from_oslo_config(settings.config_file, "keystone_authtoken", src.insecure)
+            return auth.session_from_oslo_config(conf_file, "keystone_authtoken", src.insecure)
     return run.session()
 
 
 def _barbican(run: RunContext, settings: config.Settings, concurrency: int = DEFAULT_CONCURRENCY,
-              timeout: float = 30.0, retries: int = 4) -> Barbican:
-    return Barbican(_session(run, settings), settings.barbican_endpoint, settings.barbican_region,
+              timeout: float = 30.0, retries: int = 4, kw: dict[str, Any] | None = None) -> Barbican:
+    return Barbican(_session(run, settings, (kw or {}).get("nova_config_file")), settings.barbican_endpoint,
+                    settings.barbican_region,
                     timeout=timeout, retries=retries, pool=concurrency + 2)
 
 
@@ -116,33 +152,55 @@ def migrate() -> None:
 @migrate.command()
 @source_options
 @scope_options
+@click.option("--acl", "acl_mode", type=click.Choice(["owner", "project"]), default="owner", show_default=True,
+              help="Read ACL of new Cinder volume secrets: the owning user (cinder's behaviour) or every member "
+                   "of the volume's project, listed from Keystone at migration time.")
 @output.format_option
-def plan(output_format: str, host: str | None, cluster: str | None, only: str | None, **kw: Any) -> None:
-    """Dry run: what would be migrated, per table, host and project, and why.
+def plan(output_format: str, host: str | None, cluster: str | None, only: str | None, cell: str | None,
+         acl_mode: str, **kw: Any) -> None:
+    """Dry run: what would be migrated, per service, table, host/cell and project, and why.
 
-    Reads the database and the journal only; changes nothing and does not contact Barbican.
+    Reads the databases and the journals only; changes nothing and does not contact Barbican.
     Shows cinder's decision (including each "Not migrating ... because" case), rows to migrate,
-    snapshots that follow their volume, stranded snapshots a run would repair, secrets a rerun
-    would reuse and orphan secrets from earlier runs.
+    snapshots that follow their volume, stranded snapshots a run would repair, Nova instances per
+    cell, secrets a rerun would reuse and orphan secrets from earlier runs.
     """
-    from migrate.plan import make_plan
+    from migrate.plan import make_plan, make_service_plan
 
-    settings, db, path = _load(kw)
+    settings, built = _consumers(kw)
+    scope = _scope(host, cluster, only, cell)
+    results = []
     try:
-        result = make_plan(settings, db, _scope(host, cluster, only), path)
+        for consumer, path in built:
+            if isinstance(consumer, CinderConsumer):
+                result = make_plan(settings, consumer.db, scope, path)
+                if acl_mode == "project":
+                    result["actions"] = [a.replace("each with a read ACL for the row's user",
+                                                   "each with a read ACL for the row's user (volumes: every "
+                                                   "member of the volume's project, listed from Keystone when "
+                                                   "the run starts)") for a in result["actions"]]
+            else:
+                result = make_service_plan(settings, consumer, scope, path, "the instance's user (user_id)")
+            results.append(result)
     finally:
-        db.dispose()
+        for consumer, _ in built:
+            consumer.dispose()
     if output_format == "json":
-        output.emit(result, "json")
+        output.emit(results[0] if len(results) == 1 else {"services": results}, "json")
         return
-    click.echo(f"Decision: {result['decision']}: {result['message']}")
-    click.echo(f"Database: {result['database']}   backend: {result['backend']}   "
-               f"fixed_key: {result['key_bits'] or 'not set'}{' bits' if result['key_bits'] else ''}")
-    output.emit([{"table": t, "rows": n} for t, n in result["to_migrate"].items()], "table", ["table", "rows"])
-    if result["by_host_project"]:
-        output.emit(result["by_host_project"], "table", ["table", "host", "project", "rows"])
-    for action in result["actions"]:
-        click.echo(f"- would {action}")
+    for result in results:
+        if len(results) > 1:
+            click.echo(f"== {result['service']} ==")
+        click.echo(f"Decision: {result['decision']}: {result['message']}")
+        click.echo(f"Database: {result['database']}   backend: {result['backend']}   "
+                   f"fixed_key: {result['key_bits'] or 'not set'}{' bits' if result['key_bits'] else ''}")
+        output.emit([{"table": t, "rows": n} for t, n in result["to_migrate"].items()], "table", ["table", "rows"])
+        if result["by_host_project"]:
+            cols = ["table", "cell", "host", "project", "rows"] if result["service"] == "nova" else \
+                ["table", "host", "project", "rows"]
+            output.emit(result["by_host_project"], "table", cols)
+        for action in result["actions"]:
+            click.echo(f"- would {action}")
 
 
 @migrate.command()
@@ -156,7 +214,11 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
 @click.option("--grant-creator", is_flag=True, help="If the credentials may not create secrets, grant the "
               "missing role (creator, or member under Barbican's new policy) with --admin-cloud credentials.")
 @click.option("--admin-cloud", metavar="NAME", help="clouds.yaml cloud with Keystone admin rights "
-              "(for --grant-creator).")
+              "(for --grant-creator, and to list project members for --acl project).")
+@click.option("--acl", "acl_mode", type=click.Choice(["owner", "project"]), default="owner", show_default=True,
+              help="Read ACL of new Cinder volume secrets: the owning user (cinder's behaviour) or every member "
+                   "of the volume's project, listed from Keystone when the run starts (later members are not "
+                   "added). Backups and instances always get their owner.")
 @click.option("--timeout", type=click.FloatRange(1, 600), default=30.0, show_default=True,
               help="Seconds to wait for one Barbican request.")
 @click.option("--retries", type=click.IntRange(0, 10), default=4, show_default=True,
@@ -165,54 +227,115 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
 @output.format_option
 @pass_run
 def run(runctx: RunContext, output_format: str, host: str | None, cluster: str | None, only: str | None,
-        concurrency: int, cleanup: bool, grant_creator: bool, admin_cloud: str | None, timeout: float,
-        retries: int, progress: bool | None, **kw: Any) -> None:
-    """Migrate: one new Barbican secret per volume and per backup, rows updated by compare-and-swap.
+        cell: str | None, concurrency: int, cleanup: bool, grant_creator: bool, admin_cloud: str | None,
+        acl_mode: str, timeout: float, retries: int, progress: bool | None, **kw: Any) -> None:
+    """Migrate: one new Barbican secret per volume, backup and instance, rows updated by compare-and-swap.
 
     Logs cinder's own lines (Starting migration..., Migrating volume <id> encryption key to
     Barbican, the closing status lines) plus one line per migrated row; --log-format json gives
-    event, table, id, host, secret_id, done/total and rate. A journal in --state-dir records each
-    secret before a row uses it: rerun after any failure or kill and it finishes the work, reusing
-    secrets already stored. Two runs at once never migrate a row twice.
+    event, service, table, id, host, cell, secret_id, done/total and rate. A journal per service
+    in --state-dir records each secret before a row uses it: rerun after any failure or kill and
+    it finishes the work, reusing secrets already stored. Two runs at once never migrate a row twice.
+    Services run one after the other (cinder, then nova).
     """
     if grant_creator and not admin_cloud:
         raise UsageError("--grant-creator needs --admin-cloud NAME", "Name a clouds.yaml cloud with admin rights")
-    settings, db, path = _load(kw)
+    readers = None
+    if acl_mode == "project":
+        readers = _project_readers(runctx, admin_cloud)
+    settings, built = _consumers(kw, readers)
+    scope = _scope(host, cluster, only, cell)
+    outcomes: list[engine.Outcome] = []
     try:
-        db.check()
-        engine.check_decision(settings, db)
-        scope = _scope(host, cluster, only)
-        pending = jr.replay(path)
-        total = sum(db.count(t, scope.host, scope.cluster) for t in scope.tables)
-        if total == 0 and not pending.unresolved_intents():
-            outcome = engine.Outcome(journal=str(path))
-            for fix in db.repair_snapshots():
-                outcome.repaired_snapshots += 1
-                log_event(LOG, logging.INFO, f"Repaired snapshot {fix['id']}: it now uses the key of its "
-                          f"volume {fix['volume_id']}", "repaired_snapshot", table="snapshots", id=fix["id"])
-            log_event(LOG, logging.INFO, MSG_NO_ITEMS, config.SKIP_NOTHING_TO_MIGRATE, host=host)
-            outcome.skipped = config.SKIP_NOTHING_TO_MIGRATE
-            outcome.orphans = engine.find_orphans(db, pending)
-            if outcome.orphans and cleanup:
-                barbican = _barbican(runctx, settings, concurrency, timeout, retries)
-                with jr.Journal(path) as journal:
-                    m = engine.Migrator(settings, db, barbican, journal, concurrency, progress=False)
-                    outcome.deleted_orphans = m.delete_orphans(outcome.orphans)
-            outcome.remaining = engine.log_status(db)
-            _emit_outcome(outcome, output_format)
-            return
-        barbican = _barbican(runctx, settings, concurrency, timeout, retries)
-        with jr.Journal(path) as journal:
-            preflight.ensure_can_create(barbican, journal, grant_creator, admin_cloud)
-            migrator = engine.Migrator(settings, db, barbican, journal, concurrency, progress)
-            try:
-                outcome = migrator.run(scope, cleanup)
-            except Exception:
-                _emit_outcome(migrator.outcome, output_format)
-                raise
-        _emit_outcome(outcome, output_format)
+        for consumer, _ in built:
+            consumer.check()
+            if cell and consumer.service == "nova":
+                _check_cell(consumer, cell)
+        cinder = next((c for c, _ in built if isinstance(c, CinderConsumer)), None)
+        engine.check_decision(settings, cinder.db if cinder else None)
+        barbican: Barbican | None = None
+        for consumer, path in built:
+            pending = jr.replay(path)
+            total = sum(consumer.count(t, scope) for t in scope.tables_of(consumer))
+            if total == 0 and not pending.unresolved_intents():
+                if barbican is None and cleanup:
+                    barbican = _barbican(runctx, settings, concurrency, timeout, retries, kw)
+                outcomes.append(_nothing_to_do(consumer, path, pending, settings, barbican, cleanup, host))
+                continue
+            if barbican is None:
+                barbican = _barbican(runctx, settings, concurrency, timeout, retries, kw)
+            with jr.Journal(path) as journal:
+                preflight.ensure_can_create(barbican, journal, grant_creator, admin_cloud)
+                migrator = engine.Migrator(settings, consumer, barbican, journal, concurrency, progress)
+                try:
+                    outcomes.append(migrator.run(scope, cleanup))
+                except Exception:
+                    outcomes.append(migrator.outcome)
+                    _emit_outcomes(outcomes, output_format)
+                    raise
+        _emit_outcomes(outcomes, output_format)
     finally:
-        db.dispose()
+        for consumer, _ in built:
+            consumer.dispose()
+
+
+def _check_cell(consumer: Consumer, cell: str) -> None:
+    names = [c.name for c in getattr(consumer, "cells").cells]
+    if cell not in names:
+        raise UsageError(f"--cell {cell}: no such Nova cell (cells: {', '.join(names)})",
+                         "Give a cell name from cell_mappings ('nova-manage cell_v2 list_cells')")
+
+
+def _project_readers(runctx: RunContext, admin_cloud: str | None) -> Any:
+    """--acl project: every member of the volume's project (Keystone, at migration time)."""
+    from keytools.keystone_members import ProjectMembers
+
+    session = auth.session_from_cloud(admin_cloud) if admin_cloud else runctx.session()
+    members = ProjectMembers(session)
+
+    def readers(item: Any) -> list[str]:
+        if item.table != "volumes":
+            return [item.user_id] if item.user_id else []
+        return members(item.project_id)
+
+    return readers
+
+
+def _nothing_to_do(consumer: Consumer, path: Path, pending: jr.Replay, settings: config.Settings,
+                   barbican: Barbican | None, cleanup: bool, host: str | None) -> engine.Outcome:
+    outcome = engine.Outcome(journal=str(path), service=consumer.service,
+                             migrated=({"volumes": 0, "snapshots": 0, "backups": 0} if consumer.service == "cinder"
+                                       else dict.fromkeys(consumer.tables, 0)))
+    for fix in consumer.repair():
+        outcome.repaired_snapshots += 1
+        log_event(LOG, logging.INFO, f"Repaired snapshot {fix['id']}: it now uses the key of its "
+                  f"volume {fix['volume_id']}", "repaired_snapshot", table="snapshots", id=fix["id"])
+    if consumer.service == "cinder":
+        log_event(LOG, logging.INFO, MSG_NO_ITEMS, config.SKIP_NOTHING_TO_MIGRATE, host=host)
+    else:
+        log_event(LOG, logging.INFO, f"Not migrating {consumer.service} keys because no "
+                  f"{'/'.join(consumer.tables)} use the all-zeros key id.", "nothing_to_migrate",
+                  service=consumer.service)
+    outcome.skipped = config.SKIP_NOTHING_TO_MIGRATE
+    outcome.orphans = engine.find_orphans(consumer, pending)
+    if outcome.orphans and cleanup and barbican is not None:
+        with jr.Journal(path) as journal:
+            m = engine.Migrator(settings, consumer, barbican, journal, 1, progress=False)
+            outcome.deleted_orphans = m.delete_orphans(outcome.orphans)
+    outcome.remaining = consumer.log_status()
+    return outcome
+
+
+def _emit_outcomes(outcomes: list[engine.Outcome], output_format: str) -> None:
+    if len(outcomes) == 1:
+        _emit_outcome(outcomes[0], output_format)
+        return
+    if output_format == "json":
+        output.emit({"services": [o.as_dict() for o in outcomes]}, "json")
+        return
+    for outcome in outcomes:
+        click.echo(f"== {outcome.service} ==")
+        _emit_outcome(outcome, output_format)
 
 
 def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
@@ -220,15 +343,20 @@ def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
     if output_format == "json":
         output.emit(data, "json")
         return
-    rows = {"rows": outcome.total, "volumes migrated": outcome.migrated["volumes"],
-            "snapshots updated": outcome.migrated["snapshots"], "backups migrated": outcome.migrated["backups"],
-            "secrets reused": outcome.reused, "rows migrated by another run": outcome.lost,
-            "errors": outcome.errors, "aborted": outcome.aborted,
-            "snapshots repaired": outcome.repaired_snapshots,
-            "orphan secrets": len(outcome.orphans), "orphans deleted": outcome.deleted_orphans,
-            "volumes left (all hosts)": outcome.remaining.get("volumes"),
-            "backups left (all hosts)": outcome.remaining.get("backups"),
-            "seconds": data["seconds"], "rows/s": data["rate_per_s"], "journal": outcome.journal}
+    if outcome.service == "cinder":
+        rows = {"rows": outcome.total, "volumes migrated": outcome.migrated["volumes"],
+                "snapshots updated": outcome.migrated["snapshots"], "backups migrated": outcome.migrated["backups"]}
+    else:
+        rows = {"rows": outcome.total, **{f"{t} migrated": n for t, n in outcome.migrated.items()}}
+    rows.update({"secrets reused": outcome.reused, "rows migrated by another run": outcome.lost,
+                 "errors": outcome.errors, "aborted": outcome.aborted})
+    if outcome.service == "cinder":
+        rows["snapshots repaired"] = outcome.repaired_snapshots
+    rows.update({"orphan secrets": len(outcome.orphans), "orphans deleted": outcome.deleted_orphans})
+    for table, n in outcome.remaining.items():
+        if outcome.service != "cinder" or table != "snapshots":
+            rows[f"{table} left (all {'cells' if outcome.service == 'nova' else 'hosts'})"] = n
+    rows.update({"seconds": data["seconds"], "rows/s": data["rate_per_s"], "journal": outcome.journal})
     output.emit(rows, "table")
     if outcome.orphans and not outcome.deleted_orphans:
         output.emit(outcome.orphans, "table", ["table", "id", "secret_id"])
@@ -243,31 +371,37 @@ def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
 def verify(runctx: RunContext, output_format: str, concurrency: int, **kw: Any) -> None:
     """Check every row this migration moved: the secret exists, holds fixed_key, the owner may read it.
 
-    Rows come from the journal. Each secret's payload is compared with fixed_key in constant time;
-    the row's user must be in the secret's read ACL; a volume's snapshots must use the same id.
-    Prints a table of problems and exits 1 if there are any.
+    Rows come from each service's journal (volumes, backups, instances). Each secret's payload is
+    compared with fixed_key in constant time; the row's user must be in the secret's read ACL; a
+    volume's snapshots must use the same id. Prints a table of problems and exits 1 if there are any.
     """
     from keytools.errors import ConfigError, ProblemsFound
     from migrate.verify import verify as run_verify
 
-    settings, db, path = _load(kw)
-    if not settings.fixed_key:
-        raise ConfigError("fixed_key is not set, so secrets cannot be compared with it",
-                          "Pass --fixed-key-file or --config-file with [key_manager] fixed_key")
+    settings, built = _consumers(kw)
+    reports = []
     try:
-        report = run_verify(db, _barbican(runctx, settings, concurrency), settings.fixed_key, path, concurrency)
+        if not settings.fixed_key:
+            raise ConfigError("fixed_key is not set, so secrets cannot be compared with it",
+                              "Pass --fixed-key-file or --config-file with [key_manager] fixed_key")
+        barbican = _barbican(runctx, settings, concurrency, kw=kw)
+        for consumer, path in built:
+            reports.append(run_verify(consumer, barbican, settings.fixed_key, path, concurrency))
     finally:
-        db.dispose()
+        for consumer, _ in built:
+            consumer.dispose()
+    problems = [p for r in reports for p in r["problems"]]
     if output_format == "json":
-        output.emit(report, "json")
+        output.emit(reports[0] if len(reports) == 1 else {"services": reports}, "json")
     else:
-        click.echo(f"Checked {report['checked']} migrated row(s); {len(report['problems'])} problem(s); "
-                   f"left on the all-zeros id: {report['remaining']['volumes']} volume(s), "
-                   f"{report['remaining']['snapshots']} snapshot(s), {report['remaining']['backups']} backup(s).")
-        if report["problems"]:
-            output.emit(report["problems"], "table", ["table", "id", "secret_id", "problem"])
-    if report["problems"]:
-        raise ProblemsFound(f"{len(report['problems'])} problem(s) among migrated rows",
+        for report in reports:
+            left = ", ".join(f"{n} {t}" for t, n in report["remaining"].items())
+            click.echo(f"{report['service']}: checked {report['checked']} migrated row(s); "
+                       f"{len(report['problems'])} problem(s); left on the all-zeros id: {left}.")
+            if report["problems"]:
+                output.emit(report["problems"], "table", ["table", "id", "secret_id", "problem"])
+    if problems:
+        raise ProblemsFound(f"{len(problems)} problem(s) among migrated rows",
                             "See the table; rerun 'keytools migrate run' for rows still to migrate")
 
 
