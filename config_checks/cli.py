@@ -131,7 +131,7 @@ def show(roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
 
 
 def inventory_options(f):  # noqa: ANN001, ANN201 - click decorator
-    """Where each service's references are read (Cinder DB, Nova cells; Glance plugs in here)."""
+    """Where each service's references are read (Cinder DB, Nova cells, Glance API)."""
     opts = [
         click.option("--db-url", envvar="KEYTOOLS_CINDER_DB_URL", metavar="URL",
                      help="Cinder's database (SQLAlchemy URL, also KEYTOOLS_CINDER_DB_URL)."),
@@ -142,6 +142,10 @@ def inventory_options(f):  # noqa: ANN001, ANN201 - click decorator
                      help="nova_api database (cells from cell_mappings; also KEYTOOLS_NOVA_API_DB_URL)."),
         click.option("--nova-db-url", multiple=True, metavar="[CELL=]URL",
                      help="A Nova cell database instead of cell_mappings (repeatable)."),
+        click.option("--glance-cloud", envvar="KEYTOOLS_GLANCE_CLOUD", metavar="NAME",
+                     help="clouds.yaml cloud with the admin role: Glance images of every project are read "
+                          "through the API (also KEYTOOLS_GLANCE_CLOUD)."),
+        click.option("--glance-endpoint", metavar="URL", help="Glance URL (default: the service catalog)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -175,8 +179,10 @@ def inventory_cmd(output_format: str, ignore_service: tuple[str, ...], **kw) -> 
     Cinder: non-deleted volumes, snapshots and backups on the all-zeros id, plus backups that may
     depend on fixed_key (NULL encryption_key_id on an encrypted volume type: made before backups
     had the column). Nova: non-deleted instances (deleted = 0) whose ephemeral_key_uuid is the
-    all-zeros id, in every cell of nova_api's cell_mappings (or --nova-db-url per cell). A service
-    without options or that cannot be read is listed as NOT SEEN, never as zero.
+    all-zeros id, in every cell of nova_api's cell_mappings (or --nova-db-url per cell). Glance:
+    images of every project (hidden and deactivated too) whose cinder_encryption_key_id is the
+    all-zeros id, through the API as admin (--glance-cloud). A service without options or that
+    cannot be read (not admin, unreachable) is listed as NOT SEEN, never as zero.
 
     \b
     Exit codes:

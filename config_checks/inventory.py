@@ -1,7 +1,7 @@
 """Build the fixed_key inventory's sources from command-line options, one per service.
 
-A service whose options are missing is *blind* (it blocks ``fixed-key retire``), never zero. The
-Glance source is plugged in here too (``SOURCE_BUILDERS["glance"]``).
+A service whose options are missing is *blind* (it blocks ``fixed-key retire``), never zero. Glance
+is read through its API with ``--glance-cloud`` admin credentials (``SOURCE_BUILDERS["glance"]``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,16 @@ def _nova(kw: Options) -> ReferenceSource | Blind:
 
 
 def _glance(kw: Options) -> ReferenceSource | Blind:
-    return Blind("glance", "Glance images were not checked (no Glance source in this keytools)")
+    if not kw.get("glance_cloud"):
+        return Blind("glance", "Glance images were not checked (no --glance-cloud: admin credentials for Glance)")
+    from keytools import auth
+    from keytools.glance_images import GlanceImages, GlanceReferences
+
+    try:
+        session = auth.session_from_cloud(kw["glance_cloud"])
+    except KeytoolsError as exc:
+        return Blind("glance", exc.message, exc.exit_code)
+    return GlanceReferences(GlanceImages(session, kw.get("glance_endpoint")))
 
 
 SOURCE_BUILDERS: dict[str, Callable[[Options], ReferenceSource | Blind]] = {

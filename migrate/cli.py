@@ -41,8 +41,8 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Barbican URL (default: [barbican] barbican_endpoint, else the service catalog)."),
         click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
                      help="Where the journal lives (default ~/.local/state/keytools/migrate)."),
-        click.option("--service", metavar="LIST", help="Services to cover, comma-separated: cinder, nova "
-                     "(default: every service whose options are given)."),
+        click.option("--service", metavar="LIST", help="Services to cover, comma-separated: cinder, nova, "
+                     "glance (default: every service whose options are given)."),
         click.option("--nova-config-file", type=click.Path(dir_okay=False), metavar="NOVA_CONF",
                      help="nova.conf: [api_database] connection (cells from cell_mappings), [database] "
                           "connection (templated cell URLs, or the one cell of a compute's nova.conf); "
@@ -50,6 +50,10 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--nova-api-db-url", metavar="URL", help="nova_api database URL (cells from cell_mappings)."),
         click.option("--nova-db-url", multiple=True, metavar="[CELL=]URL",
                      help="A Nova cell database, repeatable (instead of cell_mappings)."),
+        click.option("--glance-cloud", metavar="NAME", help="clouds.yaml cloud with the admin role: Glance images "
+                     "of every project are listed and patched with it, and the owner project's members "
+                     "are listed from Keystone with it (the secrets themselves are created as for Cinder)."),
+        click.option("--glance-endpoint", metavar="URL", help="Glance URL (default: the service catalog)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -165,6 +169,7 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
     snapshots that follow their volume, stranded snapshots a run would repair, Nova instances per
     cell, secrets a rerun would reuse and orphan secrets from earlier runs.
     """
+    from migrate.glance import ACL_NOTE as glance_acl_note
     from migrate.plan import make_plan, make_service_plan
 
     settings, built = _consumers(kw)
@@ -180,7 +185,8 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
                                                    "member of the volume's project, listed from Keystone when "
                                                    "the run starts)") for a in result["actions"]]
             else:
-                result = make_service_plan(settings, consumer, scope, path, "the instance's user (user_id)")
+                note = glance_acl_note if consumer.service == "glance" else "the instance's user (user_id)"
+                result = make_service_plan(settings, consumer, scope, path, note)
             results.append(result)
     finally:
         for consumer, _ in built:
@@ -192,7 +198,8 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
         if len(results) > 1:
             click.echo(f"== {result['service']} ==")
         click.echo(f"Decision: {result['decision']}: {result['message']}")
-        click.echo(f"Database: {result['database']}   backend: {result['backend']}   "
+        click.echo(f"{'Glance' if result['service'] == 'glance' else 'Database'}: {result['database']}   "
+                   f"backend: {result['backend']}   "
                    f"fixed_key: {result['key_bits'] or 'not set'}{' bits' if result['key_bits'] else ''}")
         output.emit([{"table": t, "rows": n} for t, n in result["to_migrate"].items()], "table", ["table", "rows"])
         if result["by_host_project"]:
@@ -236,7 +243,7 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
     event, service, table, id, host, cell, secret_id, done/total and rate. A journal per service
     in --state-dir records each secret before a row uses it: rerun after any failure or kill and
     it finishes the work, reusing secrets already stored. Two runs at once never migrate a row twice.
-    Services run one after the other (cinder, then nova).
+    Services run one after the other (cinder, nova, glance).
     """
     if grant_creator and not admin_cloud:
         raise UsageError("--grant-creator needs --admin-cloud NAME", "Name a clouds.yaml cloud with admin rights")
@@ -355,7 +362,8 @@ def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
     rows.update({"orphan secrets": len(outcome.orphans), "orphans deleted": outcome.deleted_orphans})
     for table, n in outcome.remaining.items():
         if outcome.service != "cinder" or table != "snapshots":
-            rows[f"{table} left (all {'cells' if outcome.service == 'nova' else 'hosts'})"] = n
+            where = {"nova": "cells", "glance": "projects"}.get(outcome.service, "hosts")
+            rows[f"{table} left (all {where})"] = n
     rows.update({"seconds": data["seconds"], "rows/s": data["rate_per_s"], "journal": outcome.journal})
     output.emit(rows, "table")
     if outcome.orphans and not outcome.deleted_orphans:

@@ -28,6 +28,10 @@ def _nova_configured(kw: Options) -> bool:
     return bool(kw.get("nova_config_file") or kw.get("nova_api_db_url") or kw.get("nova_db_url"))
 
 
+def _glance_configured(kw: Options) -> bool:
+    return bool(kw.get("glance_cloud"))
+
+
 def _cinder(kw: Options, settings: Any, readers: Readers | None) -> Consumer:
     return CinderConsumer(CinderDB(settings.db_url), readers)
 
@@ -37,8 +41,20 @@ def _nova(kw: Options, settings: Any, readers: Readers | None) -> Consumer:
     return NovaConsumer(NovaCells(nova))
 
 
-CONFIGURED: dict[str, Callable[[Options], bool]] = {"cinder": _cinder_configured, "nova": _nova_configured}
-BUILDERS: dict[str, Callable[[Options, Any, Readers | None], Consumer]] = {"cinder": _cinder, "nova": _nova}
+def _glance(kw: Options, settings: Any, readers: Readers | None) -> Consumer:
+    from keytools import auth
+    from keytools.glance_images import GlanceImages
+    from keytools.keystone_members import ProjectMembers
+    from migrate.glance import GlanceConsumer
+
+    session = auth.session_from_cloud(kw["glance_cloud"])
+    return GlanceConsumer(GlanceImages(session, kw.get("glance_endpoint")), ProjectMembers(session))
+
+
+CONFIGURED: dict[str, Callable[[Options], bool]] = {"cinder": _cinder_configured, "nova": _nova_configured,
+                                                    "glance": _glance_configured}
+BUILDERS: dict[str, Callable[[Options, Any, Readers | None], Consumer]] = {"cinder": _cinder, "nova": _nova,
+                                                                           "glance": _glance}
 
 
 def parse(value: str | None) -> list[str] | None:
@@ -65,12 +81,14 @@ def selected(kw: Options) -> list[str]:
         if not found:
             raise UsageError("no service given",
                              "Pass --config-file cinder.conf / --db-url (Cinder) and/or --nova-config-file / "
-                             "--nova-api-db-url / --nova-db-url (Nova)")
+                             "--nova-api-db-url / --nova-db-url (Nova) and/or --glance-cloud NAME (Glance)")
         return found
     for name in wanted:
         if not CONFIGURED[name](kw):
             hint = {"cinder": "Pass --config-file cinder.conf or --db-url",
-                    "nova": "Pass --nova-config-file nova.conf, --nova-api-db-url or --nova-db-url"}.get(
+                    "nova": "Pass --nova-config-file nova.conf, --nova-api-db-url or --nova-db-url",
+                    "glance": "Pass --glance-cloud NAME (clouds.yaml cloud with the admin role: Glance and "
+                              "Keystone are read as admin)"}.get(
                         name, f"Pass the {name} options")
             raise UsageError(f"--service {name}: no {name} source given", hint)
     return wanted

@@ -50,9 +50,18 @@ class Verifier:
                 return
             if not hmac.compare_digest(self.barbican.payload(ref), self.key):
                 self._problem(table, row_id, secret, "secret does not hold fixed_key")
-            user = self.consumer.owner(table, row_id)
-            if user and user not in self.barbican.acl_users(ref):
-                self._problem(table, row_id, secret, f"owner {user} is not in the secret's read ACL")
+            expected = getattr(self.consumer, "expected_readers", None)
+            if expected is not None:  # glance: every current member of the owner project
+                acl = set(self.barbican.acl_users(ref))
+                missing = [u for u in expected(table, row_id) if u not in acl]
+                if missing:
+                    self._problem(table, row_id, secret, f"{len(missing)} member(s) of the owner project not in "
+                                  f"the read ACL ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}; "
+                                  "joined after the migration?)")
+            else:
+                user = self.consumer.owner(table, row_id)
+                if user and user not in self.barbican.acl_users(ref):
+                    self._problem(table, row_id, secret, f"owner {user} is not in the secret's read ACL")
         except KeytoolsError as exc:
             self._problem(table, row_id, secret, f"cannot check: {exc.message}")
         for p in self.consumer.follower_problems(row_id, secret) if table == "volumes" else []:

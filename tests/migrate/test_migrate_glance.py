@@ -12,14 +12,12 @@ from castellan.common import exception as castellan_exc
 from oslo_config import cfg
 from oslo_context import context as oslo_context
 
+import json
+
 from keytools import keymanager
 from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import Forbidden, ServiceUnavailable
-from keytools.project_members import ProjectMembers
-from migrate import glance_migrate as gm
-from migrate import journal as jr
-from migrate.barbican import Barbican
-from migrate.glance_images import GlanceImages
+from keytools.glance_images import GlanceImages
 from tests.migrate import glance_helpers as gh
 
 OTHER_ID = "6b3c0f49-6a6d-4f0e-9a55-0c4b7e2f1d11"
@@ -81,14 +79,19 @@ def test_inventory_sees_every_project_hidden_and_deactivated(images, admin_sessi
 
 
 def test_inventory_pages(images, admin_session, monkeypatch):
-    from migrate import glance_images
+    from keytools import glance_images
 
     monkeypatch.setattr(glance_images, "PAGE", 2)
     found = [i.id for i in GlanceImages(admin_session).fixed_key_images()]
     assert len(found) == len(set(found)) and {images[n] for n in ZEROS} <= set(found)
 
 
-def test_non_admin_and_unreachable_glance_refused(tenants, admin_session, cloud):
+def _migrate(kt, cmd: str, key_file, state, *extra: str, cloud: str = "sandbox-admin"):
+    return kt("--os-cloud", "sandbox-demo", "migrate", cmd, "--service", "glance", "--glance-cloud", cloud,
+              "--fixed-key-file", str(key_file), "--state-dir", str(state), *extra)
+
+
+def test_non_admin_and_unreachable_glance_refused(kt, cloud, tenants, admin_session, key_file, tmp_path):
     with pytest.raises(Forbidden, match="has no admin role"):
         GlanceImages(tenants.a1.session).check_admin()
     from keytools.sandbox import processes
@@ -96,28 +99,59 @@ def test_non_admin_and_unreachable_glance_refused(tenants, admin_session, cloud)
     dead = processes.free_ports(1)[0]
     with pytest.raises(ServiceUnavailable, match="cannot reach Glance"):
         GlanceImages(admin_session, endpoint=f"http://127.0.0.1:{dead}").check_admin()
+    img = gh.create_image(tenants.a1.session, "alpha-refused")
+    for cmd in ("plan", "run", "verify"):
+        res = _migrate(kt, cmd, key_file, tmp_path / "st", cloud="sandbox-demo")  # demo: member, not admin
+        assert res.exit_code == 5, res.output
+        assert "has no admin role" in res.stderr and "Traceback" not in res.output
+        assert len(res.stderr.strip().splitlines()) == 1
+        res = _migrate(kt, cmd, key_file, tmp_path / "st", "--glance-endpoint", f"http://127.0.0.1:{dead}")
+        assert res.exit_code == 4, res.output
+        assert "cannot reach Glance" in res.stderr and "Traceback" not in res.output
+    assert gh.get_image(admin_session, img)["cinder_encryption_key_id"] == FIXED_KEY_ID  # nothing changed
+    assert not (tmp_path / "st").exists() or not any(
+        "intent" in p.read_text() for p in (tmp_path / "st").iterdir())
+    res = kt("--os-cloud", "sandbox-demo", "migrate", "run", "--service", "glance", "--fixed-key-file",
+             str(key_file))
+    assert res.exit_code == 2 and "--glance-cloud" in res.stderr
+    res = kt("fixed-key", "inventory", "--glance-cloud", "sandbox-demo", "--ignore-service", "cinder,nova")
+    assert res.exit_code == 1 and "glance: NOT SEEN" in res.stdout and "has no admin role" in res.stdout
 
 
-def test_migrate_own_token_reads_and_verify(cloud, images, tenants, admin_session, creator_session,
-                                            fixed_key_hex, tmp_path):
+def test_inventory_command_counts_glance_per_project(kt, images, tenants):
+    res = kt("fixed-key", "inventory", "--glance-cloud", "sandbox-admin", "--ignore-service", "cinder,nova",
+             "-f", "json")
+    inv = json.loads(res.stdout)
+    if inv["total"] == 0:  # already migrated by an earlier test of this module
+        pytest.skip("images already migrated")
+    per_project = {r["project"]: r["count"] for r in inv["references"] if r["service"] == "glance"}
+    assert per_project[tenants.alpha] >= 3 and per_project[tenants.beta] >= 2
+    assert res.exit_code == 1 and "glance" in inv["seen"]
+
+
+def test_migrate_own_token_reads_and_verify(kt, cloud, images, tenants, admin_session, creator_session,
+                                            fixed_key_hex, key_file, tmp_path):
     key = bytes.fromhex(fixed_key_hex)
-    glance = GlanceImages(admin_session)
-    barbican = Barbican(creator_session)
-    members = ProjectMembers(admin_session)
-    path = gm.journal_path(tmp_path, glance)
+    state = tmp_path / "st"
     before = {n: gh.get_image(admin_session, images[n]) for n in images}
-    with jr.Journal(path) as journal:
-        outcome = gm.GlanceMigrator(glance, barbican, members, journal, key, concurrency=2).run()
-    assert outcome.errors == 0 and outcome.remaining == 0 and outcome.migrated >= len(ZEROS)
+    res = _migrate(kt, "plan", key_file, state)
+    assert res.exit_code == 0, res.output
+    assert "every member of the image's owner project (listed from Keystone at migration time" in res.stdout
+    res = _migrate(kt, "run", key_file, state, "--concurrency", "2", "-f", "json")
+    assert res.exit_code == 0, res.output
+    outcome = json.loads(res.stdout)
+    assert outcome["service"] == "glance" and outcome["errors"] == 0
+    assert outcome["remaining"] == {"images": 0} and outcome["migrated"]["images"] >= len(ZEROS)
     after = {n: gh.get_image(admin_session, images[n]) for n in images}
     new_ids = {n: after[n]["cinder_encryption_key_id"] for n in ZEROS}
     assert FIXED_KEY_ID not in new_ids.values() and len(set(new_ids.values())) == len(ZEROS)
     assert after["alpha_other"]["cinder_encryption_key_id"] == OTHER_ID
     assert "cinder_encryption_key_id" not in after["beta_none"]
     for n in images:  # only the key property changed
-        assert after[n]["status"] == before[n]["status"] and after[n]["owner"] == before[n]["owner"]
-        assert after[n]["cinder_encryption_key_deletion_policy" if n != "beta_none" else "name"] == \
-            before[n]["cinder_encryption_key_deletion_policy" if n != "beta_none" else "name"]
+        assert (after[n]["status"], after[n]["owner"], after[n]["visibility"], after[n]["os_hidden"]) == \
+            (before[n]["status"], before[n]["owner"], before[n]["visibility"], before[n]["os_hidden"])
+        assert after[n].get("cinder_encryption_key_deletion_policy") == \
+            before[n].get("cinder_encryption_key_deletion_policy")
     # Proof the way cinder reads it: castellan, each user's own token.
     km = _castellan(cloud)
     for person in (tenants.a1, tenants.a2):
@@ -129,27 +163,29 @@ def test_migrate_own_token_reads_and_verify(cloud, images, tenants, admin_sessio
     with pytest.raises(castellan_exc.KeyManagerError, match="Secret retrieval attempt not allowed"):
         _read_as(km, tenants.a1.session, new_ids["beta_hidden"])
     # The secret is stored as cinder stores keys.
-    secret = keymanager.barbican_client(creator_session).secrets.get(
-        f"{barbican.endpoint}/v1/secrets/{new_ids['alpha_active']}")
+    endpoint = keymanager.barbican_endpoint(creator_session)
+    secret = keymanager.barbican_client(creator_session).secrets.get(f"{endpoint}/v1/secrets/{new_ids['alpha_active']}")
     assert (secret.algorithm, secret.bit_length, secret.secret_type) == ("AES", len(key) * 8, "symmetric")
-    report = gm.verify(glance, barbican, members, key, path)
+    res = _migrate(kt, "verify", key_file, state, "-f", "json")
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
     assert report["problems"] == [] and report["checked"] >= len(ZEROS) and report["remaining"] == {"images": 0}
-    # A rerun has nothing to do; the plan says so.
-    with jr.Journal(path) as journal:
-        again = gm.GlanceMigrator(glance, barbican, members, journal, key).run()
-    assert again.total == 0 and again.migrated == 0 and again.orphans == []
-    assert gm.plan(glance, members, path, len(key) * 8)["to_migrate"] == {"images": 0}
+    # A rerun has nothing to do; the plan says so; the inventory is clean for Glance.
+    res = _migrate(kt, "run", key_file, state, "-f", "json")
+    assert res.exit_code == 0 and json.loads(res.stdout)["total"] == 0
+    res = _migrate(kt, "plan", key_file, state, "-f", "json")
+    assert json.loads(res.stdout)["to_migrate"] == {"images": 0}
+    res = kt("fixed-key", "inventory", "--glance-cloud", "sandbox-admin", "--ignore-service", "cinder,nova")
+    assert res.exit_code == 0 and "glance: 0 reference(s)" in res.stdout
+    for text in (res.output,):
+        assert fixed_key_hex not in text
 
 
-def test_verify_reports_tampering_and_late_members(cloud, tenants, admin_session, creator_session,
-                                                   fixed_key_hex, tmp_path):
-    key = bytes.fromhex(fixed_key_hex)
-    glance, barbican, members = GlanceImages(admin_session), Barbican(creator_session), ProjectMembers(admin_session)
+def test_verify_reports_tampering_and_late_members(kt, cloud, tenants, admin_session, key_file, tmp_path):
     img = gh.create_image(tenants.b1.session, "beta-verify")
     other = gh.create_image(tenants.b1.session, "beta-repointed")
-    path = gm.journal_path(tmp_path, glance)
-    with jr.Journal(path) as journal:
-        gm.GlanceMigrator(glance, barbican, members, journal, key).run()
+    state = tmp_path / "st"
+    assert _migrate(kt, "run", key_file, state).exit_code == 0
     gh.set_key(admin_session, other, OTHER_ID)  # someone re-pointed it afterwards
     from keystoneclient.v3 import client as ks_client
 
@@ -157,21 +193,30 @@ def test_verify_reports_tampering_and_late_members(cloud, tenants, admin_session
     member = next(r for r in keystone.roles.list(name="member") if r.name == "member")
     keystone.roles.grant(member, user=tenants.a1.id, project=tenants.beta)  # joins beta after the migration
     try:
-        report = gm.verify(glance, barbican, ProjectMembers(admin_session), key, path)
+        res = _migrate(kt, "verify", key_file, state, "-f", "json")
     finally:
         keystone.roles.revoke(member, user=tenants.a1.id, project=tenants.beta)
-    by_id = {p["id"]: p["problem"] for p in report["problems"]}
+    assert res.exit_code == 1, res.output
+    by_id = {p["id"]: p["problem"] for p in json.loads(res.stdout)["problems"]}
     assert "not the migrated secret" in by_id[other]
     assert "not in the read ACL" in by_id[img] and tenants.a1.id in by_id[img]
 
 
 def test_compare_and_swap_loses_to_a_concurrent_change(cloud, tenants, admin_session, creator_session,
-                                                       fixed_key_hex, tmp_path):
+                                                       fixed_key_hex, tmp_path, monkeypatch):
     """The image changed between listing and PATCH: it is left alone and the secret is an orphan."""
-    key = bytes.fromhex(fixed_key_hex)
-    glance, barbican, members = GlanceImages(admin_session), Barbican(creator_session), ProjectMembers(admin_session)
+    from keytools.keystone_members import ProjectMembers
+    from migrate import engine
+    from migrate import journal as jr
+    from migrate.barbican import Barbican
+    from migrate.config import Settings
+    from migrate.glance import GlanceConsumer
+
+    settings = Settings(db_url="", fixed_key=bytes.fromhex(fixed_key_hex), backend="barbican")
+    consumer = GlanceConsumer(GlanceImages(admin_session), ProjectMembers(admin_session))
+    barbican = Barbican(creator_session)
     img = gh.create_image(tenants.a1.session, "alpha-race")
-    path = gm.journal_path(tmp_path, glance)
+    path = jr.journal_path(tmp_path, consumer.identity())
     real_create = barbican.create
 
     def create_then_someone_else_migrates(name, k):
@@ -180,13 +225,14 @@ def test_compare_and_swap_loses_to_a_concurrent_change(cloud, tenants, admin_ses
             gh.set_key(admin_session, img, OTHER_ID)
         return ref
 
-    barbican.create = create_then_someone_else_migrates
+    monkeypatch.setattr(barbican, "create", create_then_someone_else_migrates)
     with jr.Journal(path) as journal:
-        outcome = gm.GlanceMigrator(glance, barbican, members, journal, key).run()
+        outcome = engine.Migrator(settings, consumer, barbican, journal, 2, progress=False).run(engine.Scope())
     assert gh.get_image(admin_session, img)["cinder_encryption_key_id"] == OTHER_ID
     assert outcome.lost == 1 and [o["id"] for o in outcome.orphans] == [img]
-    barbican.create = real_create
+    monkeypatch.setattr(barbican, "create", real_create)
     with jr.Journal(path) as journal:
-        cleaned = gm.GlanceMigrator(glance, barbican, members, journal, key).run(cleanup=True)
+        cleaned = engine.Migrator(settings, consumer, barbican, journal, 2, progress=False).run(
+            engine.Scope(), cleanup=True)
     assert cleaned.deleted_orphans == 1
     assert not barbican.exists(outcome.orphans[0]["ref"])

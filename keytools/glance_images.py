@@ -17,7 +17,7 @@ Glance has no conditional update (its JSON patch knows only add/remove/replace, 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from keystoneauth1 import session as ks_session
 
 from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import Forbidden, KeytoolsError, NotFound
+from keytools.fixed_key_refs import Reference
 from keytools.service_errors import translate
 
 KEY_PROPERTY = "cinder_encryption_key_id"
@@ -187,13 +188,34 @@ def _endpoint_not_found() -> Exception:
     return ksa_exc.EndpointNotFound("image")
 
 
-def count_by_project(images: list[ImageRef]) -> list[dict[str, Any]]:
-    """Inventory rows: images on the all-zeros id per owner project."""
+def count_by_project(images: Iterable[ImageRef]) -> dict[str | None, int]:
+    """Images on the all-zeros id per owner project."""
     counts: dict[str | None, int] = {}
     for image in images:
         counts[image.owner] = counts.get(image.owner, 0) + 1
-    return [{"service": "glance", "table": "images", "project": p, "rows": n}
-            for p, n in sorted(counts.items(), key=lambda kv: kv[0] or "")]
+    return dict(sorted(counts.items(), key=lambda kv: kv[0] or ""))
 
 
-__all__ = ["GlanceImages", "ImageRef", "SwapResult", "KEY_PROPERTY", "count_by_project", "KeytoolsError"]
+class GlanceReferences:
+    """The inventory's Glance source (keytools.fixed_key_refs.ReferenceSource): images per
+    owner project, through the API as admin. Not admin, unreachable: raises, so it is blind."""
+
+    service = "glance"
+
+    def __init__(self, images: GlanceImages) -> None:
+        self.images = images
+
+    def describe(self) -> str:
+        return self.images.describe()
+
+    def references(self) -> list[Reference]:
+        self.images.check_admin()
+        return [Reference("glance", "images", None, project, n)
+                for project, n in count_by_project(self.images.fixed_key_images()).items()]
+
+    def dispose(self) -> None:
+        return None
+
+
+__all__ = ["GlanceImages", "GlanceReferences", "ImageRef", "SwapResult", "KEY_PROPERTY", "count_by_project",
+           "KeytoolsError"]
