@@ -374,33 +374,54 @@ def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
 @migrate.command()
 @source_options
 @click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True)
+@click.option("--luks", "luks", multiple=True, metavar="TEMPLATE|VOLUME_ID=PATH",
+              help="Also test that each Cinder volume's key opens its LUKS header, read-only (cryptsetup open "
+                   "--test-passphrase --readonly, passphrase = hex of the key bytes as os-brick derives it). "
+                   "A template with {id} (e.g. /dev/cinder-volumes/volume-{id}) covers every migrated volume "
+                   "and every volume still on the all-zeros id; VOLUME_ID=PATH (repeatable) names one.")
 @output.format_option
 @pass_run
-def verify(runctx: RunContext, output_format: str, concurrency: int, **kw: Any) -> None:
+def verify(runctx: RunContext, output_format: str, concurrency: int, luks: tuple[str, ...], **kw: Any) -> None:
     """Check every row this migration moved: the secret exists, holds fixed_key, the owner may read it.
 
-    Rows come from each service's journal (volumes, backups, instances). Each secret's payload is
-    compared with fixed_key in constant time; the row's user must be in the secret's read ACL; a
-    volume's snapshots must use the same id. Prints a table of problems and exits 1 if there are any.
+    Rows come from each service's journal (volumes, backups, instances, images). Each secret's
+    payload is compared with fixed_key in constant time; the row's user (for an image: every
+    current member of its owner project) must be in the secret's read ACL; a volume's snapshots
+    must use the same id. With --luks, each volume's key must also open the volume's LUKS header.
+    Prints a table of problems and exits 1 if there are any.
     """
     from keytools.errors import ConfigError, ProblemsFound
+    from migrate import luks as lk
     from migrate.verify import verify as run_verify
 
+    spec = lk.PathSpec.parse(luks) if luks else None
+    cryptsetup = lk.find_cryptsetup() if spec else ""
+    if spec and "cinder" not in services.selected(kw):
+        raise UsageError("--luks checks Cinder volumes, but no Cinder database is given",
+                         "Pass --config-file cinder.conf or --db-url (and --service cinder if you name services)")
     settings, built = _consumers(kw)
     reports = []
+    luks_results: list[lk.LuksResult] = []
     try:
         if not settings.fixed_key:
             raise ConfigError("fixed_key is not set, so secrets cannot be compared with it",
                               "Pass --fixed-key-file or --config-file with [key_manager] fixed_key")
+        cinder = next(((c, p) for c, p in built if isinstance(c, CinderConsumer)), None)
         barbican = _barbican(runctx, settings, concurrency, kw=kw)
         for consumer, path in built:
             reports.append(run_verify(consumer, barbican, settings.fixed_key, path, concurrency))
+        if spec and cinder is not None:
+            luks_results = _luks_check(cinder[0], cinder[1], spec, barbican, settings.fixed_key, cryptsetup)
     finally:
         for consumer, _ in built:
             consumer.dispose()
     problems = [p for r in reports for p in r["problems"]]
+    bad_luks = [r for r in luks_results if not r.ok]
     if output_format == "json":
-        output.emit(reports[0] if len(reports) == 1 else {"services": reports}, "json")
+        doc: dict[str, Any] = reports[0] if len(reports) == 1 else {"services": reports}
+        if spec:
+            doc = {**doc, "luks": [r.as_dict() for r in luks_results]}
+        output.emit(doc, "json")
     else:
         for report in reports:
             left = ", ".join(f"{n} {t}" for t, n in report["remaining"].items())
@@ -408,9 +429,35 @@ def verify(runctx: RunContext, output_format: str, concurrency: int, **kw: Any) 
                        f"{len(report['problems'])} problem(s); left on the all-zeros id: {left}.")
             if report["problems"]:
                 output.emit(report["problems"], "table", ["table", "id", "secret_id", "problem"])
-    if problems:
-        raise ProblemsFound(f"{len(problems)} problem(s) among migrated rows",
+        if spec:
+            click.echo(f"LUKS: {len(luks_results) - len(bad_luks)} of {len(luks_results)} volume header(s) "
+                       "open with their key.")
+            if luks_results:
+                output.emit([r.as_dict() for r in luks_results], "table",
+                            ["volume_id", "key_id", "path", "result", "detail"])
+    if problems or bad_luks:
+        what = [f"{len(problems)} problem(s) among migrated rows"] if problems else []
+        if bad_luks:
+            what.append(f"{len(bad_luks)} LUKS header(s) not opened by their key")
+        raise ProblemsFound("; ".join(what),
                             "See the table; rerun 'keytools migrate run' for rows still to migrate")
+
+
+def _luks_check(consumer: CinderConsumer, path: Path, spec: Any, barbican: Barbican, fixed_key: bytes,
+                cryptsetup: str) -> list[Any]:
+    """Each selected volume's key (Barbican secret, or fixed_key while on the all-zeros id)."""
+    from keytools.errors import KeytoolsError
+    from migrate import luks as lk
+    from migrate.barbican import ref_for
+
+    def key_for(kid: str | None) -> bytes:
+        if kid is None:
+            raise KeytoolsError("no such volume in the Cinder database (or deleted)")
+        if kid == jr.FIXED_KEY_ID:
+            return fixed_key
+        return barbican.payload(ref_for(barbican.endpoint, kid))
+
+    return lk.check_volumes(lk.cinder_volumes(consumer.db, path, spec), spec, key_for, cryptsetup)
 
 
 @migrate.command()
