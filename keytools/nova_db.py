@@ -181,7 +181,7 @@ class NovaCells:
     def describe(self) -> str:
         if self.settings.cell_urls:
             return ", ".join(f"{c.name}={c.describe()}" for c in self.cells)
-        return f"nova_api {_hide(self.settings.api_url or '')} ({len(self.cells)} cell(s))"
+        return f"nova_api {_hide(self.settings.api_url or '')}, {len(self.cells)} cell(s)"
 
     def identity(self) -> str:
         return "nova:" + "|".join(sorted(c.describe() for c in self.cells))
