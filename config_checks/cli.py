@@ -198,7 +198,7 @@ def inventory_cmd(output_format: str, ignore_service: tuple[str, ...], **kw) -> 
     if inv.total:
         raise ProblemsFound(f"{inv.total} reference(s) to the all-zeros key id "
                             f"({', '.join(f'{s} {n}' for s, n in inv.totals().items())})",
-                            "Migrate them first: keytools migrate run --service ...")
+                            "Migrate them first with 'keytools migrate run', then rerun")
     if inv.blocking_blind:
         raise ProblemsFound(f"not seen: {'; '.join(f'{b.service}: {b.reason}' for b in inv.blocking_blind)}",
                             "Give the missing options, or --ignore-service SERVICE if it never used fixed_key")

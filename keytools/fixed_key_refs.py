@@ -119,8 +119,7 @@ def take(sources: Mapping[str, ReferenceSource | Blind], ignore: Iterable[str] =
             inv.blind.append(Blind(service, exc.message, exc.exit_code))
             continue
         finally:
-            if not isinstance(source, Blind):
-                source.dispose()
+            source.dispose()
         inv.seen[service] = source.describe()
         inv.references.extend(r for r in refs if r.count)
     return inv

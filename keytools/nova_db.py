@@ -181,7 +181,7 @@ class NovaCells:
     def describe(self) -> str:
         if self.settings.cell_urls:
             return ", ".join(f"{c.name}={c.describe()}" for c in self.cells)
-        return f"nova_api {_hide(self.settings.api_url or '')} ({len(self.cells)} cell(s))"
+        return f"nova_api {_hide(self.settings.api_url or '')}, {len(self.cells)} cell(s)"
 
     def identity(self) -> str:
         return "nova:" + "|".join(sorted(c.describe() for c in self.cells))
@@ -341,7 +341,9 @@ def nova_manage() -> str:
 def _manage(conf: Path, *args: str) -> None:
     result = subprocess.run([nova_manage(), "--config-file", str(conf), *args], capture_output=True, text=True)
     if result.returncode != 0:
-        tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+        lines = [ln for ln in (result.stdout + "\n" + result.stderr).splitlines()
+                 if ln.strip() and "eventlet" not in ln.lower()]
+        tail = " | ".join(lines[-3:])
         raise ServiceUnavailable(f"nova-manage {' '.join(args[:2])} failed: {redaction.redact(tail)[:400]}")
 
 
@@ -362,5 +364,5 @@ def create_databases(api_url: str, cell0_url: str, cells: dict[str, str]) -> Non
         _manage(base, "db", "sync")
         for name, url in cells.items():
             _manage(base, "cell_v2", "create_cell", "--name", name, "--database_connection", url,
-                    "--transport-url", "fake://")
+                    "--transport-url", f"fake://127.0.0.1/{name}")  # unique per cell; never contacted
             _manage(conf(url), "db", "sync")

@@ -467,17 +467,32 @@ def _luks_check(consumer: CinderConsumer, path: Path, spec: Any, barbican: Barbi
 @click.option("--log", "logs", multiple=True, metavar="[HOST=]FILE",
               help="cinder-volume/cinder-backup (or keytools) log file; repeat for many hosts. The host "
                    "is taken from HOST= or the file name (ctl-0-cinder-volume.log -> ctl-0).")
+@click.option("--nova-config-file", type=click.Path(dir_okay=False), metavar="NOVA_CONF",
+              help="nova.conf ([api_database]/[database] connection) for the remaining instances.")
+@click.option("--nova-api-db-url", metavar="URL", help="nova_api database (cells from cell_mappings).")
+@click.option("--nova-db-url", multiple=True, metavar="[CELL=]URL", help="A Nova cell database (repeatable).")
 @output.format_option
-def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], output_format: str) -> None:
+def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], output_format: str,
+           nova_config_file: str | None, nova_api_db_url: str | None, nova_db_url: tuple[str, ...]) -> None:
     """Rows still on the all-zeros key id (from the database) and, per host, what the logs say.
 
     The log summary is parsed from cinder's own lines: whether the migration started (or why it
     did not), rows attempted minus errors, errors, abort, and the last status line. keytools'
     own text and JSON lines are read too.
     """
-    if not (config_file or db_url or logs):
-        raise UsageError("nothing to report on", "Pass --config-file/--db-url and/or --log FILE")
+    nova_given = bool(nova_config_file or nova_api_db_url or nova_db_url)
+    if not (config_file or db_url or logs or nova_given):
+        raise UsageError("nothing to report on", "Pass --config-file/--db-url, --nova-api-db-url and/or --log FILE")
     result: dict[str, Any] = {}
+    if nova_given:
+        from keytools.nova_db import NovaCells, load_settings
+
+        cells = NovaCells(load_settings(nova_config_file, nova_api_db_url, nova_db_url))
+        try:
+            cells.check()
+            result["nova"] = {"remaining": {"instances": cells.count()}, "by_cell": cells.breakdown()}
+        finally:
+            cells.dispose()
     if config_file or db_url:
         if db_url is None:
             db_url = config.load(config_file, None, None, "barbican").db_url if config_file else None
@@ -500,6 +515,11 @@ def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], o
                    f"snapshot(s), {r['backups']} backup(s).")
         if result["by_host"]:
             output.emit(result["by_host"], "table", ["table", "host", "project", "rows"])
+    if "nova" in result:
+        click.echo(f"Left on the all-zeros ephemeral key id (all cells): "
+                   f"{result['nova']['remaining']['instances']} instance(s).")
+        if result["nova"]["by_cell"]:
+            output.emit(result["nova"]["by_cell"], "table", ["table", "cell", "host", "project", "rows"])
     if logs:
         output.emit(result["hosts"], "table",
                     ["host", "service", "state", "started", "migrated", "errors", "last_status"])
