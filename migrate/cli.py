@@ -471,9 +471,13 @@ def _luks_check(consumer: CinderConsumer, path: Path, spec: Any, barbican: Barbi
               help="nova.conf ([api_database]/[database] connection) for the remaining instances.")
 @click.option("--nova-api-db-url", metavar="URL", help="nova_api database (cells from cell_mappings).")
 @click.option("--nova-db-url", multiple=True, metavar="[CELL=]URL", help="A Nova cell database (repeatable).")
+@click.option("--glance-cloud", metavar="NAME", help="clouds.yaml cloud with the admin role: images of every "
+              "project still on the all-zeros cinder_encryption_key_id.")
+@click.option("--glance-endpoint", metavar="URL", help="Glance URL (default: the service catalog).")
 @output.format_option
 def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], output_format: str,
-           nova_config_file: str | None, nova_api_db_url: str | None, nova_db_url: tuple[str, ...]) -> None:
+           nova_config_file: str | None, nova_api_db_url: str | None, nova_db_url: tuple[str, ...],
+           glance_cloud: str | None, glance_endpoint: str | None) -> None:
     """Rows still on the all-zeros key id (from the database) and, per host, what the logs say.
 
     The log summary is parsed from cinder's own lines: whether the migration started (or why it
@@ -481,9 +485,18 @@ def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], o
     own text and JSON lines are read too.
     """
     nova_given = bool(nova_config_file or nova_api_db_url or nova_db_url)
-    if not (config_file or db_url or logs or nova_given):
-        raise UsageError("nothing to report on", "Pass --config-file/--db-url, --nova-api-db-url and/or --log FILE")
+    if not (config_file or db_url or logs or nova_given or glance_cloud):
+        raise UsageError("nothing to report on",
+                         "Pass --config-file/--db-url, --nova-api-db-url, --glance-cloud and/or --log FILE")
     result: dict[str, Any] = {}
+    if glance_cloud:
+        from keytools.glance_images import GlanceImages, count_by_project
+
+        images = GlanceImages(auth.session_from_cloud(glance_cloud), glance_endpoint)
+        images.check_admin()
+        by_project = count_by_project(images.fixed_key_images())
+        result["glance"] = {"remaining": {"images": sum(by_project.values())},
+                            "by_project": [{"table": "images", "project": p, "rows": n} for p, n in by_project.items()]}
     if nova_given:
         from keytools.nova_db import NovaCells, load_settings
 
@@ -520,6 +533,11 @@ def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], o
                    f"{result['nova']['remaining']['instances']} instance(s).")
         if result["nova"]["by_cell"]:
             output.emit(result["nova"]["by_cell"], "table", ["table", "cell", "host", "project", "rows"])
+    if "glance" in result:
+        click.echo(f"Left on the all-zeros cinder_encryption_key_id (all projects): "
+                   f"{result['glance']['remaining']['images']} image(s).")
+        if result["glance"]["by_project"]:
+            output.emit(result["glance"]["by_project"], "table", ["table", "project", "rows"])
     if logs:
         output.emit(result["hosts"], "table",
                     ["host", "service", "state", "started", "migrated", "errors", "last_status"])

@@ -118,7 +118,7 @@ def test_non_admin_and_unreachable_glance_refused(kt, cloud, tenants, admin_sess
     assert res.exit_code == 1 and "glance: NOT SEEN" in res.stdout and "has no admin role" in res.stdout
 
 
-def test_inventory_command_counts_glance_per_project(kt, images, tenants):
+def test_inventory_command_counts_glance_per_project(kt, images, tenants, tmp_path):
     res = kt("fixed-key", "inventory", "--glance-cloud", "sandbox-admin", "--ignore-service", "cinder,nova",
              "-f", "json")
     inv = json.loads(res.stdout)
@@ -127,6 +127,18 @@ def test_inventory_command_counts_glance_per_project(kt, images, tenants):
     per_project = {r["project"]: r["count"] for r in inv["references"] if r["service"] == "glance"}
     assert per_project[tenants.alpha] >= 3 and per_project[tenants.beta] >= 2
     assert res.exit_code == 1 and "glance" in inv["seen"]
+    res = kt("migrate", "status", "--glance-cloud", "sandbox-admin", "-f", "json")
+    assert res.exit_code == 0, res.output
+    status = json.loads(res.stdout)["glance"]
+    assert status["remaining"]["images"] == inv["per_service"]["glance"]
+    assert {r["project"]: r["rows"] for r in status["by_project"]}[tenants.alpha] == per_project[tenants.alpha]
+    conf = tmp_path / "etc" / "cinder" / "cinder.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[key_manager]\nbackend = barbican\nfixed_key = " + "ab" * 32 + "\n")
+    res = kt("fixed-key", "retire", "--glance-cloud", "sandbox-admin", "--ignore-service", "cinder,nova",
+             "--backup-dir", str(tmp_path / "bk"), str(tmp_path / "etc"))
+    assert res.exit_code == 6 and "glance images" in res.stderr, res.output
+    assert "fixed_key = " in conf.read_text()  # nothing retired
 
 
 def test_migrate_own_token_reads_and_verify(kt, cloud, images, tenants, admin_session, creator_session,
