@@ -293,3 +293,15 @@ def test_template_cell_url_is_formatted_like_nova():
 
     assert format_db_url("{scheme}://{username}:{password}@{hostname}/nova_cell1",
                          "mysql+pymysql://nova:pw@db.example/nova") == "mysql+pymysql://nova:pw@db.example/nova_cell1"
+
+
+@pytest.mark.parametrize("service,needle", [("swift", "unknown service swift"), ("cinder", "no cinder source given")])
+def test_service_option_errors(kt, nova_dbs, key_file, tmp_path, service, needle):
+    r = kt("migrate", "plan", "--service", service, "--nova-api-db-url", nova_dbs["api"], "--fixed-key-file",
+           str(key_file), "--state-dir", str(tmp_path / "st"))
+    assert r.exit_code == 2 and needle in r.stderr and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_inventory_ignore_unknown_service_is_usage_error(kt):
+    r = kt("fixed-key", "inventory", "--ignore-service", "swift")
+    assert r.exit_code == 2 and "unknown service" in r.stderr
