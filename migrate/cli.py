@@ -134,21 +134,24 @@ def migrate() -> None:
     Every volume, snapshot and backup still on the key id 00000000-0000-0000-0000-000000000000
     gets a Barbican secret holding the same fixed_key bytes, exactly as cinder-volume and
     cinder-backup do at start-up, but for all hosts at once, concurrently, crash-safely and with
-    a plan, a verification and a log reader.
+    a plan, a verification and a log reader. Nova instances (ephemeral_key_uuid, every cell) and
+    Glance images (cinder_encryption_key_id, every project, --glance-cloud admin credentials) on
+    the same id are migrated the same way (--service cinder,nova,glance).
 
     \b
     Operator procedure:
       keytools migrate plan   --config-file cinder.conf
       keytools migrate run    --config-file cinder.conf [--grant-creator --admin-cloud ADMIN]
-      keytools migrate verify --config-file cinder.conf
+      keytools migrate verify --config-file cinder.conf [--luks '/dev/cinder-volumes/volume-{id}']
       keytools migrate status --config-file cinder.conf --log ctl-0=cinder-volume.log ...
       keytools migrate finish --config-file cinder.conf --revoke-creator --admin-cloud ADMIN
     then retire fixed_key from cinder.conf and nova.conf on every node (keytools fixed-key).
 
     \b
-    Exit codes: 0 done; 1 problems found (verify) or migration errors; 2 bad input (config,
-    fixed_key, database URL); 4 Barbican or the database unreachable; 5 forbidden (the
-    credentials may not create secrets); 6 refused by state (ConfKeyManager or an unsupported
+    Exit codes: 0 done; 1 problems found (verify, also a LUKS header not opened) or migration
+    errors; 2 bad input (config, fixed_key, database URL, --luks, cryptsetup missing); 4 Barbican,
+    Glance or the database unreachable; 5 forbidden (the credentials may not create secrets,
+    --glance-cloud without the admin role); 6 refused by state (ConfKeyManager or an unsupported
     backend still configured, rows left on the all-zeros id at finish).
     """
 
