@@ -206,8 +206,9 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
                    f"fixed_key: {result['key_bits'] or 'not set'}{' bits' if result['key_bits'] else ''}")
         output.emit([{"table": t, "rows": n} for t, n in result["to_migrate"].items()], "table", ["table", "rows"])
         if result["by_host_project"]:
-            cols = ["table", "cell", "host", "project", "rows"] if result["service"] == "nova" else \
-                ["table", "host", "project", "rows"]
+            cols = {"nova": ["table", "cell", "host", "project", "rows"],
+                    "glance": ["table", "project", "rows", "acl_users"]}.get(
+                        result["service"], ["table", "host", "project", "rows"])
             output.emit(result["by_host_project"], "table", cols)
         for action in result["actions"]:
             click.echo(f"- would {action}")
@@ -442,8 +443,11 @@ def verify(runctx: RunContext, output_format: str, concurrency: int, luks: tuple
         what = [f"{len(problems)} problem(s) among migrated rows"] if problems else []
         if bad_luks:
             what.append(f"{len(bad_luks)} LUKS header(s) not opened by their key")
-        raise ProblemsFound("; ".join(what),
-                            "See the table; rerun 'keytools migrate run' for rows still to migrate")
+        hint = "See the table; rerun 'keytools migrate run' for rows still to migrate"
+        if bad_luks:
+            hint = ("See the table: a header its key does not open holds data fixed_key cannot decrypt, so do not "
+                    "retire fixed_key until it is explained; fix a wrong --luks path or template and rerun")
+        raise ProblemsFound("; ".join(what), hint)
 
 
 def _luks_check(consumer: CinderConsumer, path: Path, spec: Any, barbican: Barbican, fixed_key: bytes,

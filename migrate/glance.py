@@ -87,7 +87,9 @@ class GlanceConsumer:
         return {"images": self.count("images", None)}
 
     def breakdown(self, scope: Any) -> list[dict[str, Any]]:
-        return [{"table": "images", "host": None, "project": p, "rows": n}
+        """Per owner project, with how many users its members' ACL would name today (plan)."""
+        return [{"table": "images", "host": None, "project": p, "rows": n,
+                 "acl_users": len(self._members(p, "-")) if p else 0}
                 for p, n in count_by_project(self.images.fixed_key_images()).items()]
 
     def item_line(self, item: Item) -> str:
