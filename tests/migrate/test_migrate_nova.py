@@ -77,6 +77,8 @@ def test_nova_plan_run_verify_status_and_rerun(kt, sandbox, nova_dbs, key_file, 
     plan = json.loads(r.stdout)
     assert plan["service"] == "nova" and plan["to_migrate"] == {"instances": 6}
     assert {c: instance_keys(nova_dbs[c]) for c in before} == before  # plan changes nothing
+    r = kt("migrate", "finish", "--nova-api-db-url", nova_dbs["api"], "--state-dir", str(state))
+    assert r.exit_code == 6 and "6 instance(s) still use the all-zeros key id" in r.stderr, r.output
     r = kt(*_nova_args(nova_dbs, key_file, state, "run", "--concurrency", "2", "--format", "json"))
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
@@ -102,6 +104,8 @@ def test_nova_plan_run_verify_status_and_rerun(kt, sandbox, nova_dbs, key_file, 
     assert r.exit_code == 0 and json.loads(r.stdout)["checked"] == 6, r.output
     r = kt(*_nova_args(nova_dbs, key_file, state, "run", "--format", "json"))
     assert r.exit_code == 0 and json.loads(r.stdout)["skipped"], r.output
+    r = kt("migrate", "finish", "--nova-api-db-url", nova_dbs["api"], "--state-dir", str(state))
+    assert r.exit_code == 0, r.output
     r = kt("migrate", "status", "--nova-api-db-url", nova_dbs["api"], "--format", "json")
     assert r.exit_code == 0 and json.loads(r.stdout)["nova"]["remaining"] == {"instances": 0}, r.output
     # verify notices a row pointed elsewhere
