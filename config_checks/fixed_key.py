@@ -239,10 +239,11 @@ def check_inventory(inv: Inventory) -> None:
     if inv.total:
         detail = ", ".join(f"{r.count} {r.service} {r.kind}" + ("" if r.certain else " (may depend)")
                            for r in _merged(inv))
+        blind = "".join(f"; could not see {b.service} ({b.reason})" for b in inv.blocking_blind)
         raise StateError(f"{inv.total} reference(s) to the all-zeros key id {cinder_db.FIXED_KEY_ID} remain "
-                         f"({detail}); refusing to retire {OPTION}",
-                         "Finish the key migration first (keytools migrate run --service ...; "
-                         "keytools fixed-key inventory), then rerun")
+                         f"({detail}){blind}; refusing to retire {OPTION}",
+                         "Finish the key migration first ('keytools migrate run', then 'keytools fixed-key "
+                         "inventory'), then rerun")
     if inv.blocking_blind:
         raise StateError("could not see " + "; ".join(f"{b.service} ({b.reason})" for b in inv.blocking_blind)
                          + f"; refusing to retire {OPTION}",

@@ -569,22 +569,24 @@ def finish(runctx: RunContext, revoke_creator: bool, admin_cloud: str | None, us
     After this, retire fixed_key from cinder.conf and nova.conf on every node (keep a safe copy:
     backups made before Queens carry the all-zeros id only inside their data).
     """
-    settings, db, path = _load(kw)
+    settings, built = _consumers(kw)
+    remaining: dict[str, int] = {}
     try:
-        db.check()
-        remaining = db.global_counts()
+        for consumer, _ in built:
+            consumer.check()
+            remaining.update(consumer.remaining())
     finally:
-        db.dispose()
+        for consumer, _ in built:
+            consumer.dispose()
     left = sum(remaining.values())
     if left and not force:
-        raise StateError(f"{remaining['volumes']} volume(s), {remaining['snapshots']} snapshot(s) and "
-                         f"{remaining['backups']} backup(s) still use the all-zeros key id",
+        raise StateError(f"{', '.join(f'{n} {t[:-1]}(s)' for t, n in remaining.items() if n)} still use the all-zeros key id",
                          "Run 'keytools migrate run' (and check 'keytools migrate status') first, or pass --force")
     result: dict[str, Any] = {"remaining": remaining, "revoked": []}
     if revoke_creator:
         if not admin_cloud:
             raise UsageError("--revoke-creator needs --admin-cloud NAME", "Name a clouds.yaml cloud with admin rights")
-        grants = _grants(path)
+        grants = [g for _, path in built for g in _grants(path)]
         if user or project or role or not grants:
             if not (user and project):
                 sess = _session(runctx, settings)

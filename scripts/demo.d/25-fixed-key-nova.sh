@@ -41,7 +41,7 @@ echo "== keytools fixed-key inventory: every all-zeros key id, per service, cell
 rc=0; "$KEYTOOLS" fixed-key inventory "${SRC[@]}" || rc=$?
 echo "exit code: $rc (1 = references remain / a service not seen)"
 
-echo "== keytools fixed-key retire without a Nova database: refused, it names what it could not see"
+echo "== keytools fixed-key retire before migrating, without a Nova database: refused, naming what remains and what it could not see"
 rc=0; "$KEYTOOLS" fixed-key retire --per-node "$WORK/nodes" --backup-dir "$WORK/backup" \
     --db-url "sqlite:///$WORK/cinder.sqlite" --ignore-service glance || rc=$?
 echo "exit code: $rc (6 = refused)"

@@ -4,6 +4,7 @@ bad input (unreachable or wrong nova_api/cell databases) with one-line errors an
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import uuid
@@ -77,6 +78,8 @@ def test_nova_plan_run_verify_status_and_rerun(kt, sandbox, nova_dbs, key_file, 
     plan = json.loads(r.stdout)
     assert plan["service"] == "nova" and plan["to_migrate"] == {"instances": 6}
     assert {c: instance_keys(nova_dbs[c]) for c in before} == before  # plan changes nothing
+    r = kt("migrate", "finish", "--nova-api-db-url", nova_dbs["api"], "--state-dir", str(state))
+    assert r.exit_code == 6 and "6 instance(s) still use the all-zeros key id" in r.stderr, r.output
     r = kt(*_nova_args(nova_dbs, key_file, state, "run", "--concurrency", "2", "--format", "json"))
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
@@ -102,6 +105,8 @@ def test_nova_plan_run_verify_status_and_rerun(kt, sandbox, nova_dbs, key_file, 
     assert r.exit_code == 0 and json.loads(r.stdout)["checked"] == 6, r.output
     r = kt(*_nova_args(nova_dbs, key_file, state, "run", "--format", "json"))
     assert r.exit_code == 0 and json.loads(r.stdout)["skipped"], r.output
+    r = kt("migrate", "finish", "--nova-api-db-url", nova_dbs["api"], "--state-dir", str(state))
+    assert r.exit_code == 0, r.output
     r = kt("migrate", "status", "--nova-api-db-url", nova_dbs["api"], "--format", "json")
     assert r.exit_code == 0 and json.loads(r.stdout)["nova"]["remaining"] == {"instances": 0}, r.output
     # verify notices a row pointed elsewhere
@@ -274,7 +279,7 @@ def test_bad_nova_input_one_line_error_nothing_changed(kt, sandbox, nova_dbs, ci
         assert [b["service"] for b in json.loads(inv.stdout)["blind"]][:2] == ["cinder", "nova"]
 
 
-def test_nova_config_file_is_understood(kt, nova_dbs, tmp_path, fixed_key_hex):
+def test_nova_config_file_is_understood(kt, sandbox, nova_dbs, tmp_path, fixed_key_hex):
     conf = tmp_path / "nova.conf"
     conf.write_text(f"[api_database]\nconnection = {nova_dbs['api']}\n[database]\nconnection = {nova_dbs['cell1']}\n"
                     f"[key_manager]\nbackend = barbican\nfixed_key = {fixed_key_hex}\n")
@@ -282,10 +287,17 @@ def test_nova_config_file_is_understood(kt, nova_dbs, tmp_path, fixed_key_hex):
     r = kt("migrate", "plan", "--nova-config-file", str(conf), "--state-dir", str(tmp_path / "st"), "--format", "json")
     assert r.exit_code == 0 and json.loads(r.stdout)["to_migrate"] == {"instances": 2}, r.output
     assert fixed_key_hex not in r.output
+    r = kt("--debug", "--os-cloud", "sandbox-demo", "migrate", "run", "--nova-config-file", str(conf), "--state-dir",
+           str(tmp_path / "st"), "--concurrency", "1")
+    assert r.exit_code == 0, r.output
+    for form in (fixed_key_hex, fixed_key_hex.upper(), base64.b64encode(bytes.fromhex(fixed_key_hex)).decode()):
+        assert form not in r.output  # fixed_key from nova.conf is redacted everywhere, also with --debug
+    for path in (tmp_path / "st").iterdir():
+        assert fixed_key_hex not in path.read_text()
     compute = tmp_path / "compute-nova.conf"  # a compute's nova.conf: only its cell's [database]
     compute.write_text(f"[database]\nconnection = {nova_dbs['cell2']}\n")
     r = kt("fixed-key", "inventory", "--nova-config-file", str(compute), "--format", "json")
-    assert json.loads(r.stdout)["per_service"] == {"nova": 2}
+    assert json.loads(r.stdout)["per_service"] == {}  # migrated above
 
 
 def test_template_cell_url_is_formatted_like_nova():
