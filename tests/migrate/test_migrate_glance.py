@@ -132,6 +132,8 @@ def test_inventory_command_counts_glance_per_project(kt, images, tenants, tmp_pa
     status = json.loads(res.stdout)["glance"]
     assert status["remaining"]["images"] == inv["per_service"]["glance"]
     assert {r["project"]: r["rows"] for r in status["by_project"]}[tenants.alpha] == per_project[tenants.alpha]
+    res = kt("migrate", "finish", "--service", "glance", "--glance-cloud", "sandbox-admin")
+    assert res.exit_code == 6 and "image(s) still use the all-zeros key id" in res.stderr, res.output
     conf = tmp_path / "etc" / "cinder" / "cinder.conf"
     conf.parent.mkdir(parents=True)
     conf.write_text("[key_manager]\nbackend = barbican\nfixed_key = " + "ab" * 32 + "\n")
