@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -257,6 +258,7 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
     settings, built = _consumers(kw, readers)
     scope = _scope(host, cluster, only, cell)
     outcomes: list[engine.Outcome] = []
+    held = contextlib.ExitStack()  # per-service run locks (Glance: no conditional update to rely on)
     try:
         for consumer, _ in built:
             consumer.check()
@@ -264,6 +266,10 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
                 _check_cell(consumer, cell)
         cinder = next((c for c, _ in built if isinstance(c, CinderConsumer)), None)
         engine.check_decision(settings, cinder.db if cinder else None)
+        for consumer, path in built:
+            exclusive = getattr(consumer, "exclusive", None)
+            if exclusive is not None:
+                held.enter_context(exclusive(path))
         barbican: Barbican | None = None
         for consumer, path in built:
             pending = jr.replay(path)
@@ -286,6 +292,7 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
                     raise
         _emit_outcomes(outcomes, output_format)
     finally:
+        held.close()
         for consumer, _ in built:
             consumer.dispose()
 

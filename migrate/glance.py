@@ -10,11 +10,16 @@ all-zeros id, then re-reads it (Glance has no conditional update, see keytools.g
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from keytools.errors import Forbidden, KeytoolsError, ServiceUnavailable
+from keytools.errors import Forbidden, KeytoolsError, ServiceUnavailable, StateError
+from keytools.fileutil import private_dir
 from keytools.glance_images import GlanceImages, count_by_project
 from keytools.keystone_members import ProjectMembers
 from keytools.logs import log_event
@@ -41,6 +46,26 @@ class GlanceConsumer:
 
     def check(self) -> None:
         self.images.check_admin()
+
+    @contextlib.contextmanager
+    def exclusive(self, journal_path: Path) -> Iterator[None]:
+        """One ``migrate run`` per Glance and state dir at a time: Glance cannot compare-and-swap,
+        so two runs could both PATCH an image (see keytools.glance_images). An flock next to the
+        journal, released by the kernel however the run ends (kill -9 included)."""
+        lock_path = journal_path.with_suffix(".lock")
+        private_dir(lock_path.parent)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StateError(f"another 'keytools migrate run' is migrating the images of {self.describe()} "
+                             f"(lock {lock_path})", "Wait for it to finish; Glance images must be migrated "
+                             "by one run at a time") from None
+        try:
+            yield
+        finally:
+            os.close(fd)
 
     def count(self, table: str, scope: Any) -> int:
         return sum(1 for _ in self.images.fixed_key_images()) if table == "images" else 0

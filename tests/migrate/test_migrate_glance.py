@@ -250,3 +250,21 @@ def test_compare_and_swap_loses_to_a_concurrent_change(cloud, tenants, admin_ses
             engine.Scope(), cleanup=True)
     assert cleaned.deleted_orphans == 1
     assert not barbican.exists(outcome.orphans[0]["ref"])
+
+
+def test_second_run_on_the_same_glance_is_refused(kt, cloud, tenants, admin_session, key_file, tmp_path):
+    """Glance cannot compare-and-swap, so one run per Glance and state dir: the second gets exit 6."""
+    from keytools.keystone_members import ProjectMembers
+    from migrate import journal as jr
+    from migrate.glance import GlanceConsumer
+
+    img = gh.create_image(tenants.a1.session, "alpha-locked")
+    consumer = GlanceConsumer(GlanceImages(admin_session), ProjectMembers(admin_session))
+    state = tmp_path / "st"
+    with consumer.exclusive(jr.journal_path(state, consumer.identity())):
+        res = _migrate(kt, "run", key_file, state)
+        assert res.exit_code == 6 and "another 'keytools migrate run'" in res.stderr, res.output
+        assert gh.get_image(admin_session, img)["cinder_encryption_key_id"] == FIXED_KEY_ID
+    res = _migrate(kt, "run", key_file, state)  # lock released: it runs
+    assert res.exit_code == 0, res.output
+    assert gh.get_image(admin_session, img)["cinder_encryption_key_id"] != FIXED_KEY_ID

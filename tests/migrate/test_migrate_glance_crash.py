@@ -60,10 +60,10 @@ def _fork_run(args: list[str], env: dict[str, str]) -> tuple[int, int]:
     return pid, read_fd
 
 
-def _wait_for_work(fd: int, deadline: float) -> None:
-    """Read the child's log until it starts migrating an image (or ends)."""
+def _wait_for_work(fd: int, deadline: float, events: int) -> None:
+    """Read the child's log until it has logged ``events`` per-image lines (Migrating/Migrated)."""
     seen = b""
-    while b"Migrating image" not in seen and time.monotonic() < deadline:
+    while seen.count(b" image ") < events and time.monotonic() < deadline:
         ready, _, _ = select.select([fd], [], [], 0.2)
         if ready:
             chunk = os.read(fd, 65536)
@@ -91,8 +91,9 @@ def test_kill_9_trials_then_rerun_converges(kt, cloud, admin_session, creator_se
         if early:  # during start-up, the checks or the listing
             time.sleep(rng.uniform(0.0, 0.6))
         else:
-            _wait_for_work(fd, time.monotonic() + 30)
-            time.sleep(rng.uniform(0.0, 2.0))
+            # kill after a random number of per-image log lines (2 per image), a little later
+            _wait_for_work(fd, time.monotonic() + 30, rng.randint(1, 2 * IMAGES_PER_TRIAL - 2))
+            time.sleep(rng.uniform(0.0, 0.3))
         try:
             os.kill(pid, signal.SIGKILL)
             killed = True
@@ -127,7 +128,8 @@ def test_kill_9_trials_then_rerun_converges(kt, cloud, admin_session, creator_se
             used.add(kid)
         assert len(used) == len(images)  # no secret shared by two images
     print(f"glance kill -9 trials: {outcomes}")
-    assert outcomes["killed_mid_run"] >= TRIALS // 2, outcomes
+    assert outcomes["killed_early"] + outcomes["killed_mid_run"] >= TRIALS * 2 // 3, outcomes
+    assert outcomes["killed_mid_run"] >= TRIALS // 3, outcomes
     for path in (tmp_path / "st").iterdir():  # the journal never holds key material
         assert fixed_key_hex not in path.read_text()
     res = kt(*_args(key_file, state, "--cleanup", "-f", "json"))
