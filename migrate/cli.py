@@ -180,7 +180,8 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
                                                    "member of the volume's project, listed from Keystone when "
                                                    "the run starts)") for a in result["actions"]]
             else:
-                result = make_service_plan(settings, consumer, scope, path, "the instance's user (user_id)")
+                result = make_service_plan(settings, consumer, scope, path,
+                                           getattr(consumer, "acl_note", "the owning user (user_id)"))
             results.append(result)
     finally:
         for consumer, _ in built:
