@@ -173,7 +173,6 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
     snapshots that follow their volume, stranded snapshots a run would repair, Nova instances per
     cell, secrets a rerun would reuse and orphan secrets from earlier runs.
     """
-    from migrate.glance import ACL_NOTE as glance_acl_note
     from migrate.plan import make_plan, make_service_plan
 
     settings, built = _consumers(kw)
@@ -189,8 +188,8 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
                                                    "member of the volume's project, listed from Keystone when "
                                                    "the run starts)") for a in result["actions"]]
             else:
-                note = glance_acl_note if consumer.service == "glance" else "the instance's user (user_id)"
-                result = make_service_plan(settings, consumer, scope, path, note)
+                result = make_service_plan(settings, consumer, scope, path,
+                                           getattr(consumer, "acl_note", "the owning user (user_id)"))
             results.append(result)
     finally:
         for consumer, _ in built:

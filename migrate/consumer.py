@@ -28,6 +28,8 @@ service: ``CinderConsumer`` (volumes + snapshots, backups), ``migrate.nova.NovaC
         def follower_problems(self, item_id, secret_id) -> list[dict]  # verify: e.g. snapshots
         def dispose(self) -> None
 
+Optional: ``acl_note`` (str), how the plan describes the read ACL ("the instance's user
+(user_id)", "every member of the image's owner project, listed from Keystone at migration time").
 A service with no followers returns ``(won, 0)`` from swap, ``[]`` from repair and
 follower_problems. ``Scope`` carries the service filters (cinder host/cluster/tables, nova cell).
 """

@@ -33,6 +33,7 @@ ACL_NOTE = ("every member of the image's owner project (listed from Keystone at 
 class GlanceConsumer:
     service = "glance"
     tables = ("images",)
+    acl_note = ACL_NOTE
 
     def __init__(self, images: GlanceImages, members: ProjectMembers) -> None:
         self.images = images

@@ -23,6 +23,7 @@ LOG = logging.getLogger("keytools.migrate")
 class NovaConsumer:
     service = "nova"
     tables = ("instances",)
+    acl_note = "the instance's user (user_id)"  # said in the plan
 
     def __init__(self, cells: NovaCells) -> None:
         self.cells = cells
