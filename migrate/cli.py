@@ -334,6 +334,9 @@ def _nothing_to_do(consumer: Consumer, path: Path, pending: jr.Replay, settings:
                   f"{'/'.join(consumer.tables)} use the all-zeros key id.", "nothing_to_migrate",
                   service=consumer.service)
     outcome.skipped = config.SKIP_NOTHING_TO_MIGRATE
+    if engine.unrecorded_done(consumer, pending):
+        with jr.Journal(path) as journal:
+            engine.reconcile(consumer, journal, pending)
     outcome.orphans = engine.find_orphans(consumer, pending)
     if outcome.orphans and cleanup and barbican is not None:
         with jr.Journal(path) as journal:

@@ -255,6 +255,7 @@ class Migrator:
                                                           "concurrency": self.concurrency}})
         self.outcome.total = sum(self.consumer.count(t, scope) for t in scope.tables_of(self.consumer))
         self._repair()
+        reconcile(self.consumer, self.journal, self.replay)
         self._resolve_lost_refs()
         bar = click.progressbar(length=self.outcome.total, label="Migrating", file=sys.stderr) \
             if self.progress and self.outcome.total else None
@@ -345,6 +346,29 @@ class Migrator:
             log_event(LOG, logging.INFO, f"Deleted orphan secret {key_id(orphan['ref'])}", "orphan_deleted",
                       table=orphan["table"], id=orphan["id"], secret_id=key_id(orphan["ref"]))
         return deleted
+
+
+def unrecorded_done(consumer: Consumer, replay: jr.Replay) -> list[tuple[str, str, str]]:
+    """Rows a killed run swapped but could not journal as ``done`` (killed between the
+    compare-and-swap and the fsync): the row points at one of its journaled secrets."""
+    found = []
+    for (table, row_id), st in replay.rows.items():
+        if st.done_ref or not st.refs:
+            continue
+        current = consumer.current_key(table, row_id)
+        ref = next((r for r in st.refs if current and key_id(r) == current), None)
+        if ref:
+            found.append((table, row_id, ref))
+    return found
+
+
+def reconcile(consumer: Consumer, journal: jr.Journal, replay: jr.Replay) -> int:
+    """Journal those rows as done, so verify checks them and they are never offered for reuse."""
+    rows = unrecorded_done(consumer, replay)
+    for table, row_id, ref in rows:
+        journal.record("done", table, row_id, ref, reconciled=True)
+        replay.row(table, row_id).done_ref = ref
+    return len(rows)
 
 
 def find_orphans(consumer: Consumer, replay: jr.Replay) -> list[dict[str, str]]:
