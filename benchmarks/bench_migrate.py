@@ -131,6 +131,72 @@ def run_cli(args: list[str], env: dict[str, str], seconds: float | None = None) 
             "migrated_lines": migrated}
 
 
+def create_nova(server_url: str, tmp: Path) -> tuple[str, str, str]:
+    """nova_api + cell0 + two cells on the same MariaDB, made by nova-manage; returns the api URL."""
+    import sqlalchemy as sa
+
+    from keytools.nova_db import create_databases
+
+    engine = sa.create_engine(server_url)
+    names = ("nova_bench_api", "nova_bench_cell0", "nova_bench_cell1", "nova_bench_cell2")
+    with engine.begin() as conn:
+        for name in names:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    engine.dispose()
+    urls = {n: server_url.replace("/cinder?", f"/{n}?") for n in names}
+    create_databases(urls[names[0]], urls[names[1]], {"cell1": urls[names[2]], "cell2": urls[names[3]]})
+    return urls[names[0]], urls[names[2]], urls[names[3]]
+
+
+def side_by_side(server_url: str, key_file: Path, tmp: Path, env: dict[str, str], rows: int,
+                 concurrency: int) -> dict:
+    """The same number of rows migrated for Cinder (volumes) and for Nova (instances in two cells)
+    on the same Barbican and the same MariaDB server, in the order cinder, nova, nova, cinder (the
+    machine is shared and its load drifts: each service gets an early and a late slot)."""
+    from migrate.testdata import seed, seed_instances
+
+    out: dict = {"rows": rows, "concurrency": concurrency, "order": ["cinder", "nova", "nova", "cinder"]}
+    cinder_url = create_db(server_url, "cinder_bench_services")
+    api, cell1, cell2 = create_nova(server_url, tmp)
+    common = ["--fixed-key-file", str(key_file), "--concurrency", str(concurrency), "--format", "json",
+              "--no-progress"]
+    runs: dict[str, list[dict]] = {"cinder": [], "nova": []}
+    for n, service in enumerate(out["order"]):
+        if service == "cinder":
+            seed(cinder_url, volumes=rows)
+            source = ["--db-url", cinder_url]
+        else:
+            seed_instances(cell1, rows // 2)
+            seed_instances(cell2, rows - rows // 2)
+            source = ["--nova-api-db-url", api]
+        print(f"keytools migrate run --service {service}: {rows} rows, concurrency {concurrency}:", flush=True)
+        run = run_cli(["--log-format", "json", "--os-cloud", "sandbox-demo", "migrate", "run", *source,
+                       "--state-dir", str(tmp / f"st-{service}"), *common], env)
+        res = run["result"]
+        runs[service].append({"rc": run["rc"], "migrated": res.get("migrated"), "errors": res.get("errors"),
+                              "seconds": res.get("seconds"), "rows_per_s": res.get("rate_per_s"),
+                              "peak_rss_mib": round(run["peak_rss_mib"], 1)})
+        print(f"  {res.get('rate_per_s')} rows/s, rc {run['rc']}", flush=True)
+    for service, rs in runs.items():
+        rates = [r["rows_per_s"] or 0.0 for r in rs]
+        out[service] = {"runs": rs, "rows_per_s": round(sum(rates) / len(rates), 1)}
+    return out
+
+
+def _report_services(results: dict) -> int:
+    out_dir = REPO / "bench-results"
+    out_dir.mkdir(exist_ok=True)
+    (out_dir / "migrate-services.json").write_text(json.dumps(results, indent=2) + "\n")
+    sv = results.get("services", {})
+    for service in ("cinder", "nova"):
+        if service in sv:
+            each = ", ".join(str(r["rows_per_s"]) for r in sv[service]["runs"])
+            print(f"{service:8} {sv[service]['rows_per_s']} rows/s mean ({each}; {sv['rows']} rows per run, "
+                  f"c={sv['concurrency']})")
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--volumes", type=int, default=10_000)
@@ -140,6 +206,10 @@ def main() -> int:
     ap.add_argument("--big", type=int, default=100_000, help="volumes for the RSS run (0: skip)")
     ap.add_argument("--big-seconds", type=float, default=60.0, help="time box of the big run")
     ap.add_argument("--concurrency", type=int, default=0, help="keytools concurrency (0: best ceiling level)")
+    ap.add_argument("--services-rows", type=int, default=500,
+                    help="rows for the Cinder-vs-Nova side-by-side run (0: skip)")
+    ap.add_argument("--only-services", action="store_true",
+                    help="only the Cinder-vs-Nova side-by-side run (skip ceilings, loop, full and big runs)")
     args = ap.parse_args()
 
     from keytools import auth
@@ -164,6 +234,11 @@ def main() -> int:
     try:
         server_url = configs.db_url(state, cfg, "cinder")
         session = auth.session_from_cloud("sandbox-demo")
+        if args.services_rows:
+            results["services"] = side_by_side(server_url, key_file, tmp, env, args.services_rows,
+                                               args.concurrency or 4)
+        if args.only_services:
+            return _report_services(results)
 
         print("Barbican ceiling (POST + ACL):", flush=True)
         levels = [1, 2, 4, 8]

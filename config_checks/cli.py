@@ -12,8 +12,10 @@ from config_checks import formats, registry
 from config_checks.audit import audit_roots, exit_code
 from config_checks.inputs import DEFAULT_ROOT
 from config_checks.model import SEVERITY_NAMES, Severity
-from keytools import output, redaction
-from keytools.errors import EXIT_PROBLEMS, EXIT_USAGE, ConfigError, ProblemsFound, UsageError
+from config_checks import inventory as fki_inventory
+from keytools import fixed_key_refs as fki
+from keytools import output
+from keytools.errors import EXIT_PROBLEMS, EXIT_USAGE, ConfigError, KeytoolsError, ProblemsFound, UsageError
 from keytools.fileutil import atomic_write
 
 def _rules(only: tuple[str, ...], skip: tuple[str, ...]) -> tuple:
@@ -128,43 +130,127 @@ def show(roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
                             "Make every node agree on the value the volumes were encrypted with")
 
 
+def inventory_options(f):  # noqa: ANN001, ANN201 - click decorator
+    """Where each service's references are read (Cinder DB, Nova cells, Glance API)."""
+    opts = [
+        click.option("--db-url", envvar="KEYTOOLS_CINDER_DB_URL", metavar="URL",
+                     help="Cinder's database (SQLAlchemy URL, also KEYTOOLS_CINDER_DB_URL)."),
+        click.option("--nova-config-file", type=click.Path(dir_okay=False), metavar="NOVA_CONF",
+                     help="nova.conf: [api_database] connection (cells from cell_mappings) and [database] "
+                          "connection (templated cell URLs; alone: that one cell)."),
+        click.option("--nova-api-db-url", envvar="KEYTOOLS_NOVA_API_DB_URL", metavar="URL",
+                     help="nova_api database (cells from cell_mappings; also KEYTOOLS_NOVA_API_DB_URL)."),
+        click.option("--nova-db-url", multiple=True, metavar="[CELL=]URL",
+                     help="A Nova cell database instead of cell_mappings (repeatable)."),
+        click.option("--glance-cloud", envvar="KEYTOOLS_GLANCE_CLOUD", metavar="NAME",
+                     help="clouds.yaml cloud with the admin role: Glance images of every project are read "
+                          "through the API (also KEYTOOLS_GLANCE_CLOUD)."),
+        click.option("--glance-endpoint", metavar="URL", help="Glance URL (default: the service catalog)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _inventory_table(inv) -> None:  # noqa: ANN001
+    rows = [{**r.as_dict(), "certain": "yes" if r.certain else "may depend"} for r in inv.references]
+    if rows:
+        output.emit(rows, "table", ["service", "kind", "location", "project", "count", "certain"],
+                    ["Service", "Kind", "Host/cell", "Project", "Count", "Certain"])
+    for service, where in inv.seen.items():
+        n = inv.totals().get(service, 0)
+        click.echo(f"{service}: {n} reference(s) to {fki.FIXED_KEY_ID} ({where})")
+    for b in inv.blind:
+        state = "IGNORED" if b.service in inv.ignored else "NOT SEEN"
+        click.echo(f"{b.service}: {state}: {b.reason}")
+    for name in inv.ignored:
+        if name not in {b.service for b in inv.blind}:
+            click.echo(f"{name}: IGNORED (--ignore-service)")
+
+
+@fixed_key.command("inventory")
+@inventory_options
+@click.option("--ignore-service", multiple=True, metavar="SERVICE",
+              help="Do not look at this service (cinder, nova, glance; repeatable or comma-separated).")
+@output.format_option
+def inventory_cmd(output_format: str, ignore_service: tuple[str, ...], **kw) -> None:  # noqa: ANN003
+    """Every reference to ConfKeyManager's all-zeros key id, per service, kind, host/cell and project.
+
+    Cinder: non-deleted volumes, snapshots and backups on the all-zeros id, plus backups that may
+    depend on fixed_key (NULL encryption_key_id on an encrypted volume type: made before backups
+    had the column). Nova: non-deleted instances (deleted = 0) whose ephemeral_key_uuid is the
+    all-zeros id, in every cell of nova_api's cell_mappings (or --nova-db-url per cell). Glance:
+    images of every project (hidden and deactivated too) whose cinder_encryption_key_id is the
+    all-zeros id, through the API as admin (--glance-cloud). A service without options or that
+    cannot be read (not admin, unreachable) is listed as NOT SEEN, never as zero.
+
+    \b
+    Exit codes:
+      0  nothing references the all-zeros id and every service was seen (or ignored)
+      1  references found, or a service was not seen
+      2  usage error
+    """
+    inv = fki_inventory.inventory(kw, ignore=fki_inventory.parse_services(ignore_service))
+    if output_format == "json":
+        output.emit(inv.as_dict(), "json")
+    else:
+        _inventory_table(inv)
+    if inv.total:
+        raise ProblemsFound(f"{inv.total} reference(s) to the all-zeros key id "
+                            f"({', '.join(f'{s} {n}' for s, n in inv.totals().items())})",
+                            "Migrate them first with 'keytools migrate run', then rerun")
+    if inv.blocking_blind:
+        raise ProblemsFound(f"not seen: {'; '.join(f'{b.service}: {b.reason}' for b in inv.blocking_blind)}",
+                            "Give the missing options, or --ignore-service SERVICE if it never used fixed_key")
+
+
 @fixed_key.command("retire")
 @click.argument("roots", nargs=-1, required=True, type=click.Path(file_okay=False), metavar="ROOT...")
 @click.option("--backup-dir", type=click.Path(file_okay=False), metavar="DIR",
               help="Where each value is backed up (0600 files in a 0700 directory). Required unless --dry-run.")
-@click.option("--db-url", envvar="KEYTOOLS_CINDER_DB_URL", metavar="URL",
-              help="Cinder's database (SQLAlchemy URL, also KEYTOOLS_CINDER_DB_URL): refuse while rows still "
-                   "use the all-zeros key id.")
+@inventory_options
+@click.option("--ignore-service", multiple=True, metavar="SERVICE",
+              help="Retire without looking at this service (cinder, nova, glance; repeatable or comma-separated); "
+                   "recorded in the output and in every backup file.")
 @click.option("--per-node", is_flag=True, help="Each ROOT holds one config tree per node.")
 @click.option("--dry-run", is_flag=True, help="Show the diff (values masked) and change nothing.")
 @output.format_option
-def retire(roots: tuple[str, ...], backup_dir: str | None, db_url: str | None, per_node: bool, dry_run: bool,
-           output_format: str) -> None:
+def retire(roots: tuple[str, ...], backup_dir: str | None, per_node: bool, dry_run: bool,
+           ignore_service: tuple[str, ...], output_format: str, **kw) -> None:  # noqa: ANN003
     """Back up and delete fixed_key from every config file that sets it.
 
-    Refuses (exit 6) while the values differ or while the Cinder database (--db-url) still has
-    volumes, snapshots or backups on the all-zeros key id. Each file is edited with crudini --del
-    on a private copy, checked to differ only by the removed lines, and swapped in atomically
-    with its owner and mode; a rerun after an interruption finishes the job.
+    Refuses (exit 6) while the values differ, while the inventory (see 'fixed-key inventory')
+    finds any reference to the all-zeros key id in Cinder or Nova (Glance), or while a service
+    could not be seen (no --db-url, no Nova database, unreachable): it names what it could not
+    see; only --ignore-service SERVICE lets it go on without that service, and says so in the
+    output and the backups. Each file is edited with crudini --del on a private copy, checked to
+    differ only by the removed lines, and swapped in atomically with its owner and mode; a rerun
+    after an interruption finishes the job. --dry-run reports a refusal as a warning.
 
     \b
     Exit codes:
       0  done, or nothing to do
-      2  usage error or unreadable input
-      4  the Cinder database cannot be reached
-      6  refused: values differ, or rows still on the all-zeros key id
+      2  usage error or unreadable input (also a database URL that is not Cinder's/Nova's)
+      4  a database cannot be reached
+      6  refused: values differ, references remain, or a service was not seen
     """
-    if db_url:
-        redaction.register_secret(fk.secrets.url_password(db_url))
     if not dry_run and not backup_dir:
         raise UsageError("--backup-dir is required to retire fixed_key",
                          "Give a directory on a safe disk; it receives a 0600 copy of each value")
-    changes = fk.retire(list(roots), backup_dir, per_node=per_node, db_url=db_url, dry_run=dry_run)
-    if changes and not db_url:
-        click.echo("keytools: warning: --db-url not given: Cinder was not checked for rows on the all-zeros "
-                   "key id", err=True)
+    ignored = fki_inventory.parse_services(ignore_service)
+    inv = fki_inventory.inventory(kw, ignore=ignored)
+    if dry_run:
+        try:
+            fk.check_inventory(inv)
+        except KeytoolsError as exc:
+            click.echo(f"keytools: warning: retire would refuse: {exc.message}", err=True)
+    changes = fk.retire(list(roots), backup_dir, per_node=per_node, dry_run=dry_run, inventory=inv)
+    if ignored:
+        click.echo(f"keytools: warning: not checked for the all-zeros key id (--ignore-service): "
+                   f"{', '.join(ignored)}", err=True)
     if output_format == "json":
-        output.emit([c.to_dict(dry_run) for c in changes], "json")
+        output.emit({"inventory": inv.as_dict(), "ignored_services": ignored,
+                     "files": [c.to_dict(dry_run) for c in changes]}, "json")
         return
     if not changes:
         click.echo("fixed_key is not set anywhere: nothing to retire")

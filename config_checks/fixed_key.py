@@ -29,7 +29,8 @@ from config_checks import secrets
 from config_checks.inputs import AuditInput, ServiceConfig, discover
 from config_checks.rules.keymanager import FIXED_KEY_SECTIONS
 from keytools import cinder_db, oslo_ini, redaction
-from keytools.errors import ConfigError, StateError, UsageError
+from keytools.errors import ConfigError, Forbidden, ServiceUnavailable, StateError, UsageError
+from keytools.fixed_key_refs import Inventory, Reference
 from keytools.fileutil import atomic_write, private_dir
 
 OPTION = "fixed_key"
@@ -241,6 +242,37 @@ def plan_retire(roots: Sequence[str], per_node: bool = False,
     return changes
 
 
+def check_inventory(inv: Inventory) -> None:
+    """Refuse (exit 6) while anything references the all-zeros id or a service was not seen; an
+    error that made a service blind keeps its own exit code (2 bad input, 4 unreachable)."""
+    failed = [b for b in inv.blocking_blind if b.exit_code]
+    if failed:
+        b = failed[0]
+        cls = {2: UsageError, 4: ServiceUnavailable, 5: Forbidden}.get(b.exit_code, StateError)
+        raise cls(f"{b.service}: {b.reason}; refusing to retire {OPTION}",
+                  f"Fix it, or pass --ignore-service {b.service} if {b.service} never used fixed_key")
+    if inv.total:
+        detail = ", ".join(f"{r.count} {r.service} {r.kind}" + ("" if r.certain else " (may depend)")
+                           for r in _merged(inv))
+        blind = "".join(f"; could not see {b.service} ({b.reason})" for b in inv.blocking_blind)
+        raise StateError(f"{inv.total} reference(s) to the all-zeros key id {cinder_db.FIXED_KEY_ID} remain "
+                         f"({detail}){blind}; refusing to retire {OPTION}",
+                         "Finish the key migration first ('keytools migrate run', then 'keytools fixed-key "
+                         "inventory'), then rerun")
+    if inv.blocking_blind:
+        raise StateError("could not see " + "; ".join(f"{b.service} ({b.reason})" for b in inv.blocking_blind)
+                         + f"; refusing to retire {OPTION}",
+                         "Give the missing database/credentials, or --ignore-service NAME for a service "
+                         "that never used fixed_key")
+
+
+def _merged(inv: Inventory) -> list[Reference]:
+    merged: dict[tuple[str, str, bool], int] = {}
+    for r in inv.references:
+        merged[(r.service, r.kind, r.certain)] = merged.get((r.service, r.kind, r.certain), 0) + r.count
+    return [Reference(s, k, None, None, n, c) for (s, k, c), n in merged.items()]
+
+
 def check_cinder_db(db_url: str) -> dict[str, int]:
     """Refuse (exit 6) while Cinder still has rows on the all-zeros key id."""
     pw = secrets.url_password(db_url)
@@ -258,7 +290,7 @@ def backup_name(path: str, digest: str) -> str:
     return hashlib.sha256(os.path.abspath(path).encode()).hexdigest()[:16] + "-" + digest.split(":")[-1] + ".json"
 
 
-def write_backup(backup_dir: Path, change: FileChange) -> Path:
+def write_backup(backup_dir: Path, change: FileChange, inventory: Inventory | None = None) -> Path:
     st = os.stat(change.path)
     doc = {
         "version": BACKUP_VERSION,
@@ -275,16 +307,23 @@ def write_backup(backup_dir: Path, change: FileChange) -> Path:
         "original_b64": base64.b64encode(change.old).decode("ascii"),
         "mode": f"{st.st_mode & 0o7777:04o}",
     }
+    if inventory is not None:
+        doc["inventory"] = {"seen": inventory.seen, "per_service": inventory.totals(),
+                            "blind": [b.as_dict() for b in inventory.blind]}
+        doc["ignored_services"] = inventory.ignored
     target = backup_dir / backup_name(change.path, change.placements[0].digest)
     atomic_write(target, json.dumps(doc, indent=2) + "\n", mode=0o600)
     return target
 
 
 def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False, db_url: str | None = None,
-           dry_run: bool = False) -> list[FileChange]:
-    """Plan, check the database, back up, then swap each file atomically (backup before edit)."""
+           dry_run: bool = False, inventory: Inventory | None = None) -> list[FileChange]:
+    """Plan, check the database, back up, then swap each file atomically (backup before edit).
+    ``inventory`` (checked by the caller) is recorded in every backup: what was seen, what ignored."""
     if db_url:
         check_cinder_db(db_url)
+    if inventory is not None and not dry_run:
+        check_inventory(inventory)
     seen: list[str] = []
     changes = plan_retire(roots, per_node=per_node, seen_files=seen)
     if not dry_run:
@@ -297,7 +336,7 @@ def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False,
                          "Give a directory on a safe disk; it receives a 0600 copy of each value")
     bdir = private_dir(backup_dir)
     for change in changes:
-        change.backup = str(write_backup(bdir, change))
+        change.backup = str(write_backup(bdir, change, inventory))
         current = Path(change.path).read_bytes()
         if current != change.old:  # compare-and-swap: someone edited it since we planned
             raise StateError(f"{change.path} changed while retiring; nothing written to it", "Rerun the command")

@@ -101,10 +101,14 @@ class Barbican:
         ref = self.call(post, "storing the key", before_retry=lookup)
         return ref, attempts > 1
 
-    def grant_read(self, ref: str, user_id: str | None) -> None:
-        """The read ACL cinder sets so the volume's owner can use the key."""
+    def grant_read(self, ref: str, users: list[str] | str | None) -> None:
+        """The read ACL cinder sets so the volume's owner can use the key (or several users:
+        ``--acl project``, an image's project)."""
+        if isinstance(users, str) or users is None:
+            users = [users] if users else []
+
         def put() -> None:
-            acl = self.client.acls.create(entity_ref=ref, users=[user_id] if user_id else [])
+            acl = self.client.acls.create(entity_ref=ref, users=list(users))
             acl.submit()
 
         self.call(put, f"setting the ACL of {ref}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -15,9 +16,10 @@ from keytools.context import RunContext, pass_run
 from keytools.errors import KeytoolsError, StateError, UsageError
 from keytools.logs import log_event
 from keytools.service_errors import translated
-from migrate import config, engine, logparse, preflight, repair
+from migrate import config, engine, logparse, preflight, repair, services
 from migrate import journal as jr
 from migrate.barbican import Barbican
+from migrate.consumer import CinderConsumer, Consumer
 from migrate.db import CinderDB
 from migrate.engine import LOG, MSG_NO_ITEMS, Scope
 
@@ -40,6 +42,19 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Barbican URL (default: [barbican] barbican_endpoint, else the service catalog)."),
         click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
                      help="Where the journal lives (default ~/.local/state/keytools/migrate)."),
+        click.option("--service", metavar="LIST", help="Services to cover, comma-separated: cinder, nova, "
+                     "glance (default: every service whose options are given)."),
+        click.option("--nova-config-file", type=click.Path(dir_okay=False), metavar="NOVA_CONF",
+                     help="nova.conf: [api_database] connection (cells from cell_mappings), [database] "
+                          "connection (templated cell URLs, or the one cell of a compute's nova.conf); "
+                          "fixed_key and [keystone_authtoken] when no cinder.conf is given."),
+        click.option("--nova-api-db-url", metavar="URL", help="nova_api database URL (cells from cell_mappings)."),
+        click.option("--nova-db-url", multiple=True, metavar="[CELL=]URL",
+                     help="A Nova cell database, repeatable (instead of cell_mappings)."),
+        click.option("--glance-cloud", metavar="NAME", help="clouds.yaml cloud with the admin role: Glance images "
+                     "of every project are listed and patched with it, and the owner project's members "
+                     "are listed from Keystone with it (the secrets themselves are created as for Cinder)."),
+        click.option("--glance-endpoint", metavar="URL", help="Glance URL (default: the service catalog)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -48,6 +63,7 @@ def source_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def scope_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
+        click.option("--cell", metavar="CELL", help="Only Nova instances of this cell (cell_mappings name)."),
         click.option("--host", metavar="HOST", help="Only this cinder host, matched as cinder does "
                      "(host, host@backend, host@backend#pool; backups by exact host). Default: all hosts."),
         click.option("--cluster", metavar="CLUSTER", help="Only volumes of this cinder cluster (cluster_name)."),
@@ -59,31 +75,56 @@ def scope_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _scope(host: str | None, cluster: str | None, only: str | None) -> Scope:
-    return Scope(host=host, cluster=cluster, tables=(only,) if only else ("volumes", "backups"))
+def _scope(host: str | None, cluster: str | None, only: str | None, cell: str | None = None) -> Scope:
+    return Scope(host=host, cluster=cluster, tables=(only,) if only else ("volumes", "backups"), cell=cell)
+
+
+def _settings(kw: dict[str, Any], names: list[str]) -> config.Settings:
+    return config.load(kw.get("config_file"), kw.get("db_url"), kw.get("fixed_key_file"), kw.get("backend"),
+                       kw.get("barbican_endpoint"), require_db="cinder" in names,
+                       service_conf=kw.get("nova_config_file"))
 
 
 def _load(kw: dict[str, Any]) -> tuple[config.Settings, CinderDB, Path]:
-    settings = config.load(kw.get("config_file"), kw.get("db_url"), kw.get("fixed_key_file"), kw.get("backend"),
-                           kw.get("barbican_endpoint"))
+    """Cinder only (status/finish of the original path)."""
+    settings = _settings(kw, ["cinder"])
     db = CinderDB(settings.db_url)
     path = jr.journal_path(kw.get("state_dir"), db.describe())
     return settings, db, path
 
 
-def _session(run: RunContext, settings: config.Settings) -> ks_session.Session:
-    """cinder's own credentials ([keystone_authtoken]) unless --os-cloud/--auth-config-file says otherwise."""
+def _consumers(kw: dict[str, Any], readers: Any = None) -> tuple[config.Settings, list[tuple[Consumer, Path]]]:
+    """Every selected service's consumer and its journal (one per service identity)."""
+    names = services.selected(kw)
+    settings = _settings(kw, names)
+    built: list[tuple[Consumer, Path]] = []
+    try:
+        for name in names:
+            consumer = services.build(name, kw, settings, readers if name == "cinder" else None)
+            built.append((consumer, jr.journal_path(kw.get("state_dir"), consumer.identity())))
+    except Exception:
+        for consumer, _ in built:
+            consumer.dispose()
+        raise
+    return settings, built
+
+
+def _session(run: RunContext, settings: config.Settings, service_conf: str | None = None) -> ks_session.Session:
+    """cinder's own credentials ([keystone_authtoken]; nova's when only nova.conf is given) unless
+    --os-cloud/--auth-config-file says otherwise."""
     src = run.auth_source
-    if not src.cloud and not src.config_file and settings.config_file:
-        conf = oslo_ini.parse_with_conf_d(settings.config_file)
+    conf_file = settings.config_file or service_conf
+    if not src.cloud and not src.config_file and conf_file:
+        conf = oslo_ini.parse_with_conf_d(conf_file)
         if conf.has_section("keystone_authtoken"):
-            return auth.session_from_oslo_config(settings.config_file, "keystone_authtoken", src.insecure)
+            return auth.session_from_oslo_config(conf_file, "keystone_authtoken", src.insecure)
     return run.session()
 
 
 def _barbican(run: RunContext, settings: config.Settings, concurrency: int = DEFAULT_CONCURRENCY,
-              timeout: float = 30.0, retries: int = 4) -> Barbican:
-    return Barbican(_session(run, settings), settings.barbican_endpoint, settings.barbican_region,
+              timeout: float = 30.0, retries: int = 4, kw: dict[str, Any] | None = None) -> Barbican:
+    return Barbican(_session(run, settings, (kw or {}).get("nova_config_file")), settings.barbican_endpoint,
+                    settings.barbican_region,
                     timeout=timeout, retries=retries, pool=concurrency + 2)
 
 
@@ -94,21 +135,24 @@ def migrate() -> None:
     Every volume, snapshot and backup still on the key id 00000000-0000-0000-0000-000000000000
     gets a Barbican secret holding the same fixed_key bytes, exactly as cinder-volume and
     cinder-backup do at start-up, but for all hosts at once, concurrently, crash-safely and with
-    a plan, a verification and a log reader.
+    a plan, a verification and a log reader. Nova instances (ephemeral_key_uuid, every cell) and
+    Glance images (cinder_encryption_key_id, every project, --glance-cloud admin credentials) on
+    the same id are migrated the same way (--service cinder,nova,glance).
 
     \b
     Operator procedure:
       keytools migrate plan   --config-file cinder.conf
       keytools migrate run    --config-file cinder.conf [--grant-creator --admin-cloud ADMIN]
-      keytools migrate verify --config-file cinder.conf
+      keytools migrate verify --config-file cinder.conf [--luks '/dev/cinder-volumes/volume-{id}']
       keytools migrate status --config-file cinder.conf --log ctl-0=cinder-volume.log ...
       keytools migrate finish --config-file cinder.conf --revoke-creator --admin-cloud ADMIN
     then retire fixed_key from cinder.conf and nova.conf on every node (keytools fixed-key).
 
     \b
-    Exit codes: 0 done; 1 problems found (verify) or migration errors; 2 bad input (config,
-    fixed_key, database URL); 4 Barbican or the database unreachable; 5 forbidden (the
-    credentials may not create secrets); 6 refused by state (ConfKeyManager or an unsupported
+    Exit codes: 0 done; 1 problems found (verify, also a LUKS header not opened) or migration
+    errors; 2 bad input (config, fixed_key, database URL, --luks, cryptsetup missing); 4 Barbican,
+    Glance or the database unreachable; 5 forbidden (the credentials may not create secrets,
+    --glance-cloud without the admin role); 6 refused by state (ConfKeyManager or an unsupported
     backend still configured, rows left on the all-zeros id at finish).
     """
 
@@ -116,36 +160,61 @@ def migrate() -> None:
 @migrate.command()
 @source_options
 @scope_options
+@click.option("--acl", "acl_mode", type=click.Choice(["owner", "project"]), default="owner", show_default=True,
+              help="Read ACL of new Cinder volume secrets: the owning user (cinder's behaviour) or every member "
+                   "of the volume's project, listed from Keystone at migration time.")
 @output.format_option
-def plan(output_format: str, host: str | None, cluster: str | None, only: str | None, **kw: Any) -> None:
-    """Dry run: what would be migrated, per table, host and project, and why.
+def plan(output_format: str, host: str | None, cluster: str | None, only: str | None, cell: str | None,
+         acl_mode: str, **kw: Any) -> None:
+    """Dry run: what would be migrated, per service, table, host/cell and project, and why.
 
-    Reads the database and the journal only; changes nothing and does not contact Barbican.
+    Reads the databases and the journals only; changes nothing and does not contact Barbican.
     Shows cinder's decision (including each "Not migrating ... because" case), rows to migrate,
-    snapshots that follow their volume, stranded snapshots a run would repair, secrets a rerun
-    would reuse and orphan secrets from earlier runs.
+    snapshots that follow their volume, stranded snapshots a run would repair, Nova instances per
+    cell, secrets a rerun would reuse and orphan secrets from earlier runs.
     """
-    from migrate.plan import make_plan
+    from migrate.plan import make_plan, make_service_plan
 
-    settings, db, path = _load(kw)
+    settings, built = _consumers(kw)
+    scope = _scope(host, cluster, only, cell)
+    results = []
     try:
-        result = make_plan(settings, db, _scope(host, cluster, only), path)
+        for consumer, path in built:
+            if isinstance(consumer, CinderConsumer):
+                result = make_plan(settings, consumer.db, scope, path)
+                if acl_mode == "project":
+                    result["actions"] = [a.replace("each with a read ACL for the row's user",
+                                                   "each with a read ACL for the row's user (volumes: every "
+                                                   "member of the volume's project, listed from Keystone when "
+                                                   "the run starts)") for a in result["actions"]]
+            else:
+                result = make_service_plan(settings, consumer, scope, path,
+                                           getattr(consumer, "acl_note", "the owning user (user_id)"))
+            results.append(result)
     finally:
-        db.dispose()
+        for consumer, _ in built:
+            consumer.dispose()
     if output_format == "json":
-        output.emit(result, "json")
+        output.emit(results[0] if len(results) == 1 else {"services": results}, "json")
         return
-    click.echo(f"Decision: {result['decision']}: {result['message']}")
-    click.echo(f"Database: {result['database']}   backend: {result['backend']}   "
-               f"fixed_key: {result['key_bits'] or 'not set'}{' bits' if result['key_bits'] else ''}")
-    output.emit([{"table": t, "rows": n} for t, n in result["to_migrate"].items()], "table", ["table", "rows"])
-    if result["by_host_project"]:
-        output.emit(result["by_host_project"], "table", ["table", "host", "project", "rows"])
-    for action in result["actions"]:
-        click.echo(f"- would {action}")
-    if result["snapshots"]:
-        output.emit([{**d, "repair": "yes" if d["repair"] else "no"} for d in result["snapshots"]], "table",
-                    ["id", "volume_id", "repair", "reason"])
+    for result in results:
+        if len(results) > 1:
+            click.echo(f"== {result['service']} ==")
+        click.echo(f"Decision: {result['decision']}: {result['message']}")
+        click.echo(f"{'Glance' if result['service'] == 'glance' else 'Database'}: {result['database']}   "
+                   f"backend: {result['backend']}   "
+                   f"fixed_key: {result['key_bits'] or 'not set'}{' bits' if result['key_bits'] else ''}")
+        output.emit([{"table": t, "rows": n} for t, n in result["to_migrate"].items()], "table", ["table", "rows"])
+        if result["by_host_project"]:
+            cols = {"nova": ["table", "cell", "host", "project", "rows"],
+                    "glance": ["table", "project", "rows", "acl_users"]}.get(
+                        result["service"], ["table", "host", "project", "rows"])
+            output.emit(result["by_host_project"], "table", cols)
+        for action in result["actions"]:
+            click.echo(f"- would {action}")
+        if result.get("snapshots"):
+            output.emit([{**d, "repair": "yes" if d["repair"] else "no"} for d in result["snapshots"]], "table",
+                        ["id", "volume_id", "repair", "reason"])
 
 
 @migrate.command()
@@ -159,7 +228,11 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
 @click.option("--grant-creator", is_flag=True, help="If the credentials may not create secrets, grant the "
               "missing role (creator, or member under Barbican's new policy) with --admin-cloud credentials.")
 @click.option("--admin-cloud", metavar="NAME", help="clouds.yaml cloud with Keystone admin rights "
-              "(for --grant-creator).")
+              "(for --grant-creator, and to list project members for --acl project).")
+@click.option("--acl", "acl_mode", type=click.Choice(["owner", "project"]), default="owner", show_default=True,
+              help="Read ACL of new Cinder volume secrets: the owning user (cinder's behaviour) or every member "
+                   "of the volume's project, listed from Keystone when the run starts (later members are not "
+                   "added). Backups and instances always get their owner.")
 @click.option("--timeout", type=click.FloatRange(1, 600), default=30.0, show_default=True,
               help="Seconds to wait for one Barbican request.")
 @click.option("--retries", type=click.IntRange(0, 10), default=4, show_default=True,
@@ -168,62 +241,140 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
 @output.format_option
 @pass_run
 def run(runctx: RunContext, output_format: str, host: str | None, cluster: str | None, only: str | None,
-        concurrency: int, cleanup: bool, grant_creator: bool, admin_cloud: str | None, timeout: float,
-        retries: int, progress: bool | None, **kw: Any) -> None:
-    """Migrate: one new Barbican secret per volume and per backup, rows updated by compare-and-swap.
+        cell: str | None, concurrency: int, cleanup: bool, grant_creator: bool, admin_cloud: str | None,
+        acl_mode: str, timeout: float, retries: int, progress: bool | None, **kw: Any) -> None:
+    """Migrate: one new Barbican secret per volume, backup and instance, rows updated by compare-and-swap.
 
     Logs cinder's own lines (Starting migration..., Migrating VolumeMigration <id> encryption key to
     Barbican, the closing status lines) plus one line per migrated row; --log-format json gives
-    event, table, id, host, secret_id, done/total and rate. A journal in --state-dir records each
-    secret before a row uses it: rerun after any failure or kill and it finishes the work, reusing
-    secrets already stored. Two runs at once never migrate a row twice.
+    event, service, table, id, host, cell, secret_id, done/total and rate. A journal per service
+    in --state-dir records each secret before a row uses it: rerun after any failure or kill and
+    it finishes the work, reusing secrets already stored. Two runs at once never migrate a row twice.
+    Services run one after the other (cinder, nova, glance).
     """
     if grant_creator and not admin_cloud:
         raise UsageError("--grant-creator needs --admin-cloud NAME", "Name a clouds.yaml cloud with admin rights")
-    settings, db, path = _load(kw)
+    readers = None
+    if acl_mode == "project":
+        readers = _project_readers(runctx, admin_cloud)
+    settings, built = _consumers(kw, readers)
+    scope = _scope(host, cluster, only, cell)
+    outcomes: list[engine.Outcome] = []
+    held = contextlib.ExitStack()  # per-service run locks (Glance: no conditional update to rely on)
     try:
-        db.check()
-        engine.check_decision(settings, db)
-        scope = _scope(host, cluster, only)
-        pending = jr.replay(path)
-        total = sum(db.count(t, scope.host, scope.cluster) for t in scope.tables)
-        if total == 0 and not pending.unresolved_intents():
-            outcome = engine.Outcome(journal=str(path))
-            needs_read_back = any(d.reason == repair.NOT_CHECKED for d in repair.assess(
-                db, scope.host, scope.cluster, "volumes" in scope.tables, path, None))
-            barbican = _barbican(runctx, settings, concurrency, timeout, retries) if needs_read_back else None
-            key = settings.fixed_key or b""
-            repaired, outcome.snapshots_left = engine.repair_stranded(
-                db, scope, path, (lambda k: barbican.holds(k, key)) if barbican else None)
-            outcome.repaired_snapshots = len(repaired)
-            log_event(LOG, logging.INFO, MSG_NO_ITEMS, config.SKIP_NOTHING_TO_MIGRATE, host=host)
-            outcome.skipped = config.SKIP_NOTHING_TO_MIGRATE
-            outcome.orphans = engine.find_orphans(db, pending)
-            if outcome.orphans and cleanup:
-                barbican = barbican or _barbican(runctx, settings, concurrency, timeout, retries)
-                with jr.Journal(path) as journal:
-                    m = engine.Migrator(settings, db, barbican, journal, concurrency, progress=False)
-                    outcome.deleted_orphans = m.delete_orphans(outcome.orphans)
-            outcome.remaining = engine.log_status(db)
-            _emit_outcome(outcome, output_format)
-            return
-        try:  # cinder: creating the client authenticates, finds and contacts Barbican
-            barbican = _barbican(runctx, settings, concurrency, timeout, retries)
-            check = preflight.probe(barbican)
-        except KeytoolsError as exc:
-            engine.client_failed(db, exc)
-            raise
-        with jr.Journal(path) as journal:
-            preflight.ensure_can_create(barbican, journal, grant_creator, admin_cloud, check)
-            migrator = engine.Migrator(settings, db, barbican, journal, concurrency, progress)
-            try:
-                outcome = migrator.run(scope, cleanup)
-            except Exception:
-                _emit_outcome(migrator.outcome, output_format)
-                raise
-        _emit_outcome(outcome, output_format)
+        for consumer, _ in built:
+            consumer.check()
+            if cell and consumer.service == "nova":
+                _check_cell(consumer, cell)
+        cinder = next((c for c, _ in built if isinstance(c, CinderConsumer)), None)
+        engine.check_decision(settings, cinder.db if cinder else None)
+        for consumer, path in built:
+            exclusive = getattr(consumer, "exclusive", None)
+            if exclusive is not None:
+                held.enter_context(exclusive(path))
+        barbican: Barbican | None = None
+        check: rbac.CreateCheck | None = None
+        for consumer, path in built:
+            pending = jr.replay(path)
+            total = sum(consumer.count(t, scope) for t in scope.tables_of(consumer))
+            if total == 0 and not pending.unresolved_intents():
+                if barbican is None and (cleanup or _needs_read_back(consumer, scope, path)):
+                    barbican = _barbican(runctx, settings, concurrency, timeout, retries, kw)
+                outcomes.append(_nothing_to_do(consumer, scope, path, pending, settings, barbican, cleanup, host))
+                continue
+            if check is None:
+                try:  # cinder: creating the client authenticates, finds and contacts Barbican
+                    barbican = barbican or _barbican(runctx, settings, concurrency, timeout, retries, kw)
+                    check = preflight.probe(barbican)
+                except KeytoolsError as exc:
+                    engine.client_failed(consumer, exc)
+                    raise
+            assert barbican is not None
+            with jr.Journal(path) as journal:
+                preflight.ensure_can_create(barbican, journal, grant_creator, admin_cloud, check)
+                migrator = engine.Migrator(settings, consumer, barbican, journal, concurrency, progress)
+                try:
+                    outcomes.append(migrator.run(scope, cleanup))
+                except Exception:
+                    outcomes.append(migrator.outcome)
+                    _emit_outcomes(outcomes, output_format)
+                    raise
+        _emit_outcomes(outcomes, output_format)
     finally:
-        db.dispose()
+        held.close()
+        for consumer, _ in built:
+            consumer.dispose()
+
+
+def _check_cell(consumer: Consumer, cell: str) -> None:
+    names = [c.name for c in getattr(consumer, "cells").cells]
+    if cell not in names:
+        raise UsageError(f"--cell {cell}: no such Nova cell (cells: {', '.join(names)})",
+                         "Give a cell name from cell_mappings ('nova-manage cell_v2 list_cells')")
+
+
+def _project_readers(runctx: RunContext, admin_cloud: str | None) -> Any:
+    """--acl project: every member of the volume's project (Keystone, at migration time)."""
+    from keytools.keystone_members import ProjectMembers
+
+    session = auth.session_from_cloud(admin_cloud) if admin_cloud else runctx.session()
+    members = ProjectMembers(session)
+
+    def readers(item: Any) -> list[str]:
+        if item.table != "volumes":
+            return [item.user_id] if item.user_id else []
+        return members(item.project_id)
+
+    return readers
+
+
+def _needs_read_back(consumer: Consumer, scope: engine.Scope, path: Path) -> bool:
+    """Only a Barbican read-back can tell whether some stranded snapshot may be repaired."""
+    if not isinstance(consumer, CinderConsumer):
+        return False
+    return any(d.reason == repair.NOT_CHECKED for d in repair.assess(
+        consumer.db, scope.host, scope.cluster, "volumes" in scope.tables, path, None))
+
+
+def _nothing_to_do(consumer: Consumer, scope: engine.Scope, path: Path, pending: jr.Replay,
+                   settings: config.Settings, barbican: Barbican | None, cleanup: bool,
+                   host: str | None) -> engine.Outcome:
+    outcome = engine.Outcome(journal=str(path), service=consumer.service,
+                             migrated=({"volumes": 0, "snapshots": 0, "backups": 0} if consumer.service == "cinder"
+                                       else dict.fromkeys(consumer.tables, 0)))
+    key = settings.fixed_key or b""
+    repaired, outcome.snapshots_left = consumer.repair(
+        scope, path, (lambda k: barbican.holds(k, key)) if barbican else None)
+    outcome.repaired_snapshots = len(repaired)
+    if consumer.service == "cinder":
+        log_event(LOG, logging.INFO, MSG_NO_ITEMS, config.SKIP_NOTHING_TO_MIGRATE, host=host)
+    else:
+        log_event(LOG, logging.INFO, f"Not migrating {consumer.service} keys because no "
+                  f"{'/'.join(consumer.tables)} use the all-zeros key id.", "nothing_to_migrate",
+                  service=consumer.service)
+    outcome.skipped = config.SKIP_NOTHING_TO_MIGRATE
+    if engine.unrecorded_done(consumer, pending):
+        with jr.Journal(path) as journal:
+            engine.reconcile(consumer, journal, pending)
+    outcome.orphans = engine.find_orphans(consumer, pending)
+    if outcome.orphans and cleanup and barbican is not None:
+        with jr.Journal(path) as journal:
+            m = engine.Migrator(settings, consumer, barbican, journal, 1, progress=False)
+            outcome.deleted_orphans = m.delete_orphans(outcome.orphans)
+    outcome.remaining = consumer.log_status()
+    return outcome
+
+
+def _emit_outcomes(outcomes: list[engine.Outcome], output_format: str) -> None:
+    if len(outcomes) == 1:
+        _emit_outcome(outcomes[0], output_format)
+        return
+    if output_format == "json":
+        output.emit({"services": [o.as_dict() for o in outcomes]}, "json")
+        return
+    for outcome in outcomes:
+        click.echo(f"== {outcome.service} ==")
+        _emit_outcome(outcome, output_format)
 
 
 def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
@@ -231,16 +382,22 @@ def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
     if output_format == "json":
         output.emit(data, "json")
         return
-    rows = {"rows": outcome.total, "volumes migrated": outcome.migrated["volumes"],
-            "snapshots updated": outcome.migrated["snapshots"], "backups migrated": outcome.migrated["backups"],
-            "secrets reused": outcome.reused, "rows migrated by another run": outcome.lost,
-            "errors": outcome.errors, "aborted": outcome.aborted,
-            "snapshots repaired": outcome.repaired_snapshots,
-            "snapshots left alone": len(outcome.snapshots_left),
-            "orphan secrets": len(outcome.orphans), "orphans deleted": outcome.deleted_orphans,
-            "volumes left (all hosts)": outcome.remaining.get("volumes"),
-            "backups left (all hosts)": outcome.remaining.get("backups"),
-            "seconds": data["seconds"], "rows/s": data["rate_per_s"], "journal": outcome.journal}
+    if outcome.service == "cinder":
+        rows = {"rows": outcome.total, "volumes migrated": outcome.migrated["volumes"],
+                "snapshots updated": outcome.migrated["snapshots"], "backups migrated": outcome.migrated["backups"]}
+    else:
+        rows = {"rows": outcome.total, **{f"{t} migrated": n for t, n in outcome.migrated.items()}}
+    rows.update({"secrets reused": outcome.reused, "rows migrated by another run": outcome.lost,
+                 "errors": outcome.errors, "aborted": outcome.aborted})
+    if outcome.service == "cinder":
+        rows["snapshots repaired"] = outcome.repaired_snapshots
+        rows["snapshots left alone"] = len(outcome.snapshots_left)
+    rows.update({"orphan secrets": len(outcome.orphans), "orphans deleted": outcome.deleted_orphans})
+    for table, n in outcome.remaining.items():
+        if outcome.service != "cinder" or table != "snapshots":
+            where = {"nova": "cells", "glance": "projects"}.get(outcome.service, "hosts")
+            rows[f"{table} left (all {where})"] = n
+    rows.update({"seconds": data["seconds"], "rows/s": data["rate_per_s"], "journal": outcome.journal})
     output.emit(rows, "table")
     if outcome.snapshots_left:
         output.emit(outcome.snapshots_left, "table", ["id", "volume_id", "reason"])
@@ -253,37 +410,93 @@ def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
 @migrate.command()
 @source_options
 @click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True)
+@click.option("--luks", "luks", multiple=True, metavar="TEMPLATE|VOLUME_ID=PATH",
+              help="Also test that each Cinder volume's key opens its LUKS header, read-only (cryptsetup open "
+                   "--test-passphrase --readonly, passphrase = hex of the key bytes as os-brick derives it). "
+                   "A template with {id} (e.g. /dev/cinder-volumes/volume-{id}) covers every migrated volume "
+                   "and every volume still on the all-zeros id; VOLUME_ID=PATH (repeatable) names one.")
 @output.format_option
 @pass_run
-def verify(runctx: RunContext, output_format: str, concurrency: int, **kw: Any) -> None:
+def verify(runctx: RunContext, output_format: str, concurrency: int, luks: tuple[str, ...], **kw: Any) -> None:
     """Check every row this migration moved: the secret exists, holds fixed_key, the owner may read it.
 
-    Rows come from the journal. Each secret's payload is compared with fixed_key in constant time;
-    the row's user must be in the secret's read ACL; a volume's snapshots must use the same id.
+    Rows come from each service's journal (volumes, backups, instances, images). Each secret's
+    payload is compared with fixed_key in constant time; the row's user (for an image: every
+    current member of its owner project) must be in the secret's read ACL; a volume's snapshots
+    must use the same id. With --luks, each volume's key must also open the volume's LUKS header.
     Prints a table of problems and exits 1 if there are any.
     """
     from keytools.errors import ConfigError, ProblemsFound
+    from migrate import luks as lk
     from migrate.verify import verify as run_verify
 
-    settings, db, path = _load(kw)
-    if not settings.fixed_key:
-        raise ConfigError("fixed_key is not set, so secrets cannot be compared with it",
-                          "Pass --fixed-key-file or --config-file with [key_manager] fixed_key")
+    spec = lk.PathSpec.parse(luks) if luks else None
+    cryptsetup = lk.find_cryptsetup() if spec else ""
+    if spec and "cinder" not in services.selected(kw):
+        raise UsageError("--luks checks Cinder volumes, but no Cinder database is given",
+                         "Pass --config-file cinder.conf or --db-url (and --service cinder if you name services)")
+    settings, built = _consumers(kw)
+    reports = []
+    luks_results: list[lk.LuksResult] = []
     try:
-        report = run_verify(db, _barbican(runctx, settings, concurrency), settings.fixed_key, path, concurrency)
+        if not settings.fixed_key:
+            raise ConfigError("fixed_key is not set, so secrets cannot be compared with it",
+                              "Pass --fixed-key-file or --config-file with [key_manager] fixed_key")
+        cinder = next(((c, p) for c, p in built if isinstance(c, CinderConsumer)), None)
+        barbican = _barbican(runctx, settings, concurrency, kw=kw)
+        for consumer, path in built:
+            reports.append(run_verify(consumer, barbican, settings.fixed_key, path, concurrency))
+        if spec and cinder is not None:
+            luks_results = _luks_check(cinder[0], cinder[1], spec, barbican, settings.fixed_key, cryptsetup)
     finally:
-        db.dispose()
+        for consumer, _ in built:
+            consumer.dispose()
+    problems = [p for r in reports for p in r["problems"]]
+    bad_luks = [r for r in luks_results if not r.ok]
     if output_format == "json":
-        output.emit(report, "json")
+        doc: dict[str, Any] = reports[0] if len(reports) == 1 else {"services": reports}
+        if spec:
+            doc = {**doc, "luks": [r.as_dict() for r in luks_results]}
+        output.emit(doc, "json")
     else:
-        click.echo(f"Checked {report['checked']} migrated row(s); {len(report['problems'])} problem(s); "
-                   f"left on the all-zeros id: {report['remaining']['volumes']} volume(s), "
-                   f"{report['remaining']['snapshots']} snapshot(s), {report['remaining']['backups']} backup(s).")
-        if report["problems"]:
-            output.emit(report["problems"], "table", ["table", "id", "secret_id", "problem"])
-    if report["problems"]:
-        raise ProblemsFound(f"{len(report['problems'])} problem(s) among migrated rows",
-                            "See the table; rerun 'keytools migrate run' for rows still to migrate")
+        for report in reports:
+            left = ", ".join(f"{n} {t}" for t, n in report["remaining"].items())
+            click.echo(f"{report['service']}: checked {report['checked']} migrated row(s); "
+                       f"{len(report['problems'])} problem(s); left on the all-zeros id: {left}.")
+            if report["problems"]:
+                output.emit(report["problems"], "table", ["table", "id", "secret_id", "problem"])
+        if spec:
+            click.echo(f"LUKS: {len(luks_results) - len(bad_luks)} of {len(luks_results)} volume header(s) "
+                       "open with their key.")
+            if luks_results:
+                output.emit([r.as_dict() for r in luks_results], "table",
+                            ["volume_id", "key_id", "path", "result", "detail"])
+    if problems or bad_luks:
+        what = [f"{len(problems)} problem(s) among migrated rows"] if problems else []
+        if bad_luks:
+            what.append(f"{len(bad_luks)} LUKS header(s) not opened by their key")
+        hint = "See the table; rerun 'keytools migrate run' for rows still to migrate"
+        if bad_luks:
+            hint = ("See the table: a header its key does not open holds data fixed_key cannot decrypt, so do not "
+                    "retire fixed_key until it is explained; fix a wrong --luks path or template and rerun")
+        raise ProblemsFound("; ".join(what), hint)
+
+
+def _luks_check(consumer: CinderConsumer, path: Path, spec: Any, barbican: Barbican, fixed_key: bytes,
+                cryptsetup: str) -> list[Any]:
+    """Each selected volume's key (Barbican secret, or fixed_key while on the all-zeros id)."""
+    from keytools.errors import KeytoolsError
+    from migrate import luks as lk
+    from migrate.barbican import ref_for
+
+    def key_for(kid: str | None) -> bytes:
+        if kid is None:
+            raise KeytoolsError("no such volume in the Cinder database (or deleted)")
+        if kid == jr.FIXED_KEY_ID:
+            return fixed_key
+        return barbican.payload(ref_for(barbican.endpoint, kid))
+
+    return lk.check_volumes(lk.cinder_volumes(consumer.db, path, spec), spec, key_for, cryptsetup)
 
 
 @migrate.command()
@@ -295,9 +508,17 @@ def verify(runctx: RunContext, output_format: str, concurrency: int, **kw: Any) 
                    "('/var/log/cinder/*.log'); repeat for many. The host is taken from HOST= or the "
                    "file name (ctl-0-cinder-volume.log -> ctl-0).")
 @click.argument("files", nargs=-1, metavar="[[HOST=]FILE|GLOB]...")
+@click.option("--nova-config-file", type=click.Path(dir_okay=False), metavar="NOVA_CONF",
+              help="nova.conf ([api_database]/[database] connection) for the remaining instances.")
+@click.option("--nova-api-db-url", metavar="URL", help="nova_api database (cells from cell_mappings).")
+@click.option("--nova-db-url", multiple=True, metavar="[CELL=]URL", help="A Nova cell database (repeatable).")
+@click.option("--glance-cloud", metavar="NAME", help="clouds.yaml cloud with the admin role: images of every "
+              "project still on the all-zeros cinder_encryption_key_id.")
+@click.option("--glance-endpoint", metavar="URL", help="Glance URL (default: the service catalog).")
 @output.format_option
 def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], files: tuple[str, ...],
-           output_format: str) -> None:
+           output_format: str, nova_config_file: str | None, nova_api_db_url: str | None,
+           nova_db_url: tuple[str, ...], glance_cloud: str | None, glance_endpoint: str | None) -> None:
     """Rows still on the all-zeros key id (from the database) and, per host, what the logs say.
 
     Log files come as arguments and/or --log, each a file or a glob (the shell's expansion of
@@ -307,9 +528,28 @@ def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], f
     that matches nothing or a file that cannot be read is an error (exit 2).
     """
     logs = tuple(files) + tuple(logs)
-    if not (config_file or db_url or logs):
-        raise UsageError("nothing to report on", "Pass --config-file/--db-url and/or --log FILE")
+    nova_given = bool(nova_config_file or nova_api_db_url or nova_db_url)
+    if not (config_file or db_url or logs or nova_given or glance_cloud):
+        raise UsageError("nothing to report on",
+                         "Pass --config-file/--db-url, --nova-api-db-url, --glance-cloud and/or --log FILE")
     result: dict[str, Any] = {}
+    if glance_cloud:
+        from keytools.glance_images import GlanceImages, count_by_project
+
+        images = GlanceImages(auth.session_from_cloud(glance_cloud), glance_endpoint)
+        images.check_admin()
+        by_project = count_by_project(images.fixed_key_images())
+        result["glance"] = {"remaining": {"images": sum(by_project.values())},
+                            "by_project": [{"table": "images", "project": p, "rows": n} for p, n in by_project.items()]}
+    if nova_given:
+        from keytools.nova_db import NovaCells, load_settings
+
+        cells = NovaCells(load_settings(nova_config_file, nova_api_db_url, nova_db_url))
+        try:
+            cells.check()
+            result["nova"] = {"remaining": {"instances": cells.count()}, "by_cell": cells.breakdown()}
+        finally:
+            cells.dispose()
     if config_file or db_url:
         if db_url is None:
             db_url = config.load(config_file, None, None, "barbican").db_url if config_file else None
@@ -332,6 +572,16 @@ def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], f
                    f"snapshot(s), {r['backups']} backup(s).")
         if result["by_host"]:
             output.emit(result["by_host"], "table", ["table", "host", "project", "rows"])
+    if "nova" in result:
+        click.echo(f"Left on the all-zeros ephemeral key id (all cells): "
+                   f"{result['nova']['remaining']['instances']} instance(s).")
+        if result["nova"]["by_cell"]:
+            output.emit(result["nova"]["by_cell"], "table", ["table", "cell", "host", "project", "rows"])
+    if "glance" in result:
+        click.echo(f"Left on the all-zeros cinder_encryption_key_id (all projects): "
+                   f"{result['glance']['remaining']['images']} image(s).")
+        if result["glance"]["by_project"]:
+            output.emit(result["glance"]["by_project"], "table", ["table", "project", "rows"])
     if logs:
         output.emit(result["hosts"], "table",
                     ["host", "service", "state", "started", "migrated", "errors", "last_status"])
@@ -356,22 +606,24 @@ def finish(runctx: RunContext, revoke_creator: bool, admin_cloud: str | None, us
     After this, retire fixed_key from cinder.conf and nova.conf on every node (keep a safe copy:
     backups made before Queens carry the all-zeros id only inside their data).
     """
-    settings, db, path = _load(kw)
+    settings, built = _consumers(kw)
+    remaining: dict[str, int] = {}
     try:
-        db.check()
-        remaining = db.global_counts()
+        for consumer, _ in built:
+            consumer.check()
+            remaining.update(consumer.remaining())
     finally:
-        db.dispose()
+        for consumer, _ in built:
+            consumer.dispose()
     left = sum(remaining.values())
     if left and not force:
-        raise StateError(f"{remaining['volumes']} volume(s), {remaining['snapshots']} snapshot(s) and "
-                         f"{remaining['backups']} backup(s) still use the all-zeros key id",
+        raise StateError(f"{', '.join(f'{n} {t[:-1]}(s)' for t, n in remaining.items() if n)} still use the all-zeros key id",
                          "Run 'keytools migrate run' (and check 'keytools migrate status') first, or pass --force")
     result: dict[str, Any] = {"remaining": remaining, "revoked": []}
     if revoke_creator:
         if not admin_cloud:
             raise UsageError("--revoke-creator needs --admin-cloud NAME", "Name a clouds.yaml cloud with admin rights")
-        grants = _grants(path)
+        grants = [g for _, path in built for g in _grants(path)]
         if user or project or role or not grants:
             if not (user and project):
                 sess = _session(runctx, settings)

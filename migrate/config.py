@@ -100,8 +100,14 @@ def _short_backend(value: str | None) -> str:
 
 
 def load(config_file: str | None = None, db_url: str | None = None, fixed_key_file: str | None = None,
-         backend: str | None = None, barbican_endpoint: str | None = None) -> Settings:
-    """Settings from cinder.conf and/or explicit options (explicit options win)."""
+         backend: str | None = None, barbican_endpoint: str | None = None, require_db: bool = True,
+         service_conf: str | None = None) -> Settings:
+    """Settings from cinder.conf and/or explicit options (explicit options win). Without cinder
+    (``require_db=False``) ``db_url`` may stay empty; ``service_conf`` (nova.conf) then supplies
+    fixed_key, the backend and [barbican] the same way."""
+    cinder_conf = config_file is not None
+    if config_file is None and service_conf:
+        config_file = service_conf
     conf = None
     if config_file:
         if not os.path.exists(config_file):
@@ -120,17 +126,20 @@ def load(config_file: str | None = None, db_url: str | None = None, fixed_key_fi
         if backend is None:
             # castellan's default backend is barbican; cinder sets no other default
             backend = "barbican"
-    if db_url is None and conf is not None:
+    if db_url is None and conf is not None and cinder_conf:
         db_url = conf.get("database", "connection") or conf.get("DEFAULT", "sql_connection")
-    if not db_url:
+    if not db_url and not require_db:
+        db_url = ""
+    elif not db_url:
         where = f"{config_file} [database] connection" if config_file else "--db-url"
         raise UsageError(f"no Cinder database given ({where} is not set)",
                          "Pass --config-file cinder.conf or --db-url mysql+pymysql://user:pw@host/cinder")
-    _register_db_password(db_url)
+    if db_url:
+        _register_db_password(db_url)
     endpoint = barbican_endpoint or (conf.get("barbican", "barbican_endpoint") if conf is not None else None)
     region = conf.get("barbican", "barbican_region_name") if conf is not None else None
     return Settings(db_url=db_url, backend=_short_backend(backend or "barbican"), fixed_key=key,
-                    config_file=config_file, barbican_endpoint=endpoint or None, barbican_region=region or None)
+                    config_file=config_file if cinder_conf else None, barbican_endpoint=endpoint or None, barbican_region=region or None)
 
 
 def _register_db_password(db_url: str) -> None:

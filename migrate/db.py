@@ -23,19 +23,24 @@ TABLES = ("volumes", "snapshots", "backups")
 PAGE = 500
 
 
+KINDS = {"volumes": "volume", "backups": "backup", "instances": "instance", "images": "image"}
+
+
 @dataclass(frozen=True)
 class Item:
-    """One row to migrate: a volume (its snapshots follow it) or a backup."""
+    """One object to migrate, any service: a volume (its snapshots follow it), a backup, an
+    instance (``where`` = its cell), an image."""
 
-    table: str  # "volumes" or "backups"
+    table: str  # "volumes", "backups", "instances", "images"
     id: str
     user_id: str | None
     project_id: str | None
     host: str | None
+    where: str | None = None  # nova: the cell; glance: unused
 
     @property
     def kind(self) -> str:
-        return "volume" if self.table == "volumes" else "backup"
+        return KINDS.get(self.table, self.table)
 
 
 def _host_filter(column: sa.ColumnElement[Any], value: str, mysql: bool) -> sa.ColumnElement[bool]:

@@ -3,7 +3,8 @@
 Per row (volume or backup on the all-zeros id): journal the intent, create the secret (or reuse
 one a previous run stored but never used), journal its ref, set the owner's read ACL, read the
 payload back and compare it with fixed_key, then compare-and-swap the row; a volume's snapshots
-follow it in the same transaction. A kill at any instant leaves either the row on the all-zeros id (the rerun reuses or
+follow it in the same transaction. The service-specific part (which rows, the CAS, the ACL's
+users, the log lines) is a ``migrate.consumer.Consumer``: Cinder, Nova, Glance. A kill at any instant leaves either the row on the all-zeros id (the rerun reuses or
 finds the secret) or the row on a secret that was stored and read back. Errors are counted like
 cinder counts them (more than ``MAX_KEY_MIGRATION_ERRORS`` aborts), transient Barbican failures
 are retried first.
@@ -31,6 +32,7 @@ from migrate import journal as jr
 from migrate import repair
 from migrate.barbican import Barbican, PayloadMismatch, cinder_text, key_id
 from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, Settings
+from migrate.consumer import Consumer
 from migrate.db import CinderDB, Item
 
 LOG = logging.getLogger("keytools.migrate")
@@ -65,14 +67,14 @@ def error_summary(exc: BaseException) -> str:
     return ": " + text
 
 
-def client_failed(db: CinderDB, exc: BaseException) -> None:
+def client_failed(consumer: Consumer, exc: BaseException) -> None:
     """cinder's lines when the Barbican client cannot be created: the start line, the abort
     line (inside cinder's except block, so with oslo.log's summary), then the status lines."""
     LOG.info(MSG_STARTING, extra={"keytools_event": {"event": "start"}})
     text = cinder_text(exc)
     log_event(LOG, logging.ERROR, MSG_CLIENT_ERROR % text + error_summary(exc), "barbican_client_error",
               error=text)
-    log_status(db)
+    consumer.log_status()
 
 
 def log_status(db: CinderDB) -> dict[str, int]:
@@ -118,9 +120,17 @@ def check_decision(settings: Settings, db: CinderDB | None = None) -> None:
 
 @dataclass
 class Scope:
+    """Filters per service: cinder host/cluster/tables, nova cell; a consumer ignores the others."""
+
     host: str | None = None
     cluster: str | None = None
     tables: tuple[str, ...] = ("volumes", "backups")
+    cell: str | None = None
+
+    def tables_of(self, consumer: Consumer) -> tuple[str, ...]:
+        if consumer.service == "cinder":
+            return tuple(t for t in self.tables if t in consumer.tables)
+        return consumer.tables
 
 
 @dataclass
@@ -129,6 +139,7 @@ class Outcome:
 
     total: int = 0
     migrated: dict[str, int] = field(default_factory=lambda: {"volumes": 0, "snapshots": 0, "backups": 0})
+    service: str = "cinder"
     reused: int = 0
     lost: int = 0
     errors: int = 0
@@ -144,10 +155,10 @@ class Outcome:
     journal: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        done = self.migrated["volumes"] + self.migrated["backups"]
-        return {"total": self.total, "migrated": dict(self.migrated), "reused_secrets": self.reused,
-                "lost_races": self.lost, "errors": self.errors, "abandoned": self.abandoned,
-                "aborted": self.aborted,
+        done = sum(n for t, n in self.migrated.items() if t != "snapshots")
+        return {"service": self.service, "total": self.total, "migrated": dict(self.migrated),
+                "reused_secrets": self.reused, "lost_races": self.lost, "errors": self.errors,
+                "abandoned": self.abandoned, "aborted": self.aborted,
                 "repaired_snapshots": self.repaired_snapshots,
                 "snapshots_left": self.snapshots_left, "orphans": self.orphans,
                 "deleted_orphans": self.deleted_orphans, "remaining": self.remaining,
@@ -157,22 +168,24 @@ class Outcome:
 
 
 class Migrator:
-    """One run against one Cinder database and one Barbican."""
+    """One run against one service's objects (a ``Consumer``) and one Barbican."""
 
-    def __init__(self, settings: Settings, db: CinderDB, barbican: Barbican, journal: jr.Journal,
+    def __init__(self, settings: Settings, consumer: Consumer, barbican: Barbican, journal: jr.Journal,
                  concurrency: int = 8, progress: bool | None = None) -> None:
         if not settings.fixed_key:
             raise ConfigError("fixed_key is not set", "Pass --fixed-key-file")
         self.key: bytes = settings.fixed_key
         self.settings = settings
-        self.db = db
+        self.consumer = consumer
         self.barbican = barbican
         self.journal = journal
         self.concurrency = max(1, concurrency)
         self.progress = output.is_tty() if progress is None else progress
         self._force_bar = progress is True  # --progress: draw it even when stderr is not a terminal
         self.replay = jr.replay(journal.path)
-        self.outcome = Outcome(journal=str(journal.path))
+        self.outcome = Outcome(journal=str(journal.path), service=consumer.service,
+                               migrated=({"volumes": 0, "snapshots": 0, "backups": 0}
+                                         if consumer.service == "cinder" else dict.fromkeys(consumer.tables, 0)))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._gate = threading.Condition()  # admission: who may start a row now
@@ -204,13 +217,14 @@ class Migrator:
         return ref, False
 
     def migrate_one(self, item: Item) -> None:
-        log_event(LOG, logging.INFO, item_line(item), "migrating_item", table=item.table, id=item.id, host=item.host)
+        log_event(LOG, logging.INFO, self.consumer.item_line(item), "migrating_item", table=item.table, id=item.id,
+                  host=item.host, service=self.consumer.service, **({"cell": item.where} if item.where else {}))
         ref, reused = self._secret_for(item)
-        self.barbican.grant_read(ref, item.user_id)
+        self.barbican.grant_read(ref, self.consumer.readers(item))
         if not reused:  # a reused secret was read back just now
             self.barbican.check_payload(ref, self.key)  # never point a row at a secret not read back
         new_id = key_id(ref)
-        won, snaps = self.db.swap_with_snapshots(item.table, item.id, new_id)
+        won, snaps = self.consumer.swap(item, new_id)
         if not won:
             self.journal.record("lost", item.table, item.id, ref)
             with self._lock:
@@ -222,8 +236,9 @@ class Migrator:
         self.journal.record("done", item.table, item.id, ref)
         with self._lock:
             self._done += 1
-            self.outcome.migrated[item.table] += 1
-            self.outcome.migrated["snapshots"] += snaps
+            self.outcome.migrated[item.table] = self.outcome.migrated.get(item.table, 0) + 1
+            if snaps:
+                self.outcome.migrated["snapshots"] += snaps
             self.outcome.reused += int(reused)
             done = self._done
         elapsed = max(time.monotonic() - self._start, 1e-6)
@@ -238,8 +253,8 @@ class Migrator:
     # ---- the run -------------------------------------------------------------------------------------
 
     def _items(self, scope: Scope) -> Iterator[Item]:
-        for table in scope.tables:
-            yield from self.db.items(table, scope.host, scope.cluster)
+        for table in scope.tables_of(self.consumer):
+            yield from self.consumer.items(table, scope)
 
     def _resolve_lost_refs(self) -> None:
         """Rows whose secret was being created when a previous run died: ask Barbican by name."""
@@ -292,8 +307,9 @@ class Migrator:
         self._start = start
         LOG.info(MSG_STARTING, extra={"keytools_event": {"event": "start", "host": scope.host,
                                                           "concurrency": self.concurrency}})
-        self.outcome.total = sum(self.db.count(t, scope.host, scope.cluster) for t in scope.tables)
+        self.outcome.total = sum(self.consumer.count(t, scope) for t in scope.tables_of(self.consumer))
         self._repair(scope)
+        reconcile(self.consumer, self.journal, self.replay)
         self._resolve_lost_refs()
         bar = click.progressbar(length=self.outcome.total, label="Migrating", file=sys.stderr) \
             if self.progress and self.outcome.total else None
@@ -310,7 +326,7 @@ class Migrator:
         self.outcome.orphans = self.find_orphans()
         if cleanup and not self.outcome.aborted:
             self.outcome.deleted_orphans = self.delete_orphans(self.outcome.orphans)
-        self.outcome.remaining = log_status(self.db)
+        self.outcome.remaining = self.consumer.log_status()
         self.outcome.seconds = time.monotonic() - start
         if self.outcome.aborted or self._errors:
             raise self._final_error()
@@ -383,18 +399,18 @@ class Migrator:
     # ---- repair and orphans -----------------------------------------------------------------------------
 
     def _repair(self, scope: Scope) -> None:
-        repaired, left = repair_stranded(self.db, scope, self.journal.path,
-                                         lambda key: self.barbican.holds(key, self.key))
+        repaired, left = self.consumer.repair(scope, self.journal.path,
+                                              lambda key: self.barbican.holds(key, self.key))
         self.outcome.repaired_snapshots += len(repaired)
         self.outcome.snapshots_left = left
 
     def find_orphans(self) -> list[dict[str, str]]:
-        return find_orphans(self.db, jr.replay(self.journal.path))
+        return find_orphans(self.consumer, jr.replay(self.journal.path))
 
     def delete_orphans(self, orphans: list[dict[str, str]]) -> int:
         deleted = 0
         for orphan in orphans:
-            if referenced(self.db, key_id(orphan["ref"])):
+            if self.consumer.referenced(key_id(orphan["ref"])):
                 continue  # a row uses it after all (another run's secret found by name)
             try:
                 self.barbican.delete(orphan["ref"])
@@ -428,27 +444,38 @@ def repair_stranded(db: CinderDB, scope: Scope, journal_path: Any,
     return repaired, left
 
 
-def referenced(db: CinderDB, key: str) -> bool:
-    """Does any row (deleted or not) point at this key id? Such a secret is never an orphan."""
-    import sqlalchemy as sa
+def unrecorded_done(consumer: Consumer, replay: jr.Replay) -> list[tuple[str, str, str]]:
+    """Rows a killed run swapped but could not journal as ``done`` (killed between the
+    compare-and-swap and the fsync): the row points at one of its journaled secrets."""
+    found = []
+    for (table, row_id), st in replay.rows.items():
+        if st.done_ref or not st.refs:
+            continue
+        current = consumer.current_key(table, row_id)
+        ref = next((r for r in st.refs if current and key_id(r) == current), None)
+        if ref:
+            found.append((table, row_id, ref))
+    return found
 
-    with db.engine.connect() as conn:
-        for name in ("volumes", "snapshots", "backups"):
-            t = db.table(name)
-            if conn.execute(sa.select(t.c.id).where(t.c.encryption_key_id == key).limit(1)).first():
-                return True
-    return False
+
+def reconcile(consumer: Consumer, journal: jr.Journal, replay: jr.Replay) -> int:
+    """Journal those rows as done, so verify checks them and they are never offered for reuse."""
+    rows = unrecorded_done(consumer, replay)
+    for table, row_id, ref in rows:
+        journal.record("done", table, row_id, ref, reconciled=True)
+        replay.row(table, row_id).done_ref = ref
+    return len(rows)
 
 
-def find_orphans(db: CinderDB, replay: jr.Replay) -> list[dict[str, str]]:
+def find_orphans(consumer: Consumer, replay: jr.Replay) -> list[dict[str, str]]:
     """Secrets this journal knows were made for a row that points elsewhere (or that holds two)."""
     found = []
     for (table, row_id), st in replay.rows.items():
         if not st.refs:
             continue
-        current = db.key_id(table, row_id)
+        current = consumer.current_key(table, row_id)
         for ref in replay.orphans(table, row_id, current):
-            if not referenced(db, key_id(ref)):
+            if not consumer.referenced(key_id(ref)):
                 found.append({"table": table, "id": row_id, "ref": ref, "secret_id": key_id(ref)})
     return found
 

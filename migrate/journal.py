@@ -4,7 +4,8 @@ Each line is one JSON record, written and fsynced before the step it describes i
 ``intent`` before a secret is created (with the secret's name, which Barbican can be searched by
 if the process dies before it learns the ref), ``stored`` as soon as Barbican returns the ref
 (before the ACL and the read-back), ``searched`` after a rerun looked such a lost ref up by name,
-``done`` after the row's compare-and-swap won,
+``done`` after the row's compare-and-swap won (or, with ``reconciled``, written by a rerun for a
+row a killed run swapped before it could journal it),
 ``lost`` when another run (or cinder) migrated the row first, ``deleted`` after ``--cleanup``.
 Replaying the file tells a rerun which secret to reuse for a row and which secrets are orphans.
 No key material is ever written here; the file is 0600 anyway because ids and users are private.

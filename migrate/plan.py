@@ -11,6 +11,7 @@ from typing import Any
 from migrate import journal as jr
 from migrate import repair
 from migrate.config import SKIP_NOTHING_TO_MIGRATE, Settings
+from migrate.consumer import CinderConsumer, Consumer
 from migrate.db import CinderDB
 from migrate.engine import MSG_NO_ITEMS, MSG_STARTING, Scope, find_orphans
 
@@ -28,7 +29,7 @@ def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any)
     replay = jr.replay(journal_path)
     reusable = sum(1 for (t, i) in replay.rows
                    if replay.reusable(t, i) and db.key_id(t, i) == jr.FIXED_KEY_ID)
-    orphans = find_orphans(db, replay)
+    orphans = find_orphans(CinderConsumer(db), replay)
     actions: list[str] = []
     if skip:
         decision, message = skip
@@ -65,13 +66,47 @@ def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any)
     by_host = []
     for table in scope.tables:
         by_host.extend(db.breakdown(table, scope.host, scope.cluster))
-    return {"decision": decision, "message": message, "backend": settings.backend,
+    return {"service": "cinder", "decision": decision, "message": message, "backend": settings.backend,
             "key_bits": settings.key_bits or None, "database": db.describe(),
             "scope": {"host": scope.host, "cluster": scope.cluster, "tables": list(scope.tables)},
             "to_migrate": tables, "all_hosts": db.global_counts(), "by_host_project": by_host,
             "stranded_snapshots": {"repairable": len(repairable), "needs_read_back": len(to_check),
                                    "left_alone": reasons},
             "snapshots": [d.as_dict() for d in snapshots],
+            "journal": {"path": str(journal_path), "reusable_secrets": reusable,
+                        "unresolved_intents": len(replay.unresolved_intents()), "orphans": len(orphans)},
+            "orphans": orphans, "actions": actions}
+
+
+def make_service_plan(settings: Settings, consumer: Consumer, scope: Scope, journal_path: Any,
+                      acl_note: str) -> dict[str, Any]:
+    """The plan for a service without cinder's follower rows (nova instances, glance images)."""
+    consumer.check()
+    skip = settings.skip_reason()
+    tables = {t: consumer.count(t, scope) for t in consumer.tables}
+    replay = jr.replay(journal_path)
+    reusable = sum(1 for (t, i) in replay.rows
+                   if t in consumer.tables and replay.reusable(t, i) and consumer.current_key(t, i) == jr.FIXED_KEY_ID)
+    orphans = find_orphans(consumer, replay)
+    n = sum(tables.values())
+    actions: list[str] = []
+    if skip:
+        decision, message = skip
+    elif not n:
+        decision, message = "nothing_to_migrate", f"No {'/'.join(consumer.tables)} use the all-zeros key id."
+    else:
+        decision, message = "migrate", MSG_STARTING
+        actions.append(f"create {n - min(reusable, n)} Barbican secret(s) holding fixed_key (AES, "
+                       f"{settings.key_bits} bits, symmetric), each with a read ACL for {acl_note}")
+        if reusable:
+            actions.append(f"reuse {reusable} secret(s) a previous run stored but did not use")
+        actions.append(f"point {n} {'/'.join(consumer.tables)} at their new secret (compare-and-swap on the "
+                       "all-zeros id)")
+    if orphans:
+        actions.append(f"report {len(orphans)} orphan secret(s) from earlier runs (delete them with --cleanup)")
+    return {"service": consumer.service, "decision": decision, "message": message, "backend": settings.backend,
+            "key_bits": settings.key_bits or None, "database": consumer.describe(),
+            "to_migrate": tables, "all_hosts": consumer.remaining(), "by_host_project": consumer.breakdown(scope),
             "journal": {"path": str(journal_path), "reusable_secrets": reusable,
                         "unresolved_intents": len(replay.unresolved_intents()), "orphans": len(orphans)},
             "orphans": orphans, "actions": actions}

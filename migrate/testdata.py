@@ -93,3 +93,35 @@ def keys(db_url: str, table: str) -> dict[str, str | None]:
             return {r.id: r.encryption_key_id for r in conn.execute(sa.select(t.c.id, t.c.encryption_key_id))}
     finally:
         engine.dispose()
+
+
+def seed_instances(cell_url: str, n: int, key_id: str | None = FIXED_KEY_ID, user_id: str = "u-owner",
+                   project_id: str = "p-owner", host: str = "cmp-0", deleted: bool = False) -> list[str]:
+    """Insert ``n`` instances into a Nova cell database (schema from ``nova-manage db sync``);
+    a deleted one gets ``deleted = id`` as nova's soft delete does."""
+    engine = sa.create_engine(cell_url)
+    out = []
+    try:
+        with engine.begin() as conn:
+            t = sa.Table("instances", sa.MetaData(), autoload_with=conn)
+            for _ in range(n):
+                uid = str(uuid.uuid4())
+                res = conn.execute(sa.insert(t).values(uuid=uid, user_id=user_id, project_id=project_id, host=host,
+                                                       vm_state="active", ephemeral_key_uuid=key_id, deleted=0))
+                if deleted:
+                    row_id = res.inserted_primary_key[0]
+                    conn.execute(sa.update(t).where(t.c.id == row_id).values(deleted=row_id))
+                out.append(uid)
+    finally:
+        engine.dispose()
+    return out
+
+
+def instance_keys(cell_url: str) -> dict[str, str | None]:
+    """uuid -> ephemeral_key_uuid of every instance of a cell (tests)."""
+    engine = sa.create_engine(cell_url)
+    try:
+        with engine.connect() as conn:
+            return dict(conn.execute(sa.text("SELECT uuid, ephemeral_key_uuid FROM instances")).all())
+    finally:
+        engine.dispose()

@@ -13,16 +13,15 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import KeytoolsError
 from migrate import journal as jr
 from migrate.barbican import Barbican, key_id
-from migrate.db import CinderDB
+from migrate.consumer import Consumer
 
 
 class Verifier:
-    def __init__(self, db: CinderDB, barbican: Barbican, key: bytes, concurrency: int = 8) -> None:
-        self.db = db
+    def __init__(self, consumer: Consumer, barbican: Barbican, key: bytes, concurrency: int = 8) -> None:
+        self.consumer = consumer
         self.barbican = barbican
         self.key = key
         self.concurrency = max(1, concurrency)
@@ -37,7 +36,7 @@ class Verifier:
 
     def check_row(self, table: str, row_id: str, ref: str) -> None:
         secret = key_id(ref)
-        current = self.db.key_id(table, row_id)
+        current = self.consumer.current_key(table, row_id)
         if current is None:
             with self._lock:
                 self.skipped_deleted += 1
@@ -51,16 +50,22 @@ class Verifier:
                 return
             if not hmac.compare_digest(self.barbican.payload(ref), self.key):
                 self._problem(table, row_id, secret, "secret does not hold fixed_key")
-            user = self.db.user_id(table, row_id)
-            if user and user not in self.barbican.acl_users(ref):
-                self._problem(table, row_id, secret, f"owner {user} is not in the secret's read ACL")
+            expected = getattr(self.consumer, "expected_readers", None)
+            if expected is not None:  # glance: every current member of the owner project
+                acl = set(self.barbican.acl_users(ref))
+                missing = [u for u in expected(table, row_id) if u not in acl]
+                if missing:
+                    self._problem(table, row_id, secret, f"{len(missing)} member(s) of the owner project not in "
+                                  f"the read ACL ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}; "
+                                  "joined after the migration?)")
+            else:
+                user = self.consumer.owner(table, row_id)
+                if user and user not in self.barbican.acl_users(ref):
+                    self._problem(table, row_id, secret, f"owner {user} is not in the secret's read ACL")
         except KeytoolsError as exc:
             self._problem(table, row_id, secret, f"cannot check: {exc.message}")
-        if table == "volumes":
-            for snap_id, snap_key in self.db.snapshot_keys(row_id):
-                if snap_key != secret:
-                    what = "still on the all-zeros id" if snap_key == FIXED_KEY_ID else f"uses {snap_key}"
-                    self._problem("snapshots", snap_id, secret, f"snapshot of volume {row_id} {what}")
+        for p in self.consumer.follower_problems(row_id, secret) if table == "volumes" else []:
+            self._problem(p["table"], p["id"], p["secret_id"], p["problem"])
         with self._lock:
             self.checked += 1
 
@@ -78,8 +83,9 @@ class Verifier:
                 "problems": sorted(self.problems, key=lambda p: (p["table"], p["id"]))}
 
 
-def verify(db: CinderDB, barbican: Barbican, key: bytes, journal_path: Path, concurrency: int = 8) -> dict[str, Any]:
-    db.check()
+def verify(consumer: Consumer, barbican: Barbican, key: bytes, journal_path: Path,
+           concurrency: int = 8) -> dict[str, Any]:
+    consumer.check()
     seen: set[tuple[str, str]] = set()
 
     def unique() -> Iterator[tuple[str, str, str]]:
@@ -88,7 +94,10 @@ def verify(db: CinderDB, barbican: Barbican, key: bytes, journal_path: Path, con
                 seen.add((table, row_id))
                 yield table, row_id, ref
 
-    report = Verifier(db, barbican, key, concurrency).run(unique())
-    report["remaining"] = db.global_counts()
-    report["stranded_snapshots"] = len(db.stranded_snapshots())
+    report = Verifier(consumer, barbican, key, concurrency).run(unique())
+    report["service"] = consumer.service
+    report["remaining"] = consumer.remaining()
+    db = getattr(consumer, "db", None)
+    if consumer.service == "cinder" and db is not None:
+        report["stranded_snapshots"] = len(db.stranded_snapshots())
     return report

@@ -45,7 +45,7 @@ with sa.create_engine(sys.argv[1]).begin() as c:
 PYEOF
 
 echo "== fixed-key retire refuses while that row exists (exit 6)"
-rc=0; "$KEYTOOLS" fixed-key retire --per-node "$WORK/nodes" --backup-dir "$WORK/backup" --db-url "$DB" || rc=$?
+rc=0; "$KEYTOOLS" fixed-key retire --per-node "$WORK/nodes" --backup-dir "$WORK/backup" --db-url "$DB" --ignore-service nova,glance || rc=$?
 echo "exit code: $rc"
 
 echo "== (migration done: the row now points at a Barbican secret)"
@@ -57,11 +57,11 @@ with sa.create_engine(sys.argv[1]).begin() as c:
 PYEOF
 
 echo "== fixed-key retire --dry-run shows the diff, values masked"
-"$KEYTOOLS" fixed-key retire --per-node "$WORK/nodes" --db-url "$DB" --dry-run > "$WORK/dry-run.diff"
+"$KEYTOOLS" fixed-key retire --per-node "$WORK/nodes" --db-url "$DB" --ignore-service nova,glance --dry-run > "$WORK/dry-run.diff"
 head -12 "$WORK/dry-run.diff"; tail -1 "$WORK/dry-run.diff"
 
 echo "== fixed-key retire: 0600 backup of each value, crudini --del, atomic swap"
-"$KEYTOOLS" fixed-key retire --per-node "$WORK/nodes" --backup-dir "$WORK/backup" --db-url "$DB"
+"$KEYTOOLS" fixed-key retire --per-node "$WORK/nodes" --backup-dir "$WORK/backup" --db-url "$DB" --ignore-service nova,glance
 ls -l "$WORK/backup"
 "$KEYTOOLS" audit --per-node "$WORK/nodes" --rule fixed-key-present && echo "audit: no fixed_key left"
 

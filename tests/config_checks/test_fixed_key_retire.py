@@ -51,6 +51,9 @@ def cinder_db_url(tmp_path_factory):
     return url
 
 
+IGNORE_ALL = "--ignore-service=cinder,nova,glance"
+
+
 def add_rows(url: str, key_id: str = ZEROS, deleted: bool = False) -> str:
     engine = sa.create_engine(url)
     vol = str(uuid.uuid4())
@@ -101,9 +104,9 @@ def test_dry_run_shows_masked_diff_and_writes_nothing(tree, tmp_path):
 def test_retire_then_restore_is_byte_identical(tree, tmp_path):
     before, before_modes = snapshot(tree.base), modes(tree.base)
     backup = tmp_path / "backup"
-    res = invoke(["fixed-key", "retire", "--per-node", str(tree.base), "--backup-dir", str(backup)])
+    res = invoke(["fixed-key", "retire", "--per-node", str(tree.base), "--backup-dir", str(backup), IGNORE_ALL])
     assert res.exit_code == 0, res.stderr
-    assert "--db-url not given" in res.stderr
+    assert "not checked for the all-zeros key id (--ignore-service): cinder, glance, nova" in res.stderr
     after = snapshot(tree.base)
     changed = [p for p in before if before[p] != after[p]]
     assert len(changed) == 5
@@ -119,9 +122,10 @@ def test_retire_then_restore_is_byte_identical(tree, tmp_path):
     assert len(docs) == 5 and all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in backup.glob("*.json"))
     assert {d["entries"][0]["section"] for d in docs} == {"key_manager", "keymgr"}
     assert all(d["entries"][0]["sha256"].startswith("sha256:") and d["path"] in before for d in docs)
+    assert all(d["ignored_services"] == ["cinder", "glance", "nova"] for d in docs)
     assert tree.fixed_key not in res.stdout + res.stderr
     # rerun: nothing left to do, backups untouched
-    res = invoke(["fixed-key", "retire", "--per-node", str(tree.base), "--backup-dir", str(backup)])
+    res = invoke(["fixed-key", "retire", "--per-node", str(tree.base), "--backup-dir", str(backup), IGNORE_ALL])
     assert res.exit_code == 0 and "nothing to retire" in res.stdout
     res = invoke(["fixed-key", "restore", "--backup-dir", str(backup), "--format", "json"])
     assert res.exit_code == 0, res.stderr
@@ -146,7 +150,7 @@ def test_restore_after_later_edit_reinserts_with_crudini(tree, tmp_path):
 def test_refuses_when_values_differ(tmp_path):
     t = build(tmp_path, [NodeSpec("ctl-0", "controller", {"fixed_key_mismatch"})])
     before = snapshot(t.base)
-    res = invoke(["fixed-key", "retire", "--per-node", str(t.base), "--backup-dir", str(tmp_path / "b")])
+    res = invoke(["fixed-key", "retire", "--per-node", str(t.base), "--backup-dir", str(tmp_path / "b"), IGNORE_ALL])
     assert res.exit_code == 6 and "values differ" in res.stderr and res.stderr.count("\n") == 1
     assert snapshot(t.base) == before and not (tmp_path / "b").exists()
     for s in t.secrets:
@@ -161,15 +165,14 @@ def test_refuses_while_cinder_rows_use_the_fixed_key(tree, tmp_path, cinder_db_u
     add_rows(cinder_db_url)
     before = snapshot(tree.base)
     args = ["fixed-key", "retire", "--per-node", str(tree.base), "--backup-dir", str(tmp_path / "b"),
-            "--db-url", cinder_db_url]
+            "--db-url", cinder_db_url, "--ignore-service", "nova,glance"]
     res = invoke(args)
     assert res.exit_code == 6, res.stderr
-    assert "1 volumes, 1 backups" in res.stderr and ZEROS in res.stderr
+    assert "1 cinder volumes" in res.stderr and "1 cinder backups" in res.stderr and ZEROS in res.stderr
     assert snapshot(tree.base) == before and not (tmp_path / "b").exists()
     migrate_all(cinder_db_url)
     res = invoke(args)
     assert res.exit_code == 0, res.stderr
-    assert "--db-url not given" not in res.stderr
     assert fk.show([str(tree.base)], per_node=True)[0] == []
 
 
@@ -188,7 +191,7 @@ def test_backup_dir_required(tree):
 def test_unreadable_file_refuses_retire_and_show_says_so(tree, tmp_path):
     (tree.pg("cmp-0") / "nova_libvirt/etc/nova/nova.conf.d").mkdir()
     (tree.pg("cmp-0") / "nova_libvirt/etc/nova/nova.conf.d/10.conf").write_bytes(b"\x00\x01")
-    res = invoke(["fixed-key", "retire", "--per-node", str(tree.base), "--backup-dir", str(tmp_path / "b")])
+    res = invoke(["fixed-key", "retire", "--per-node", str(tree.base), "--backup-dir", str(tmp_path / "b"), IGNORE_ALL])
     assert res.exit_code == 2 and "10.conf" in res.stderr
     res = invoke(["fixed-key", "show", "--per-node", str(tree.base)])
     assert res.exit_code == 2 and "10.conf: binary data" in res.stderr and "all values match" in res.stdout
@@ -234,7 +237,7 @@ def test_retire_edits_the_conf_d_file_that_sets_it(tmp_path):
 
 def _kill_trial(tree, backup: Path, wait_for: str, old: dict[str, bytes], new: dict[str, bytes]) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "keytools.cli", "fixed-key", "retire", "--per-node",
-                             str(tree.base), "--backup-dir", str(backup)], stdout=subprocess.DEVNULL,
+                             str(tree.base), "--backup-dir", str(backup), IGNORE_ALL], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
@@ -259,7 +262,7 @@ def test_kill_during_retire_leaves_old_or_new_and_rerun_converges(tmp_path):
     backup = tmp_path / "backup"
     for wait_for in ("backup", "config"):
         _kill_trial(tree, backup, wait_for, old, new)
-    res = invoke(["fixed-key", "retire", "--per-node", str(tree.base), "--backup-dir", str(backup)])
+    res = invoke(["fixed-key", "retire", "--per-node", str(tree.base), "--backup-dir", str(backup), IGNORE_ALL])
     assert res.exit_code == 0, res.stderr
     assert snapshot(tree.base) == {**old, **new}
     assert not list(tree.base.rglob("*.tmp"))  # temp files a kill left behind are cleaned by the rerun

@@ -65,3 +65,57 @@ def test_mariadb_concurrent_runs_case_sensitive_hosts_and_verify(mariadb_sandbox
         assert json.loads(p.stdout)["problems"] == []
     p = run_keytools("migrate", "status", "--db-url", maria_cinder, "--format", "json", env=env)
     assert json.loads(p.stdout)["remaining"] == {"volumes": 2, "snapshots": 0, "backups": 0}
+
+
+@pytest.fixture(scope="module")
+def maria_nova(mariadb_sandbox) -> dict[str, str]:
+    """nova_api, cell0 and two cells on the private MariaDB, made by nova-manage."""
+    import sqlalchemy as sa
+
+    from keytools.nova_db import create_databases
+
+    server = configs.db_url(mariadb_sandbox.state, mariadb_sandbox.config, "cinder")
+    names = {"api": "kt_nova_api", "cell0": "kt_nova_cell0", "cell1": "kt_nova_cell1", "cell2": "kt_nova_cell2"}
+    eng = sa.create_engine(server)
+    with eng.begin() as conn:
+        for name in names.values():
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
+            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    eng.dispose()
+    urls = {k: server.replace("/cinder?", f"/{v}?") for k, v in names.items()}
+    create_databases(urls["api"], urls["cell0"], {"cell1": urls["cell1"], "cell2": urls["cell2"]})
+    return urls
+
+
+def test_mariadb_nova_cells_concurrent_runs_and_verify(mariadb_sandbox, maria_nova, key_file, fixed_key_hex,
+                                                       tmp_path):
+    from migrate.testdata import instance_keys, seed_instances
+
+    ids = seed_instances(maria_nova["cell1"], 6) + seed_instances(maria_nova["cell2"], 6)
+    other = seed_instances(maria_nova["cell2"], 2, deleted=True)
+    env = mariadb_sandbox.env()
+    args = ["--log-format", "json", "--os-cloud", "sandbox-demo", "migrate", "run", "--nova-api-db-url",
+            maria_nova["api"], "--fixed-key-file", str(key_file), "--concurrency", "4", "--format", "json"]
+    procs = [subprocess.Popen([sys.executable, "-m", "keytools.cli", *args, "--state-dir", str(tmp_path / f"st{n}")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+             for n in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    counts: dict[str, int] = {}
+    for p, (out, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err[-2000:]
+        assert fixed_key_hex not in out + err
+        for line in err.splitlines():
+            doc = json.loads(line) if line.startswith("{") else {}
+            if doc.get("event") == "migrated":
+                counts[doc["id"]] = counts.get(doc["id"], 0) + 1
+    assert sorted(counts) == sorted(ids) and set(counts.values()) == {1}  # two runs, never twice
+    current = {**instance_keys(maria_nova["cell1"]), **instance_keys(maria_nova["cell2"])}
+    assert FIXED_KEY_ID not in {current[i] for i in ids} and {current[i] for i in other} == {FIXED_KEY_ID}
+    for n in range(2):
+        p = run_keytools("--os-cloud", "sandbox-demo", "migrate", "verify", "--nova-api-db-url", maria_nova["api"],
+                         "--fixed-key-file", str(key_file), "--state-dir", str(tmp_path / f"st{n}"),
+                         "--format", "json", env=env)
+        assert p.returncode == 0 and json.loads(p.stdout)["problems"] == [], p.stderr[-2000:]
+    p = run_keytools("fixed-key", "inventory", "--nova-api-db-url", maria_nova["api"], "--ignore-service",
+                     "cinder,glance", "--format", "json", env=env)
+    assert p.returncode == 0 and json.loads(p.stdout)["clean"], p.stdout + p.stderr
