@@ -24,7 +24,7 @@ from migrate import journal as jr
 from tests.migrate import glance_helpers as gh
 
 TRIALS = int(os.environ.get("KT_GLANCE_TRIALS", "12"))
-IMAGES_PER_TRIAL = 5
+IMAGES_PER_TRIAL = 8
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +89,11 @@ def test_kill_9_trials_then_rerun_converges(kt, cloud, admin_session, creator_se
         pid, fd = _fork_run(_args(key_file, state), {"OS_CLIENT_CONFIG_FILE": str(cloud.clouds_yaml)})
         early = trial % 4 == 3
         if early:  # during start-up, the checks or the listing
-            time.sleep(rng.uniform(0.0, 0.6))
-        else:
-            # kill after a random number of per-image log lines (2 per image), a little later
-            _wait_for_work(fd, time.monotonic() + 30, rng.randint(1, 2 * IMAGES_PER_TRIAL - 2))
             time.sleep(rng.uniform(0.0, 0.3))
+        else:
+            # kill right after a random number of per-image log lines (2 per image): three images
+            # beyond the two in flight are still to come, so the run is still working when killed
+            _wait_for_work(fd, time.monotonic() + 30, rng.randint(1, 2 * IMAGES_PER_TRIAL - 6))
         try:
             os.kill(pid, signal.SIGKILL)
             killed = True
