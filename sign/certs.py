@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keytools import image_signature as sig
 from keytools.errors import CertificateError, UsageError
-from keytools.fileutil import atomic_write
+from keytools.fileutil import atomic_write, read_user_file
 
 RSA_SIZES = (2048, 3072, 4096)
 CURVES: dict[str, type[ec.EllipticCurve]] = {"secp384r1": ec.SECP384R1, "secp521r1": ec.SECP521R1}
@@ -192,21 +192,11 @@ def check_can_sign(cert: x509.Certificate, where: str) -> None:
 
 
 def read_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read certificate {path}: {exc.strerror}", "Check the path") from None
-    try:
-        return sig.load_certificate(data, str(path))
-    except ValueError as exc:
-        raise UsageError(str(exc), "Pass a PEM or DER certificate (not a key or a CSR)") from None
+    return sig.read_certificate_file(path)
 
 
 def read_private_key(path: str | os.PathLike[str], password: bytes | None = None) -> sig.PrivateKey:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read key {path}: {exc.strerror}", "Check the path and permissions") from None
+    data = read_user_file(path, "key", "Check the path and permissions")
     try:
         # OpenSSL's RSA consistency check costs ~0.25 s for 3072 bits; signer.sign_file verifies
         # every signature it makes instead, which catches an inconsistent key just as surely.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-from pathlib import Path
 from typing import Any
 
 import click
@@ -12,6 +11,7 @@ import click
 from keytools import context, output, overlap, progress, redaction
 from keytools import image_signature as sig
 from keytools.errors import UsageError
+from keytools.fileutil import read_user_file
 from sign import certs, signer
 
 SIGN_FORMATS = ("text", "json", "glance-args")
@@ -105,10 +105,7 @@ def _progress(size: int | None, label: str) -> Any:
 def _read_password(path: str | None) -> bytes | None:
     if not path:
         return None
-    try:
-        password = Path(path).read_bytes().rstrip(b"\r\n")
-    except OSError as exc:
-        raise UsageError(f"cannot read --key-password-file {path}: {exc.strerror}") from None
+    password = read_user_file(path, "--key-password-file", None).rstrip(b"\r\n")
     redaction.register_secret(password)
     return password
 

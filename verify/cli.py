@@ -102,7 +102,7 @@ def verify(run: context.RunContext, image: str | None, image_id: str | None, pro
                 result = verifier.verify_file(image, prepared, advance, on_prepared=_record(details))  # type: ignore[arg-type]
         details.update(result)
     except KeytoolsError as exc:
-        details.update(getattr(exc, "details", {}))
+        details.update(exc.details)
         if exc.hint:
             details["hint"] = exc.hint
         _render("invalid" if exc.exit_code == 1 else "error", exc.message, details, output_format)
