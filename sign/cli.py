@@ -12,7 +12,8 @@ from keytools import context, output, overlap, progress, redaction
 from keytools import image_signature as sig
 from keytools.errors import UsageError
 from keytools.fileutil import read_user_file
-from sign import certs, signer
+from sign import cert_store as stored_certs
+from sign import certs, keys, signer
 
 SIGN_FORMATS = ("text", "json", "glance-args")
 
@@ -36,7 +37,7 @@ def cert() -> None:
 @click.option("--key-type", type=click.Choice(["rsa", "ec"]), default="rsa", show_default=True,
               help="RSA (signs as RSA-PSS) or ECDSA (ECC_SECP384R1 / ECC_SECP521R1).")
 @click.option("--bits", type=int, default=3072, show_default=True, help="RSA key size: 2048, 3072 or 4096.")
-@click.option("--curve", type=click.Choice(sorted(certs.CURVES)), default="secp384r1", show_default=True,
+@click.option("--curve", type=click.Choice(sorted(keys.CURVES)), default="secp384r1", show_default=True,
               help="ECDSA curve; the only ones Glance and Nova accept.")
 @click.option("--days", type=int, default=365, show_default=True, help="Validity of the self-signed certificate.")
 @click.option("--cn", "common_name", metavar="NAME", help="Subject common name [Glance image signing (HOST)].")
@@ -76,7 +77,7 @@ def cert_store(run: context.RunContext, cert_file: str, name: str | None, allow_
     certificate again prints the existing UUID.
     """
     certificate = certs.read_certificate(cert_file)
-    stored = certs.store(run.session(), certificate, name, allow_weak_key, where=f"certificate {cert_file}")
+    stored = stored_certs.store(run.session(), certificate, name, allow_weak_key, where=f"certificate {cert_file}")
     if output_format == "json":
         output.emit({**stored.as_dict(), "created": stored.created}, "json")
     else:
@@ -90,7 +91,7 @@ def cert_store(run: context.RunContext, cert_file: str, name: str | None, allow_
 @context.pass_run
 def cert_list(run: context.RunContext, output_format: str) -> None:
     """List the certificate secrets you can read, with subject, fingerprint and expiry."""
-    rows = [c.as_dict() for c in certs.list_stored(run.session())]
+    rows = [c.as_dict() for c in stored_certs.list_stored(run.session())]
     output.emit(rows, output_format, ["uuid", "subject", "sha256_fingerprint", "not_after", "key", "status"])
 
 
@@ -166,7 +167,7 @@ def sign(run: context.RunContext, image: str, key_file: str, key_password_file: 
         cert_uuid = sig.check_uuid(cert_uuid)
     except sig.SignatureFormatError as exc:
         raise UsageError(str(exc), "Pass the UUID printed by 'keytools cert store'") from None
-    key = certs.read_private_key(key_file, _read_password(key_password_file))
+    key = keys.read_private_key(key_file, _read_password(key_password_file))
     signer.check_key(key, key_file, allow_weak_key)
     handle, size = sig.open_image(image)
     handle.close()
