@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from keytools import context, output, overlap, progress, redaction
+from keytools import context, output, progress
 from keytools import image_signature as sig
-from keytools.errors import UsageError
-from keytools.fileutil import read_user_file
 from sign import cert_store as stored_certs
-from sign import certs, keys, signer
+from sign import certs, keys
+from sign.api import SignResult, sign_image
+from sign.upload import ImageOptions
 
 SIGN_FORMATS = ("text", "json", "glance-args")
 
@@ -103,14 +103,6 @@ def _progress(size: int | None, label: str) -> Any:
     return progress.progress(size, label, enabled=None if size and size >= LONG_FILE else False)
 
 
-def _read_password(path: str | None) -> bytes | None:
-    if not path:
-        return None
-    password = read_user_file(path, "--key-password-file", None).rstrip(b"\r\n")
-    redaction.register_secret(password)
-    return password
-
-
 @click.command("sign")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False), metavar="KEY",
@@ -161,48 +153,24 @@ def sign(run: context.RunContext, image: str, key_file: str, key_password_file: 
     option); 3 certificate problem (mismatch, expired, not in Barbican); 4 Barbican or Glance
     unreachable; 5 not allowed.
     """
-    if offline and upload:
-        raise UsageError("--offline and --upload exclude each other", "Drop --offline to upload")
-    try:
-        cert_uuid = sig.check_uuid(cert_uuid)
-    except sig.SignatureFormatError as exc:
-        raise UsageError(str(exc), "Pass the UUID printed by 'keytools cert store'") from None
-    key = keys.read_private_key(key_file, _read_password(key_password_file))
-    signer.check_key(key, key_file, allow_weak_key)
-    handle, size = sig.open_image(image)
-    handle.close()
-
-    def certificate_check() -> str:
-        certificate, where = signer.resolve_certificate(cert_uuid, cert_file, None if offline else run.session)
-        return signer.check_pair(key, certificate, key_file, where, allow_weak_key)
-
-    # Keystone + Barbican round trips run beside the hash (offline: checked before reading).
-    check = overlap.Check(certificate_check, background=not offline, name="keytools-cert-check")
-    with _progress(size, "signing") as advance:
-        signed = signer.sign_file(image, key, cert_uuid, hash_method, advance, check)
-    if signature_file:
-        signer.write_signature(signature_file, signed)
-    if upload:
-        from sign import upload as glance_upload
-
-        options = glance_upload.ImageOptions(name or os.path.basename(image), disk_format, container_format,
-                                             visibility)
-        with _progress(size, "uploading") as advance:
-            result = glance_upload.upload(run.session(), image, signed.properties, options, advance)
-        _print(signed.properties, output_format, result)
-        return
-    _print(signed.properties, output_format, None)
+    options = ImageOptions(name or os.path.basename(image), disk_format, container_format, visibility)
+    result = sign_image(image, key_file, cert_uuid, session=None if offline else run.session,
+                        key_password_file=key_password_file, cert_file=cert_file, hash_method=hash_method,
+                        allow_weak_key=allow_weak_key, signature_file=signature_file,
+                        upload=options if upload else None, progress=_progress)
+    _print(result, output_format)
 
 
-def _print(properties: dict[str, str], output_format: str, image: dict[str, Any] | None) -> None:
+def _print(result: SignResult, output_format: str) -> None:
     if output_format == "json":
-        output.emit({"properties": properties, **({"image": image} if image else {})}, "json")
+        output.emit(result.as_dict(), "json")
         return
     if output_format == "glance-args":
-        click.echo(" ".join(f"--property {shlex.quote(f'{k}={v}')}" for k, v in properties.items()))
+        click.echo(" ".join(f"--property {shlex.quote(f'{k}={v}')}" for k, v in result.properties.items()))
     else:
-        for k, v in properties.items():
+        for k, v in result.properties.items():
             click.echo(f"{k}={v}")
+    image = result.uploaded
     if image:
-        click.echo(f"uploaded: image {image['id']} ({image['status']}, {image['size']} bytes); "
+        click.echo(f"uploaded: image {image.id} ({image.status}, {image.size} bytes); "
                    "Glance verified the signature", err=output_format == "glance-args")

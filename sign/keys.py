@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 
 from keytools import image_signature as sig
+from keytools import redaction
 from keytools.errors import UsageError
 from keytools.fileutil import read_user_file
 
@@ -63,3 +64,12 @@ def check_key_strength(public_key: Any, where: str, allow_weak_key: bool) -> Non
         raise UsageError(f"{where}: {sig.key_description(public_key)}-bit key is too weak",
                          f"Use a key of at least {sig.MIN_RSA_BITS} bits ('keytools cert create'); "
                          "--allow-weak-key accepts it for legacy setups")
+
+
+def read_password_file(path: str | None) -> bytes | None:
+    """The password of an encrypted key (``--key-password-file``), registered for redaction."""
+    if not path:
+        return None
+    password = read_user_file(path, "--key-password-file", None).rstrip(b"\r\n")
+    redaction.register_secret(password)
+    return password
