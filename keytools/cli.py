@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         _report(exc.format_message())
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except KeytoolsError as exc:
+        if exc.report is not None:  # what the command established before failing (verify, audit)
+            exc.report()
         if debug:
             click.echo(redaction.redact(traceback.format_exc()), err=True)
         _report(exc.one_line())
