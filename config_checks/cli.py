@@ -57,9 +57,9 @@ def audit(roots: tuple[str, ...], per_node: bool, fmt: str, severity: str,
     if list_rules:
         rules = _rules(only, skip)
         if fmt == "json":
-            click.echo(output.to_json([r.to_dict() for r in rules]))
+            click.echo(output.to_json([r.as_dict() for r in rules]))
         else:
-            click.echo(output.table([r.to_dict() for r in rules], ["id", "name", "severity", "title"],
+            click.echo(output.table([r.as_dict() for r in rules], ["id", "name", "severity", "title"],
                                     ["Id", "Name", "Severity", "Title"]))
         return
     if out_file and os.path.lexists(out_file) and not os.path.isfile(out_file):
