@@ -7,28 +7,18 @@ upload come last).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
 from keytools import image_signature as sig
 from keytools import overlap
 from keytools.errors import UsageError
+from keytools.progress import ProgressFactory, no_progress
 from sign import keys, signer
 from sign.signer import Signed
 from sign.upload import ImageOptions, UploadedImage
-
-Advance = Callable[[int], None]
-# (total bytes, label) -> a context yielding the per-chunk callback, or None for no progress.
-ProgressFactory = Callable[[int, str], AbstractContextManager[Advance | None]]
-
-
-def no_progress(_size: int, _label: str) -> AbstractContextManager[Advance | None]:
-    return contextlib.nullcontext(None)
-
 
 @dataclass
 class SignResult:

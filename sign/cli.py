@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import Any
 
 import click
 
@@ -95,14 +94,6 @@ def cert_list(run: context.RunContext, output_format: str) -> None:
     output.emit(rows, output_format, ["uuid", "subject", "sha256_fingerprint", "not_after", "key", "status"])
 
 
-LONG_FILE = 64 * 1024 * 1024  # smaller files are done before a bar would be worth drawing
-
-
-def _progress(size: int | None, label: str) -> Any:
-    """keytools' TTY-only progress bar, for long files only."""
-    return progress.progress(size, label, enabled=None if size and size >= LONG_FILE else False)
-
-
 @click.command("sign")
 @click.argument("image", type=click.Path(dir_okay=False))
 @click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False), metavar="KEY",
@@ -157,7 +148,7 @@ def sign(run: context.RunContext, image: str, key_file: str, key_password_file: 
     result = sign_image(image, key_file, cert_uuid, session=None if offline else run.session,
                         key_password_file=key_password_file, cert_file=cert_file, hash_method=hash_method,
                         allow_weak_key=allow_weak_key, signature_file=signature_file,
-                        upload=options if upload else None, progress=_progress)
+                        upload=options if upload else None, progress=progress.for_file)
     _print(result, output_format)
 
 

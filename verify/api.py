@@ -7,25 +7,15 @@ verdict for a certificate outside its dates); ``VerifyResult.failed`` turns it i
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from keytools import image_signature as sig
 from keytools.errors import EXIT_PROBLEMS, KeytoolsError, UsageError
+from keytools.progress import ProgressFactory, no_progress
 from verify import verifier
-
-Advance = Callable[[int], None]
-# (total bytes or None, label) -> a context yielding the per-chunk callback, or None for no progress.
-ProgressFactory = Callable[[int | None, str], AbstractContextManager[Advance | None]]
-
-
-def no_progress(_size: int | None, _label: str) -> AbstractContextManager[Advance | None]:
-    return contextlib.nullcontext(None)
-
 
 @dataclass
 class VerifyResult:

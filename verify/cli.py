@@ -17,14 +17,6 @@ from verify.api import VerifyResult, verify_image
 UPSTREAM_LABELS = {"glance": "glance (upload, ignores certificate dates)",
                    "nova": "nova (verify_glance_signatures, no certificate validation)",
                    "nova_certificate_validation": "nova (with certificate validation)"}
-LONG_FILE = 64 * 1024 * 1024  # smaller files are done before a bar would be worth drawing
-
-
-def _progress(size: int | None, label: str) -> Any:
-    """keytools' TTY-only progress bar, for long files only."""
-    return progress.progress(size, label, enabled=None if size and size >= LONG_FILE else False)
-
-
 @click.command("verify")
 @click.argument("image", required=False, type=click.Path(dir_okay=False))
 @click.option("--image-id", metavar="ID",
@@ -67,7 +59,7 @@ def verify(run: context.RunContext, image: str | None, image_id: str | None, pro
     try:
         props = _properties(image, image_id, properties_json, signature, key_type, hash_method, cert_uuid)
         result = verify_image(props, image=image, image_id=image_id, cert_file=cert_file, trusted=trusted,
-                              session=run.session, progress=_progress)
+                              session=run.session, progress=progress.for_file)
     except KeytoolsError as exc:  # the root renders the report, then the one-line error
         exc.report = functools.partial(_render, VerifyResult.failed(str(image_id or image), exc), output_format)
         raise
