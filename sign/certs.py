@@ -54,6 +54,13 @@ def _name(common_name: str, organization: str | None) -> x509.Name:
     return x509.Name(attrs)
 
 
+def _signing_usage(can_sign_certificates: bool) -> x509.KeyUsage:
+    """digitalSignature, plus keyCertSign for the self-signed CA that Nova's validation trusts."""
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=can_sign_certificates,
+                         crl_sign=False, encipher_only=False, decipher_only=False)
+
+
 def default_common_name() -> str:
     return f"Glance image signing ({socket.gethostname()})"
 
@@ -72,10 +79,7 @@ def self_signed(key: sig.PrivateKey, common_name: str, organization: str | None,
         .not_valid_before(now - datetime.timedelta(minutes=5))  # tolerate small clock skew
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     key_cert_sign=True, crl_sign=False, encipher_only=False,
-                                     decipher_only=False), critical=True)
+        .add_extension(_signing_usage(can_sign_certificates=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
@@ -96,10 +100,7 @@ def csr(key: sig.PrivateKey, common_name: str, organization: str | None) -> x509
     """A CSR for a real CA: the CA decides CA bits; we ask for digitalSignature and codeSigning."""
     return (
         x509.CertificateSigningRequestBuilder().subject_name(_name(common_name, organization))
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     key_cert_sign=False, crl_sign=False, encipher_only=False,
-                                     decipher_only=False), critical=True)
+        .add_extension(_signing_usage(can_sign_certificates=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
         .sign(key, _cert_hash(key))
     )
