@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from keytools.errors import KeytoolsError, ProblemsFound, UsageError
-from keytools.service_errors import http_status, translate
 
 LOG = logging.getLogger("keytools.sign")
 
@@ -71,6 +70,8 @@ class _ProgressReader:
 def upload(session: Any, image_path: str | os.PathLike[str], properties: dict[str, str],
            options: ImageOptions, progress: Callable[[int], None] | None = None) -> UploadedImage:
     """Create the image with ``properties`` and upload ``image_path``; return id and status."""
+    from keytools.service_errors import http_status  # keystoneauth only when uploading
+
     client = glance_client(session)
     try:
         image = client.images.create(name=options.name, disk_format=options.disk_format,
@@ -101,6 +102,8 @@ def upload(session: Any, image_path: str | os.PathLike[str], properties: dict[st
 
 
 def _glance_error(exc: Exception, what: str, image_id: str | None = None) -> KeytoolsError:
+    from keytools.service_errors import http_status, translate
+
     text = " ".join(str(exc).split())
     suffix = f" (image {image_id} deleted)" if image_id else ""
     if http_status(exc) == 400:

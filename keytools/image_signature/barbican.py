@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from keytools import keymanager, service_errors
 from keytools.errors import CertificateError, SignatureFormatError, UsageError
 from keytools.image_signature.crypto import check_uuid
 
@@ -15,6 +14,8 @@ def fetch_certificate_pem(session: Any, cert_uuid: str) -> bytes:
     certificate, ServiceUnavailable (4) when Barbican cannot be reached, Forbidden (5) when the
     caller may not read it.
     """
+    from keytools import keymanager, service_errors  # the client libraries only when fetching
+
     try:
         cert_uuid = check_uuid(cert_uuid, "certificate id")
     except SignatureFormatError as exc:
