@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from keytools import image_signature as sig  # noqa: E402
-from sign import certs, signer  # noqa: E402
+from sign import certs, keys, signer  # noqa: E402
 from verify import verifier  # noqa: E402
 
 MiB = 1024 * 1024
@@ -294,7 +294,7 @@ def main() -> int:
     cloud, state, own = None, None, False
     try:
         created = certs.create(tmp / "pki", days=2)
-        key = certs.read_private_key(created.key_path)
+        key = keys.read_private_key(created.key_path)
         if not args.no_barbican:
             cloud, state, own = start_cloud(args.state_dir, tmp, created)
         startup = [timed([sys.executable, "-m", "keytools.cli", "--version"]) for _ in range(args.runs)]

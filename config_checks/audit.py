@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from config_checks import registry
 from config_checks.inputs import AuditInput, discover
 from config_checks.model import Finding, Report, Rule, Severity
+from keytools.errors import ConfigError, KeytoolsError, ProblemsFound
 
 
 def run_rules(audit: AuditInput, rules: Sequence[Rule]) -> list[Finding]:
@@ -30,8 +31,22 @@ def audit_roots(roots: Sequence[str | os.PathLike[str]], per_node: bool = False,
                   roots=[str(r) for r in roots], threshold=threshold, incomplete=incomplete)
 
 
+def failure(report: Report) -> KeytoolsError | None:
+    """The error the audit ends with after its report, or None: ConfigError (exit 2) when some
+    input could not be read, ProblemsFound (exit 1) for findings at or above the threshold."""
+    if report.incomplete:
+        unreadable = [f for f in report.findings if f.rule_id == "KT001"]
+        return ConfigError(f"audit incomplete: {unreadable[0].location.path if unreadable else 'a file'} "
+                           f"could not be read ({len(unreadable)} file(s) in all, see KT001)",
+                           "Fix the files or their permissions and rerun")
+    if report.findings:
+        counts = ", ".join(f"{n} {label}" for label, n in report.counts().items() if n)
+        return ProblemsFound(f"audit: {len(report.findings)} finding(s) at or above {report.threshold.label} "
+                             f"({counts})")
+    return None
+
+
 def exit_code(report: Report) -> int:
     """2 when some input could not be read, 1 when findings at/above the threshold remain, else 0."""
-    if report.incomplete:
-        return 2
-    return 1 if report.findings else 0
+    error = failure(report)
+    return error.exit_code if error else 0

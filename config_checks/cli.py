@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
@@ -9,13 +10,13 @@ import click
 
 from config_checks import fixed_key as fk
 from config_checks import formats, registry
-from config_checks.audit import audit_roots, exit_code
+from config_checks.audit import audit_roots, failure
 from config_checks.inputs import DEFAULT_ROOT
 from config_checks.model import SEVERITY_NAMES, Severity
 from config_checks import inventory as fki_inventory
 from keytools import fixed_key_refs as fki
 from keytools import output
-from keytools.errors import EXIT_PROBLEMS, EXIT_USAGE, ConfigError, KeytoolsError, ProblemsFound, UsageError
+from keytools.errors import ConfigError, KeytoolsError, ProblemsFound, UsageError
 from keytools.fileutil import atomic_write
 
 def _rules(only: tuple[str, ...], skip: tuple[str, ...]) -> tuple:
@@ -59,9 +60,9 @@ def audit(roots: tuple[str, ...], per_node: bool, fmt: str, severity: str,
     if list_rules:
         rules = _rules(only, skip)
         if fmt == "json":
-            click.echo(output.to_json([r.to_dict() for r in rules]))
+            click.echo(output.to_json([r.as_dict() for r in rules]))
         else:
-            click.echo(output.table([r.to_dict() for r in rules], ["id", "name", "severity", "title"],
+            click.echo(output.table([r.as_dict() for r in rules], ["id", "name", "severity", "title"],
                                     ["Id", "Name", "Severity", "Title"]))
         return
     if out_file and os.path.lexists(out_file) and not os.path.isfile(out_file):
@@ -69,21 +70,21 @@ def audit(roots: tuple[str, ...], per_node: bool, fmt: str, severity: str,
     report = audit_roots(list(roots) or [DEFAULT_ROOT], per_node=per_node, threshold=Severity.parse(severity),
                          rules=_rules(only, skip))
     color = fmt == "text" and out_file is None and output.is_tty(sys.stdout) and "NO_COLOR" not in os.environ
-    text = formats.render(report, fmt, color=color)
+    publish = functools.partial(_publish, formats.render(report, fmt, color=color), out_file, len(report.findings))
+    error = failure(report)
+    if error is None:
+        publish()
+        return
+    error.report = publish  # the root shows the report, then the one-line error
+    raise error
+
+
+def _publish(text: str, out_file: str | None, findings: int) -> None:
     if out_file:
         atomic_write(out_file, text + "\n", mode=0o644)
-        click.echo(f"report written to {out_file} ({len(report.findings)} finding(s))", err=True)
+        click.echo(f"report written to {out_file} ({findings} finding(s))", err=True)
     else:
         click.echo(text)
-    code = exit_code(report)
-    if code == EXIT_USAGE:
-        unreadable = [f for f in report.findings if f.rule_id == "KT001"]
-        raise ConfigError(f"audit incomplete: {unreadable[0].location.path if unreadable else 'a file'} "
-                          f"could not be read ({len(unreadable)} file(s) in all, see KT001)",
-                          "Fix the files or their permissions and rerun")
-    if code == EXIT_PROBLEMS:
-        counts = ", ".join(f"{n} {label}" for label, n in report.counts().items() if n)
-        raise ProblemsFound(f"audit: {len(report.findings)} finding(s) at or above {severity} ({counts})")
 
 
 @click.group("fixed-key")

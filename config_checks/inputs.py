@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from config_checks import secrets
-from config_checks.model import Location
+from config_checks.base import Location
 from keytools import oslo_ini
 from keytools.errors import UsageError
 from keytools.oslo_ini import OsloConfig, Setting

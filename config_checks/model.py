@@ -7,51 +7,17 @@ Secret values never enter a Finding: rules put ``secrets.fingerprint(value)`` th
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+from config_checks.base import SEVERITY_NAMES, Location, Severity
+from keytools import __version__
+
+if TYPE_CHECKING:  # type only: inputs depends on base, never on this module
     from config_checks.inputs import AuditInput
 
-
-class Severity(enum.IntEnum):
-    INFO = 0
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Severity:
-        return cls[text.strip().upper()]
-
-
-SEVERITY_NAMES = tuple(s.label for s in Severity)
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where a finding points: the node, the file (as found and relative to the node's tree)."""
-
-    node: str
-    path: str
-    relpath: str
-    line: int | None = None
-    section: str | None = None
-    option: str | None = None
-
-    @property
-    def where(self) -> str:
-        text = self.relpath + (f":{self.line}" if self.line else "")
-        if self.section:
-            text += f" [{self.section}]" + (f" {self.option}" if self.option else "")
-        return text
+__all__ = ["SEVERITY_NAMES", "Check", "Finding", "Location", "Report", "Rule", "Severity", "rule"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +32,7 @@ class Finding:
     expected: str | None
     remediation: str
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         loc = self.location
         return {"rule_id": self.rule_id, "rule": self.rule_name, "severity": self.severity.label,
                 "title": self.title, "node": loc.node, "path": loc.path, "relpath": loc.relpath,
@@ -99,7 +65,7 @@ class Rule:
         return Finding(self.id, self.name, severity if severity is not None else self.severity,
                        self.title, location, message, actual, expected, remediation or self.remediation)
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "severity": self.severity.label, "title": self.title,
                 "remediation": self.remediation}
 
@@ -130,3 +96,10 @@ class Report:
         for f in self.findings:
             out[f.severity.label] += 1
         return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """The machine report (``--format json``): the scope, a summary and every finding."""
+        return {"tool": "keytools audit", "version": __version__, "roots": self.roots, "nodes": self.nodes,
+                "files_checked": self.files_checked, "severity_threshold": self.threshold.label,
+                "incomplete": self.incomplete, "summary": self.counts(),
+                "findings": [f.as_dict() for f in self.findings]}

@@ -189,6 +189,16 @@ def _report(message: str) -> None:
     click.echo(f"keytools: error: {redaction.redact(message)}", err=True)
 
 
+def _show_report(exc: KeytoolsError) -> None:
+    """Render what the command established before failing (verify, audit), before the error line."""
+    if exc.report is None:
+        return
+    try:
+        exc.report()
+    except Exception as report_exc:  # e.g. --output on a full disk: the error line still follows
+        _report(f"could not write the report: {type(report_exc).__name__}: {report_exc}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and turn every expected failure into a one-line message and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -206,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         _report(exc.format_message())
         return exc.exit_code if exc.exit_code else EXIT_USAGE
     except KeytoolsError as exc:
+        _show_report(exc)
         if debug:
             click.echo(redaction.redact(traceback.format_exc()), err=True)
         _report(exc.one_line())

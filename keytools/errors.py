@@ -7,6 +7,9 @@ traceback only with ``--debug``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 # Documented exit codes (README "Exit codes"). Commands with a richer contract (verify) reuse these.
 EXIT_OK = 0
 EXIT_PROBLEMS = 1  # the command ran and found problems (check failed, conflict, invalid signature)
@@ -19,14 +22,24 @@ EXIT_INTERNAL = 70  # unexpected error: a bug, please report with --debug output
 
 
 class KeytoolsError(Exception):
-    """Base class: ``message`` says what is wrong, ``hint`` what to do about it."""
+    """Base class: ``message`` says what is wrong, ``hint`` what to do about it.
+
+    Commands that print a report and then fail (verify, audit) use the two optional parts:
+    ``details`` holds the facts established before the failure (what the report shows), and
+    ``report`` renders them; the CLI root calls it before printing the one-line error, so every
+    command fails the same way.
+    """
 
     exit_code = EXIT_PROBLEMS
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, *,
+                 details: Mapping[str, Any] | None = None,
+                 report: Callable[[], None] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details: dict[str, Any] = dict(details or {})
+        self.report = report
 
     def one_line(self) -> str:
         text = self.message.rstrip(".")
@@ -41,6 +54,13 @@ class UsageError(KeytoolsError):
     """Bad option, file or configuration given by the user."""
 
     exit_code = EXIT_USAGE
+
+
+class SignatureFormatError(UsageError, ValueError):
+    """A Glance img_signature* value (key type, hash method, base64, UUID) is malformed.
+
+    Still a ValueError, so code that parses values the way cursive does can catch it as one.
+    """
 
 
 class ConfigError(UsageError):

@@ -1,4 +1,7 @@
-"""Crash-safe file writes: a reader (or a rerun after kill -9) sees the old file or the new one."""
+"""User-named files: read one or fail with a one-line error; write crash-safely.
+
+Writes are atomic: a reader (or a rerun after kill -9) sees the old file or the new one.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,20 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
+
+from keytools.errors import UsageError
+
+
+def read_user_file(path: str | os.PathLike[str], what: str, hint: str | None = "Check the path",
+                   error: type[UsageError] = UsageError) -> bytes:
+    """The bytes of a file the user named, or ``error`` (exit 2): "cannot read WHAT PATH: why".
+
+    ``what`` names the file as the user knows it ("certificate", "--key-password-file").
+    """
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}", hint) from None
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Signing keys and certificates: create them, check them, store them in Barbican, list them.
+"""Signing certificates: create one (with its key) or a CSR, read one, check it can sign now.
 
 A self-signed certificate made here passes Nova's certificate validation (cursive's
 ``verify_certificate`` with its default enforcement) when its own Barbican id is trusted: cursive
@@ -9,7 +9,6 @@ certificates (keyUsage keyCertSign), signed with PKCS#1 v1.5 for RSA. A plain
 
 from __future__ import annotations
 
-import base64
 import datetime
 import os
 import socket
@@ -19,19 +18,17 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from keytools import image_signature as sig
 from keytools.errors import CertificateError, UsageError
 from keytools.fileutil import atomic_write
+from sign import keys
 
-RSA_SIZES = (2048, 3072, 4096)
-CURVES: dict[str, type[ec.EllipticCurve]] = {"secp384r1": ec.SECP384R1, "secp521r1": ec.SECP521R1}
 KEY_FILE = "signing_key.pem"
 CERT_FILE = "signing_cert.pem"
 CSR_FILE = "signing_cert.csr"
-SECRET_NAME_PREFIX = "image-signing-cert-"
 
 
 @dataclass
@@ -50,28 +47,18 @@ class Created:
                 "not_after": self.not_after, "sha256_fingerprint": self.fingerprint, "key_type": self.key}
 
 
-def generate_key(key_type: str = "rsa", bits: int = 3072, curve: str = "secp384r1",
-                 allow_weak_key: bool = False) -> sig.PrivateKey:
-    if key_type == "rsa":
-        if bits < sig.MIN_RSA_BITS and not allow_weak_key:
-            raise UsageError(f"--bits {bits} is too weak for signing", "Use 2048, 3072 or 4096 "
-                             "(--allow-weak-key only for legacy test setups)")
-        if bits not in RSA_SIZES and not (allow_weak_key and bits in (1024, 1536)):
-            raise UsageError(f"--bits {bits} is not supported", "Use 2048, 3072 or 4096")
-        return rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    if key_type == "ec":
-        if curve not in CURVES:
-            raise UsageError(f"--curve {curve} is not accepted by Glance and Nova",
-                             f"Use {' or '.join(CURVES)}")
-        return ec.generate_private_key(CURVES[curve]())
-    raise UsageError(f"--key-type {key_type} is not supported", "Use rsa or ec")
-
-
 def _name(common_name: str, organization: str | None) -> x509.Name:
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
     if organization:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
     return x509.Name(attrs)
+
+
+def _signing_usage(can_sign_certificates: bool) -> x509.KeyUsage:
+    """digitalSignature, plus keyCertSign for the self-signed CA that Nova's validation trusts."""
+    return x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False, key_cert_sign=can_sign_certificates,
+                         crl_sign=False, encipher_only=False, decipher_only=False)
 
 
 def default_common_name() -> str:
@@ -92,10 +79,7 @@ def self_signed(key: sig.PrivateKey, common_name: str, organization: str | None,
         .not_valid_before(now - datetime.timedelta(minutes=5))  # tolerate small clock skew
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     key_cert_sign=True, crl_sign=False, encipher_only=False,
-                                     decipher_only=False), critical=True)
+        .add_extension(_signing_usage(can_sign_certificates=True), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
         .add_extension(ski, critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
@@ -116,10 +100,7 @@ def csr(key: sig.PrivateKey, common_name: str, organization: str | None) -> x509
     """A CSR for a real CA: the CA decides CA bits; we ask for digitalSignature and codeSigning."""
     return (
         x509.CertificateSigningRequestBuilder().subject_name(_name(common_name, organization))
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     key_cert_sign=False, crl_sign=False, encipher_only=False,
-                                     decipher_only=False), critical=True)
+        .add_extension(_signing_usage(can_sign_certificates=False), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
         .sign(key, _cert_hash(key))
     )
@@ -145,7 +126,7 @@ def create(out_dir: str | os.PathLike[str], key_type: str = "rsa", bits: int = 3
     if existing and not force:
         raise UsageError(f"{existing[0]} already exists; not overwriting a signing key or certificate",
                          "Choose another --out directory, or pass --force to replace them")
-    key = generate_key(key_type, bits, curve, allow_weak_key)
+    key = keys.generate_key(key_type, bits, curve, allow_weak_key)
     cn = common_name or default_common_name()
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
@@ -162,14 +143,6 @@ def create(out_dir: str | os.PathLike[str], key_type: str = "rsa", bits: int = 3
 
 
 # ---- checks shared by store and sign -------------------------------------------------------------
-
-def check_key_strength(public_key: Any, where: str, allow_weak_key: bool) -> None:
-    if isinstance(public_key, (rsa.RSAPublicKey, dsa.DSAPublicKey)) and \
-            public_key.key_size < sig.MIN_RSA_BITS and not allow_weak_key:
-        raise UsageError(f"{where}: {sig.key_description(public_key)}-bit key is too weak",
-                         f"Use a key of at least {sig.MIN_RSA_BITS} bits ('keytools cert create'); "
-                         "--allow-weak-key accepts it for legacy setups")
-
 
 def check_dates(cert: x509.Certificate, where: str, now: datetime.datetime | None = None) -> None:
     """Refuse expired and not-yet-valid certificates (exit 3), as Nova's validation does."""
@@ -192,142 +165,4 @@ def check_can_sign(cert: x509.Certificate, where: str) -> None:
 
 
 def read_certificate(path: str | os.PathLike[str]) -> x509.Certificate:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read certificate {path}: {exc.strerror}", "Check the path") from None
-    try:
-        return sig.load_certificate(data, str(path))
-    except ValueError as exc:
-        raise UsageError(str(exc), "Pass a PEM or DER certificate (not a key or a CSR)") from None
-
-
-def read_private_key(path: str | os.PathLike[str], password: bytes | None = None) -> sig.PrivateKey:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read key {path}: {exc.strerror}", "Check the path and permissions") from None
-    try:
-        # OpenSSL's RSA consistency check costs ~0.25 s for 3072 bits; signer.sign_file verifies
-        # every signature it makes instead, which catches an inconsistent key just as surely.
-        if b"-----BEGIN" in data:
-            key = serialization.load_pem_private_key(data, password=password, unsafe_skip_rsa_key_validation=True)
-        else:
-            key = serialization.load_der_private_key(data, password=password, unsafe_skip_rsa_key_validation=True)
-    except TypeError:
-        raise UsageError(f"{path} is an encrypted private key", "Pass --key-password-file") from None
-    except ValueError as exc:
-        msg = str(exc).split("\n")[0]
-        raise UsageError(f"{path} is not a usable private key ({msg})",
-                         "Pass the PEM private key written by 'keytools cert create' or openssl") from None
-    if isinstance(key, dsa.DSAPrivateKey):
-        raise UsageError(f"{path}: DSA keys are accepted for verification only",
-                         "Sign with an RSA (RSA-PSS) or ECC P-384/P-521 key")
-    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
-        raise UsageError(f"{path}: {type(key).__name__} cannot sign Glance images",
-                         "Use an RSA or ECC P-384/P-521 key")
-    return key
-
-
-# ---- Barbican --------------------------------------------------------------------------------------
-
-@dataclass
-class StoredCert:
-    uuid: str
-    name: str | None
-    subject: str
-    fingerprint: str
-    not_after: str
-    key: str
-    status: str
-    created: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"uuid": self.uuid, "name": self.name, "subject": self.subject,
-                "sha256_fingerprint": self.fingerprint, "not_after": self.not_after, "key": self.key,
-                "status": self.status}
-
-
-def _status(cert: x509.Certificate) -> str:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    if now > cert.not_valid_after_utc:
-        return "expired"
-    if now < cert.not_valid_before_utc:
-        return "not yet valid"
-    return "valid"
-
-
-def _uuid_of(ref: str) -> str:
-    return ref.rstrip("/").rsplit("/", 1)[-1]
-
-
-def describe(uuid: str, name: str | None, cert: x509.Certificate) -> StoredCert:
-    return StoredCert(uuid, name, cert.subject.rfc4514_string(), sig.fingerprint(cert),
-                      cert.not_valid_after_utc.isoformat(), sig.key_description(cert.public_key()),
-                      _status(cert))
-
-
-def store(session: Any, cert: x509.Certificate, name: str | None = None,
-          allow_weak_key: bool = False, where: str = "certificate") -> StoredCert:
-    """Store ``cert`` as the documented certificate secret; idempotent per certificate.
-
-    Barbican secrets are immutable, so a rerun (say after a crash between the POST and the
-    printed UUID) finds the secret stored before by its name and fingerprint instead of adding a
-    second copy.
-    """
-    from keytools import keymanager
-    from keytools.service_errors import translated
-
-    public = cert.public_key()
-    try:
-        sig.key_type_for(public)
-    except sig.SignatureFormatError as exc:
-        raise CertificateError(f"{where}: {exc}") from None
-    check_key_strength(public, where, allow_weak_key)
-    check_dates(cert, where)
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    fp = sig.fingerprint(cert)
-    name = name or SECRET_NAME_PREFIX + fp.replace(":", "")[:16].lower()
-    algorithm = "RSA" if isinstance(public, rsa.RSAPublicKey) else \
-        "DSA" if isinstance(public, dsa.DSAPublicKey) else "EC"
-    with translated("Barbican", f"storing {where}"):
-        client = keymanager.barbican_client(session)
-        for secret in client.secrets.list(name=name, secret_type="certificate", limit=100):
-            try:
-                if sig.fingerprint(sig.load_certificate(_payload(secret))) == fp:
-                    return describe(_uuid_of(secret.secret_ref), name, cert)
-            except ValueError:
-                continue
-        secret = client.secrets.create(
-            name=name, payload=base64.b64encode(pem).decode("ascii"),
-            payload_content_type="application/octet-stream", payload_content_encoding="base64",
-            secret_type="certificate", algorithm=algorithm)
-        ref = secret.store()
-    stored = describe(_uuid_of(ref), name, cert)
-    stored.created = True
-    return stored
-
-
-def _payload(secret: Any) -> bytes:
-    payload = secret.payload
-    return payload if isinstance(payload, bytes) else str(payload).encode()
-
-
-def list_stored(session: Any, limit: int = 200) -> list[StoredCert]:
-    """Certificate secrets visible to the caller, with subject, fingerprint and expiry."""
-    from keytools import keymanager
-    from keytools.service_errors import translated
-
-    rows = []
-    with translated("Barbican", "listing certificates"):
-        client = keymanager.barbican_client(session)
-        for secret in client.secrets.list(secret_type="certificate", limit=limit):
-            uuid = _uuid_of(secret.secret_ref)
-            try:
-                cert = sig.load_certificate(_payload(secret))
-            except ValueError:
-                rows.append(StoredCert(uuid, secret.name, "(not an X.509 certificate)", "-", "-", "-",
-                                       "unreadable"))
-                continue
-            rows.append(describe(uuid, secret.name, cert))
-    return rows
+    return sig.read_certificate_file(path)

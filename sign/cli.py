@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import os
 import shlex
-from pathlib import Path
-from typing import Any
 
 import click
 
-from keytools import context, output, overlap, progress, redaction
+from keytools import context, output, progress
 from keytools import image_signature as sig
-from keytools.errors import UsageError
-from sign import certs, signer
+from sign import cert_store as stored_certs
+from sign import certs, keys
+from sign.api import SignResult, sign_image
+from sign.upload import ImageOptions
 
 SIGN_FORMATS = ("text", "json", "glance-args")
 
@@ -36,7 +36,7 @@ def cert() -> None:
 @click.option("--key-type", type=click.Choice(["rsa", "ec"]), default="rsa", show_default=True,
               help="RSA (signs as RSA-PSS) or ECDSA (ECC_SECP384R1 / ECC_SECP521R1).")
 @click.option("--bits", type=int, default=3072, show_default=True, help="RSA key size: 2048, 3072 or 4096.")
-@click.option("--curve", type=click.Choice(sorted(certs.CURVES)), default="secp384r1", show_default=True,
+@click.option("--curve", type=click.Choice(sorted(keys.CURVES)), default="secp384r1", show_default=True,
               help="ECDSA curve; the only ones Glance and Nova accept.")
 @click.option("--days", type=int, default=365, show_default=True, help="Validity of the self-signed certificate.")
 @click.option("--cn", "common_name", metavar="NAME", help="Subject common name [Glance image signing (HOST)].")
@@ -76,7 +76,7 @@ def cert_store(run: context.RunContext, cert_file: str, name: str | None, allow_
     certificate again prints the existing UUID.
     """
     certificate = certs.read_certificate(cert_file)
-    stored = certs.store(run.session(), certificate, name, allow_weak_key, where=f"certificate {cert_file}")
+    stored = stored_certs.store(run.session(), certificate, name, allow_weak_key, where=f"certificate {cert_file}")
     if output_format == "json":
         output.emit({**stored.as_dict(), "created": stored.created}, "json")
     else:
@@ -90,27 +90,8 @@ def cert_store(run: context.RunContext, cert_file: str, name: str | None, allow_
 @context.pass_run
 def cert_list(run: context.RunContext, output_format: str) -> None:
     """List the certificate secrets you can read, with subject, fingerprint and expiry."""
-    rows = [c.as_dict() for c in certs.list_stored(run.session())]
+    rows = [c.as_dict() for c in stored_certs.list_stored(run.session())]
     output.emit(rows, output_format, ["uuid", "subject", "sha256_fingerprint", "not_after", "key", "status"])
-
-
-LONG_FILE = 64 * 1024 * 1024  # smaller files are done before a bar would be worth drawing
-
-
-def _progress(size: int | None, label: str) -> Any:
-    """keytools' TTY-only progress bar, for long files only."""
-    return progress.progress(size, label, enabled=None if size and size >= LONG_FILE else False)
-
-
-def _read_password(path: str | None) -> bytes | None:
-    if not path:
-        return None
-    try:
-        password = Path(path).read_bytes().rstrip(b"\r\n")
-    except OSError as exc:
-        raise UsageError(f"cannot read --key-password-file {path}: {exc.strerror}") from None
-    redaction.register_secret(password)
-    return password
 
 
 @click.command("sign")
@@ -163,48 +144,24 @@ def sign(run: context.RunContext, image: str, key_file: str, key_password_file: 
     option); 3 certificate problem (mismatch, expired, not in Barbican); 4 Barbican or Glance
     unreachable; 5 not allowed.
     """
-    if offline and upload:
-        raise UsageError("--offline and --upload exclude each other", "Drop --offline to upload")
-    try:
-        cert_uuid = sig.check_uuid(cert_uuid)
-    except sig.SignatureFormatError as exc:
-        raise UsageError(str(exc), "Pass the UUID printed by 'keytools cert store'") from None
-    key = certs.read_private_key(key_file, _read_password(key_password_file))
-    signer.check_key(key, key_file, allow_weak_key)
-    handle, size = sig.open_image(image)
-    handle.close()
-
-    def certificate_check() -> str:
-        certificate, where = signer.resolve_certificate(cert_uuid, cert_file, None if offline else run.session)
-        return signer.check_pair(key, certificate, key_file, where, allow_weak_key)
-
-    # Keystone + Barbican round trips run beside the hash (offline: checked before reading).
-    check = overlap.Check(certificate_check, background=not offline, name="keytools-cert-check")
-    with _progress(size, "signing") as advance:
-        signed = signer.sign_file(image, key, cert_uuid, hash_method, advance, check)
-    if signature_file:
-        signer.write_signature(signature_file, signed)
-    if upload:
-        from sign import upload as glance_upload
-
-        options = glance_upload.ImageOptions(name or os.path.basename(image), disk_format, container_format,
-                                             visibility)
-        with _progress(size, "uploading") as advance:
-            result = glance_upload.upload(run.session(), image, signed.properties, options, advance)
-        _print(signed.properties, output_format, result)
-        return
-    _print(signed.properties, output_format, None)
+    options = ImageOptions(name or os.path.basename(image), disk_format, container_format, visibility)
+    result = sign_image(image, key_file, cert_uuid, session=None if offline else run.session,
+                        key_password_file=key_password_file, cert_file=cert_file, hash_method=hash_method,
+                        allow_weak_key=allow_weak_key, signature_file=signature_file,
+                        upload=options if upload else None, progress=progress.for_file)
+    _print(result, output_format)
 
 
-def _print(properties: dict[str, str], output_format: str, image: dict[str, Any] | None) -> None:
+def _print(result: SignResult, output_format: str) -> None:
     if output_format == "json":
-        output.emit({"properties": properties, **({"image": image} if image else {})}, "json")
+        output.emit(result.as_dict(), "json")
         return
     if output_format == "glance-args":
-        click.echo(" ".join(f"--property {shlex.quote(f'{k}={v}')}" for k, v in properties.items()))
+        click.echo(" ".join(f"--property {shlex.quote(f'{k}={v}')}" for k, v in result.properties.items()))
     else:
-        for k, v in properties.items():
+        for k, v in result.properties.items():
             click.echo(f"{k}={v}")
+    image = result.uploaded
     if image:
-        click.echo(f"uploaded: image {image['id']} ({image['status']}, {image['size']} bytes); "
+        click.echo(f"uploaded: image {image.id} ({image.status}, {image.size} bytes); "
                    "Glance verified the signature", err=output_format == "glance-args")

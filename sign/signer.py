@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 from keytools import image_signature as sig
 from keytools import overlap
 from keytools.errors import CertificateError, UsageError
-from sign import certs
+from sign import certs, keys
 
 
 @dataclass
@@ -43,7 +43,7 @@ class Signed:
 def check_key(key: sig.PrivateKey, key_path: str, allow_weak_key: bool = False) -> str:
     """The key alone (strength, a type Glance accepts); returns its Glance key type."""
     public = key.public_key()
-    certs.check_key_strength(public, key_path, allow_weak_key)
+    keys.check_key_strength(public, key_path, allow_weak_key)
     try:
         return sig.check_key_type(sig.key_type_for(public), signing=True)
     except sig.SignatureFormatError as exc:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from keytools.errors import KeytoolsError, ProblemsFound, UsageError
-from keytools.service_errors import http_status, translate
 
 LOG = logging.getLogger("keytools.sign")
 
@@ -32,6 +31,20 @@ class ImageOptions:
     visibility: str = "private"
     min_disk: int | None = None
     min_ram: int | None = None
+
+
+@dataclass
+class UploadedImage:
+    """The Glance image as it stands after the upload, with the signature properties Glance kept."""
+
+    id: str
+    name: str | None
+    status: str | None
+    size: int | None
+    properties: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "status": self.status, "size": self.size, **self.properties}
 
 
 def glance_client(session: Any) -> Any:
@@ -55,8 +68,10 @@ class _ProgressReader:
 
 
 def upload(session: Any, image_path: str | os.PathLike[str], properties: dict[str, str],
-           options: ImageOptions, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+           options: ImageOptions, progress: Callable[[int], None] | None = None) -> UploadedImage:
     """Create the image with ``properties`` and upload ``image_path``; return id and status."""
+    from keytools.service_errors import http_status  # keystoneauth only when uploading
+
     client = glance_client(session)
     try:
         image = client.images.create(name=options.name, disk_format=options.disk_format,
@@ -82,11 +97,13 @@ def upload(session: Any, image_path: str | os.PathLike[str], properties: dict[st
                                 "The data does not match img_signature: sign this exact file again") from None
         raise _glance_error(exc, f"uploading {image_path}", image_id) from exc
     final = client.images.get(image_id)
-    return {"id": image_id, "name": final.get("name"), "status": final.get("status"), "size": final.get("size"),
-            **{k: final.get(k) for k in properties}}
+    return UploadedImage(image_id, final.get("name"), final.get("status"), final.get("size"),
+                         {k: final.get(k) for k in properties})
 
 
 def _glance_error(exc: Exception, what: str, image_id: str | None = None) -> KeytoolsError:
+    from keytools.service_errors import http_status, translate
+
     text = " ".join(str(exc).split())
     suffix = f" (image {image_id} deleted)" if image_id else ""
     if http_status(exc) == 400:

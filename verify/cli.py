@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import click
@@ -10,19 +11,12 @@ from keytools import context, output, progress
 from keytools import image_signature as sig
 from keytools.errors import KeytoolsError, UsageError
 from verify import verifier
+from verify.api import VerifyResult, verify_image
 
 
 UPSTREAM_LABELS = {"glance": "glance (upload, ignores certificate dates)",
                    "nova": "nova (verify_glance_signatures, no certificate validation)",
                    "nova_certificate_validation": "nova (with certificate validation)"}
-LONG_FILE = 64 * 1024 * 1024  # smaller files are done before a bar would be worth drawing
-
-
-def _progress(size: int | None, label: str) -> Any:
-    """keytools' TTY-only progress bar, for long files only."""
-    return progress.progress(size, label, enabled=None if size and size >= LONG_FILE else False)
-
-
 @click.command("verify")
 @click.argument("image", required=False, type=click.Path(dir_okay=False))
 @click.option("--image-id", metavar="ID",
@@ -62,72 +56,18 @@ def verify(run: context.RunContext, image: str | None, image_id: str | None, pro
       3  certificate problem (expired, not yet valid, untrusted, not found)
       4  key manager (Barbican), Keystone or Glance unreachable
     """
-    target = image_id or image
-    for uuid in trusted:
-        try:
-            sig.check_uuid(uuid, "--trusted-cert")
-        except sig.SignatureFormatError as exc:
-            raise UsageError(str(exc), "Pass Barbican secret UUIDs ('keytools cert list')") from None
-    details: dict[str, Any] = {"image": target}
     try:
         props = _properties(image, image_id, properties_json, signature, key_type, hash_method, cert_uuid)
-        client = None
-        if image_id:
-            client, record = verifier.glance_image(run.session(), image_id)
-            props = {**{p: record.get(p) for p in sig.PROPERTIES}, **{k: v for k, v in props.items() if v}}
-            if record.get("status") != "active":
-                raise UsageError(f"image {image_id} is {record.get('status')}, it has no data to verify",
-                                 "Upload its data first")
-            details["size"] = record.get("size")
-        label = f"certificate {cert_file}" if cert_file else None
-        parsed = verifier.parse(props, label)
-        size = details.get("size")
-        if client is None:
-            handle, size = sig.open_image(image)  # type: ignore[arg-type]
-            handle.close()
-        policy = verifier.Policy(tuple(trusted))
-        prepared: verifier.Prepared | verifier.Pending
-        if cert_file:  # local: checked before any data is read
-            prepared = verifier.prepare_certificate(parsed, verifier.file_source(cert_file), policy, None, label)
-            details.update(prepared.details())
-        else:  # Keystone + Barbican round trips run beside the hash, which stops if they fail
-            session = run.session() if client is not None else None
-            prepared = verifier.start(parsed, _barbican(run, session), policy,
-                                      _barbican(run, session) if trusted else None)
-        with _progress(size, "verifying") as advance:
-            if client is not None:
-                result = verifier.verify_chunks(verifier.download_chunks(client, image_id), prepared,
-                                                f"image {image_id}", advance, on_prepared=_record(details))
-            else:
-                result = verifier.verify_file(image, prepared, advance, on_prepared=_record(details))  # type: ignore[arg-type]
-        details.update(result)
-    except KeytoolsError as exc:
-        details.update(getattr(exc, "details", {}))
-        if exc.hint:
-            details["hint"] = exc.hint
-        _render("invalid" if exc.exit_code == 1 else "error", exc.message, details, output_format)
+        result = verify_image(props, image=image, image_id=image_id, cert_file=cert_file, trusted=trusted,
+                              session=run.session, progress=progress.for_file)
+    except KeytoolsError as exc:  # the root renders the report, then the one-line error
+        exc.report = functools.partial(_render, VerifyResult.failed(str(image_id or image), exc), output_format)
         raise
-    _render("valid", f"signature verified for {target}", details, output_format)
-
-
-def _barbican(run: context.RunContext, session: Any = None) -> verifier.CertSource:
-    """Certificates from Barbican; the session (Keystone round trip) is made on first use, so in
-    the check's thread when verifying a file."""
-
-    def get(uuid: str) -> Any:
-        return verifier.barbican_source(session or run.session())(uuid)
-
-    return get
-
-
-def _record(details: dict[str, Any]) -> Any:
-    return lambda prepared: details.update(prepared.details())
+    _render(result, output_format)
 
 
 def _properties(image: str | None, image_id: str | None, properties_json: str | None, signature: str | None,
                 key_type: str | None, hash_method: str | None, cert_uuid: str | None) -> dict[str, Any]:
-    if bool(image) == bool(image_id):
-        raise UsageError("give either IMAGE (a file) or --image-id", "See 'keytools verify --help'")
     flags = {sig.SIGNATURE: signature, sig.KEY_TYPE: key_type, sig.HASH_METHOD: hash_method,
              sig.CERT_UUID: cert_uuid}
     given = {k: v for k, v in flags.items() if v is not None}
@@ -135,30 +75,30 @@ def _properties(image: str | None, image_id: str | None, properties_json: str | 
         props = verifier.properties_from_json(properties_json)
         props.update(given)
         return props
-    if image and not given:
+    if image and not image_id and not given:
         raise UsageError("no signature properties given",
                          "Pass --properties JSON, or --signature, --key-type, --hash-method and --cert-uuid")
     return given
 
 
-def _render(verdict: str, message: str, details: dict[str, Any], output_format: str) -> None:
+def _render(result: VerifyResult, output_format: str) -> None:
     if output_format == "json":
-        output.emit({"verdict": verdict, "message": message, **details}, "json")
+        output.emit(result.as_dict(), "json")
         return
-    upstream = details.get("upstream")
-    if verdict == "error" and not upstream:
+    upstream = result.upstream
+    if result.verdict == "error" and not upstream:
         return  # the one-line error on stderr says it all
     # A certificate outside its dates: refused, but the signature was checked and is reported.
-    click.echo(f"{'CERTIFICATE REFUSED' if upstream else verdict.upper()}: {message}")
-    if "signature_valid" in details:
-        click.echo(f"  signature_valid: {'yes' if details['signature_valid'] else 'no'}")
+    click.echo(f"{'CERTIFICATE REFUSED' if upstream else result.verdict.upper()}: {result.message}")
+    if result.signature_valid is not None:
+        click.echo(f"  signature_valid: {'yes' if result.signature_valid else 'no'}")
     for key, label in UPSTREAM_LABELS.items():
         if upstream and key in upstream:
             click.echo(f"  {label}: {upstream[key]}")
     for key in ("size", "hash_method", "key_type", "certificate_uuid", "certificate_subject",
                 "certificate_sha256_fingerprint", "certificate_not_after", "trusted_chain", "digest"):
-        if details.get(key) is not None:
-            value = details[key]
+        value = getattr(result, key)
+        if value is not None:
             click.echo(f"  {key}: {' -> '.join(value) if isinstance(value, list) else value}")
-    for note in details.get("notes") or []:
+    for note in result.notes or []:
         click.echo(f"  note: {note}")

@@ -21,7 +21,6 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -30,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keytools import image_signature as sig
 from keytools import overlap
+from keytools.fileutil import read_user_file
 from keytools.errors import CertificateError, KeytoolsError, ProblemsFound, UsageError
 from verify import chain
 
@@ -80,12 +80,9 @@ def properties_from_json(value: str) -> dict[str, Any]:
     if value == "-":
         text, source = sys.stdin.read(), "--properties - (stdin)"
     elif not value.lstrip().startswith("{"):
-        try:
-            text = Path(value).read_text()
-            source = f"--properties file {value}"
-        except OSError as exc:
-            raise UsageError(f"cannot read --properties file {value}: {exc.strerror}",
-                             "Pass a JSON object or a file holding one") from None
+        text = read_user_file(value, "--properties file", "Pass a JSON object or a file holding one").decode(
+            "utf-8", "replace")
+        source = f"--properties file {value}"
     try:
         data = json.loads(text)
     except ValueError as exc:
@@ -225,8 +222,7 @@ def check(prepared: Prepared, digest: sig.Digest, what: str) -> dict[str, Any]:
             f"{prepared.label} {prepared.date_problem}; the signature itself "
             f"{'verifies' if valid else 'does NOT verify'} for {what}",
             f"{glance}; Nova with certificate validation refuses it. Sign again with a certificate "
-            "in its validity period")
-        err.details = details  # type: ignore[attr-defined]
+            "in its validity period", details=details)
         raise err
     if not valid:
         expected = _signature_size(prepared.cert.public_key())
@@ -235,8 +231,8 @@ def check(prepared: Prepared, digest: sig.Digest, what: str) -> dict[str, Any]:
             why = (f"the signature is {len(prepared.signature)} bytes, {expected} with the leading zero "
                    "bytes a signer may drop: truncated, or made with another key")
         err = SignatureMismatch(f"signature verification failed for {what}: the data does not match "
-                                f"img_signature ({why})", "Do not use this image; get it again from its publisher")
-        err.details = details  # type: ignore[attr-defined]
+                                f"img_signature ({why})", "Do not use this image; get it again from its publisher",
+                                details=details)
         raise err
     return details
 
@@ -320,14 +316,7 @@ def barbican_source(session: Any) -> CertSource:
 
 def file_source(path: str) -> CertSource:
     def get(_uuid: str) -> x509.Certificate:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise UsageError(f"cannot read --cert {path}: {exc.strerror}", "Check the path") from None
-        try:
-            return sig.load_certificate(data, f"--cert {path}")
-        except ValueError as exc:
-            raise UsageError(str(exc), "Pass a PEM or DER certificate") from None
+        return sig.read_certificate_file(path, "--cert", f"--cert {path}", "Pass a PEM or DER certificate")
 
     return get
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import click
 
 from keytools import output
@@ -115,6 +117,14 @@ def check(run: RunContext, names: tuple[str, ...], config_file: str | None, outp
     """
     key_manager = check_mod.key_manager_from_config(config_file) if config_file else None
     report = check_mod.run(run.session(), list(names), key_manager)
+    render = functools.partial(_render_check, report, output_format)
+    count = report.problem_count()
+    if count:  # the root shows the report, then the one-line error
+        raise ProblemsFound(f"volume-type check found {count} problem{'s' if count != 1 else ''}", report=render)
+    render()
+
+
+def _render_check(report: check_mod.Report, output_format: str) -> None:
     if output_format == "json":
         output.emit(report.as_dict(), "json")
     else:
@@ -133,6 +143,3 @@ def check(run: RunContext, names: tuple[str, ...], config_file: str | None, outp
                    + (f"; remedy: {cr.remedy}" if cr.remedy else ""))
         for problem in report.problems + km.problems + cr.problems:
             click.echo(f"problem: {problem}")
-    count = report.problem_count()
-    if count:
-        raise ProblemsFound(f"volume-type check found {count} problem{'s' if count != 1 else ''}")

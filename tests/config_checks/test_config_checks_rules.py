@@ -61,7 +61,7 @@ def test_each_rule_fires_on_its_problem(tmp_path, problem):
     tree = build(tmp_path, _problem_nodes(problem))
     report = audit_roots([tmp_path], per_node=True, threshold=Severity.LOW)
     expected = PROBLEMS[problem]
-    assert expected in rule_ids(report), [f.to_dict() for f in report.findings]
+    assert expected in rule_ids(report), [f.as_dict() for f in report.findings]
     hits = [f for f in report.findings if f.rule_id == expected]
     for f in hits:
         assert f.location.node in ("ctl-0", "cmp-0")
@@ -70,12 +70,12 @@ def test_each_rule_fires_on_its_problem(tmp_path, problem):
         if f.location.line:
             line = Path(f.location.path).read_text().splitlines()[f.location.line - 1]
             if f.location.option:
-                assert line.startswith(f.location.option), (line, f.to_dict())
+                assert line.startswith(f.location.option), (line, f.as_dict())
     # findings besides the expected rule are only the known companions of that problem
     companions = {"fixed_key_mismatch": {"KT101"}, "fixed_key": set(), "fixed_key_keymgr": set(),
                   "swift_weak_secret": {"KT304"}, "swift_inline_secret": set(), "kek_sample": set(),
                   "plain_http": set(), "world_readable": set(), "kek_world_readable": {"KT501"}}
-    assert rule_ids(report) - {expected} <= companions.get(problem, set()), [f.to_dict() for f in report.findings]
+    assert rule_ids(report) - {expected} <= companions.get(problem, set()), [f.as_dict() for f in report.findings]
     assert exit_code(report) == 1
     assert tree.files
 

@@ -171,3 +171,51 @@ def test_command_whose_extra_is_missing_keeps_help_working(monkeypatch):
     assert result.exit_code == errors.EXIT_USAGE
     assert result.stderr.strip() == ("keytools: error: the 'swift' command cannot load: No module named "
                                      "'no_such_module'. Install the Swift extra: pip install 'keytools[swift]'.")
+
+
+@click.command()
+@click.option("--broken-report", is_flag=True)
+def reports_then_fails(broken_report: bool) -> None:
+    def report() -> None:
+        if broken_report:
+            raise OSError(28, "No space left on device")
+        click.echo("REPORT: 2 problems")
+
+    raise errors.ProblemsFound("found 2 problems", "Fix them", report=report)
+
+
+def test_root_renders_the_report_then_the_one_line_error(monkeypatch):
+    from keytools import cli
+
+    monkeypatch.setitem(cli.SUBCOMMANDS, "fails", f"{__name__}:reports_then_fails")
+    result = invoke(["fails"])
+    assert result.exit_code == errors.EXIT_PROBLEMS
+    assert result.stdout == "REPORT: 2 problems\n"
+    assert result.stderr.strip() == "keytools: error: found 2 problems. Fix them."
+    # a report that cannot be shown does not hide the command's own error and exit code
+    result = invoke(["fails", "--broken-report"])
+    assert result.exit_code == errors.EXIT_PROBLEMS and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "keytools: error: could not write the report: OSError: [Errno 28] No space left on device",
+        "keytools: error: found 2 problems. Fix them."]
+
+
+def test_signature_format_error_is_a_usage_error_and_a_value_error():
+    from keytools import image_signature as sig
+
+    with pytest.raises(errors.UsageError) as info:
+        sig.check_key_type("RSA")
+    assert isinstance(info.value, ValueError) and info.value.exit_code == errors.EXIT_USAGE
+
+
+def test_read_user_file_names_the_file_in_one_line(tmp_path):
+    from keytools.fileutil import read_user_file
+
+    (tmp_path / "f").write_bytes(b"x")
+    assert read_user_file(tmp_path / "f", "certificate") == b"x"
+    with pytest.raises(errors.UsageError) as info:
+        read_user_file(tmp_path / "missing", "--key-password-file", None)
+    assert info.value.one_line() == (f"cannot read --key-password-file {tmp_path / 'missing'}: "
+                                     "No such file or directory.")
+    with pytest.raises(errors.ConfigError):
+        read_user_file(tmp_path, "config", error=errors.ConfigError)  # a directory

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.x509.oid import NameOID
 
-from sign import certs
+from sign import certs, keys
 
 UTC = datetime.timezone.utc
 
@@ -24,7 +24,7 @@ def rsa_key(bits: int, which: int = 0) -> rsa.RSAPrivateKey:
 
 @functools.lru_cache(maxsize=None)
 def ec_key(curve: str, which: int = 0) -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(certs.CURVES[curve]())
+    return ec.generate_private_key(keys.CURVES[curve]())
 
 
 @functools.lru_cache(maxsize=None)

@@ -50,7 +50,7 @@ def test_memory_is_flat_in_file_size(tmp_path, read_ahead):
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < (sig._BUFFERS + 2) * sig.CHUNK_SIZE  # a few fixed buffers, not the 48 MiB file
+    assert peak < (sig.BUFFERS + 2) * sig.CHUNK_SIZE  # a few fixed buffers, not the 48 MiB file
 
 
 def test_hash_chunks_for_downloads():

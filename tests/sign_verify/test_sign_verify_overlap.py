@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from keytools import image_signature as sig
+from keytools.image_signature import hashing
 from keytools import overlap
 from keytools.errors import CertificateError
 from sign import certs, signer
@@ -47,7 +48,7 @@ def _failing_after_first_chunk():
 
 @pytest.mark.parametrize("read_ahead", [False, True])
 def test_sign_hash_stops_when_the_certificate_check_fails(image, read_ahead, monkeypatch):
-    monkeypatch.setattr(sig, "read_ahead_pays", lambda: read_ahead)
+    monkeypatch.setattr(hashing, "read_ahead_pays", lambda: read_ahead)
     progress, check_fn, seen, holder = _failing_after_first_chunk()
     holder["check"] = check = overlap.Check(check_fn)
     with pytest.raises(CertificateError, match="expired on"):
