@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from keystoneauth1 import session as ks_session
 
 from keytools import keymanager
-from keytools.errors import Forbidden, KeytoolsError, NotFound
+from keytools.errors import Forbidden, NotFound
 from keytools.service_errors import translate, translated
 
 LEGACY = "legacy"
@@ -146,8 +146,4 @@ def revoke_role(admin_session: ks_session.Session, user: str, project: str, role
             keystone.roles.revoke(r, user=u, project=p)
     except NotFound:
         return False
-    except KeytoolsError as exc:
-        if "404" in exc.message or "not found" in exc.message.lower():
-            return False
-        raise
     return True

@@ -68,6 +68,25 @@ def translate(exc: BaseException, service: str = "Barbican", what: str = "") -> 
     return KeytoolsError(f"{service} error{suffix}: {text}")
 
 
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """``exc`` and the exceptions it was raised from (a translated error's client exception)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__
+
+
+def is_not_found(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it was raised from) is a 404: decided by type and status."""
+    return any(isinstance(translate(e), NotFound) for e in _chain(exc))
+
+
+def is_forbidden(exc: BaseException) -> bool:
+    """True when ``exc`` (or what it was raised from) is a 403: decided by type and status."""
+    return any(isinstance(translate(e), Forbidden) for e in _chain(exc))
+
+
 @contextlib.contextmanager
 def translated(service: str = "Barbican", what: str = "") -> Iterator[None]:
     """``with translated("Barbican", "storing the key"):`` turns client errors into ours."""

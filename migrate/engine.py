@@ -25,9 +25,9 @@ from typing import Any
 import click
 
 from keytools import output
-from keytools.errors import ConfigError, Forbidden, KeytoolsError, ServiceUnavailable, StateError
+from keytools.errors import ConfigError, Forbidden, KeytoolsError, NotFound, ServiceUnavailable, StateError
 from keytools.logs import log_event
-from keytools.service_errors import SECRET_FORBIDDEN
+from keytools.service_errors import SECRET_FORBIDDEN, is_forbidden
 from migrate import journal as jr
 from migrate import repair
 from migrate.barbican import Barbican, PayloadMismatch, cinder_text, key_id
@@ -388,7 +388,7 @@ class Migrator:
         where = f"{self.outcome.errors} error(s)" + (", aborted" if self.outcome.aborted else "")
         hint = ("Fix the cause and run 'keytools migrate run' again: it continues where this run "
                 "stopped and reuses the secrets already stored")
-        if any(isinstance(e, Forbidden) or "Forbidden" in cinder_text(e) for e in self._errors):
+        if any(is_forbidden(e) for e in self._errors):
             return Forbidden(f"Error migrating encryption key: {SECRET_FORBIDDEN} ({where})",
                              "Grant the role with 'keytools migrate run --grant-creator --admin-cloud NAME' "
                              "or 'openstack role add --user cinder --project service creator'")
@@ -414,10 +414,11 @@ class Migrator:
                 continue  # a row uses it after all (another run's secret found by name)
             try:
                 self.barbican.delete(orphan["ref"])
+            except NotFound:
+                pass  # already gone: as good as deleted
             except KeytoolsError as exc:
-                if "not found" not in exc.message.lower() and "404" not in exc.message:
-                    LOG.warning("Could not delete orphan secret %s: %s", orphan["ref"], exc.message)
-                    continue
+                LOG.warning("Could not delete orphan secret %s: %s", orphan["ref"], exc.message)
+                continue
             self.journal.record("deleted", ref=orphan["ref"])
             deleted += 1
             log_event(LOG, logging.INFO, f"Deleted orphan secret {key_id(orphan['ref'])}", "orphan_deleted",

@@ -26,7 +26,7 @@ from keytools.barbican_backup.archive import KeySource
 from keytools.barbican_backup.database import open_database
 from keytools.errors import KeytoolsError
 from keytools.logs import log_event
-from keytools.service_errors import http_status, translate
+from keytools.service_errors import is_not_found, translate
 
 LOG = logging.getLogger("keytools.barbican.drill")
 ORDER_TIMEOUT = 60.0
@@ -116,7 +116,7 @@ class Drill:
         try:
             self._payload(ref)
         except Exception as exc:
-            if http_status(exc) == 404 or "Not Found" in str(exc):
+            if is_not_found(exc):
                 return True
             raise
         finally:
