@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 from keytools.barbican_backup import faults
 from keytools.barbican_backup.archive import ArchiveError
-from keytools.barbican_backup.database import DATA_TABLES, Snapshot, Stats, build_stats
+from keytools.barbican_backup.db_base import DATA_TABLES, Snapshot, Stats, build_stats
 from keytools.errors import ServiceUnavailable, UsageError
 
 CHUNK = 1 << 20

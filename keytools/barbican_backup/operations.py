@@ -23,7 +23,8 @@ from keytools import redaction
 from keytools.barbican_backup import barbican_conf, faults, manifest as manifest_mod
 from keytools.barbican_backup.archive import (ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter,
                                               KeySource, read_header)
-from keytools.barbican_backup.database import Database, Stats, open_database
+from keytools.barbican_backup.database import open_database
+from keytools.barbican_backup.db_base import Database, Stats
 from keytools.errors import ConfigError, StateError, UsageError
 from keytools.fileutil import atomic_writer
 from keytools.logs import log_event
