@@ -66,7 +66,7 @@ def bench_mariadb(source: KeySource) -> dict[str, float]:
     from keytools.sandbox.state import StateDir
 
     res: dict[str, float] = {}
-    keytools = [sys.executable, "-m", "keytools.cli"]
+    keytools = [sys.executable, "-m", "keytools"]
     with tempfile.TemporaryDirectory(prefix="bench-bk-maria-") as tmp:
         state = StateDir(Path(tmp) / "s")
         try:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-KEYTOOLS = [sys.executable, "-m", "keytools.cli"]
+KEYTOOLS = [sys.executable, "-m", "keytools"]
 
 
 def create_db(server_url: str, name: str) -> str:

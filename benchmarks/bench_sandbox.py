@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-KEYTOOLS = [sys.executable, "-m", "keytools.cli"]
+KEYTOOLS = [sys.executable, "-m", "keytools"]
 
 
 def timed_up(state: Path, *extra: str) -> float:

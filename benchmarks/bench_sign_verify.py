@@ -173,7 +173,7 @@ def measure(size_mib: int, tmp: Path, created, key, runs: int, cloud: Cloud | No
     """Best of ``runs`` rounds; every round runs every contender once (interleaved, so a burst of
     load from elsewhere hits all of them alike)."""
     py = sys.executable
-    keytools = [py, "-m", "keytools.cli"]
+    keytools = [py, "-m", "keytools"]
     image = tmp / f"image-{size_mib}M.raw"
     make_file(image, size_mib * MiB)
     hashlib_inprocess(image)  # warm the page cache
@@ -269,7 +269,7 @@ def start_cloud(state_dir: str | None, tmp: Path, created) -> tuple[Cloud, objec
     state = StateDir(Path(state_dir) if state_dir else tmp / "sandbox")
     manager.up(state)
     cloud = Cloud(state.clouds_yaml, "")
-    stored = subprocess.run([sys.executable, "-m", "keytools.cli", "--os-cloud", "sandbox-demo", "cert", "store",
+    stored = subprocess.run([sys.executable, "-m", "keytools", "--os-cloud", "sandbox-demo", "cert", "store",
                              str(created.cert_path)], capture_output=True, text=True, env=cloud.env)
     if stored.returncode != 0:
         raise RuntimeError(f"cert store failed: {stored.stderr.strip()[-400:]}")
@@ -297,7 +297,7 @@ def main() -> int:
         key = keys.read_private_key(created.key_path)
         if not args.no_barbican:
             cloud, state, own = start_cloud(args.state_dir, tmp, created)
-        startup = [timed([sys.executable, "-m", "keytools.cli", "--version"]) for _ in range(args.runs)]
+        startup = [timed([sys.executable, "-m", "keytools", "--version"]) for _ in range(args.runs)]
         cli_startup = {"seconds": min(s[0] for s in startup), "cpu_seconds": min(s[2] for s in startup),
                        "peak_rss_mib": round(max(s[1] for s in startup) / 1024, 1)}
         for size_mib in (int(s) for s in args.sizes.split(",")):

@@ -40,7 +40,7 @@ ACCOUNT = "AUTH_benchrot"
 
 def keytools(*args: str) -> dict:
     started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "keytools.cli", *args, "-f", "json"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "keytools", *args, "-f", "json"], capture_output=True,
                          text=True, check=True)
     doc = json.loads(out.stdout)
     doc["_seconds"] = time.perf_counter() - started

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-KEYTOOLS = [sys.executable, "-m", "keytools.cli"]
+KEYTOOLS = [sys.executable, "-m", "keytools"]
 N = 10
 
 

@@ -281,5 +281,5 @@ def as_nobody():
 def run_keytools(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
                  input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run keytools as a real subprocess (for kill tests, TTY-less behaviour, real exit codes)."""
-    return subprocess.run([sys.executable, "-m", "keytools.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "keytools", *map(str, args)], capture_output=True,
                           text=True, env=env, timeout=timeout, input=input)

@@ -89,7 +89,7 @@ def sha(path: Path) -> str:
 
 
 def keytools_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "keytools.cli", *map(str, args)]
+    return [sys.executable, "-m", "keytools", *map(str, args)]
 
 
 def kill_when(argv: list[str], env: dict[str, str], ready: Any, timeout: float = 60.0) -> int:

@@ -236,7 +236,7 @@ def test_retire_edits_the_conf_d_file_that_sets_it(tmp_path):
 
 
 def _kill_trial(tree, backup: Path, wait_for: str, old: dict[str, bytes], new: dict[str, bytes]) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "keytools.cli", "fixed-key", "retire", "--per-node",
+    proc = subprocess.Popen([sys.executable, "-m", "keytools", "fixed-key", "retire", "--per-node",
                              str(tree.base), "--backup-dir", str(backup), IGNORE_ALL], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60

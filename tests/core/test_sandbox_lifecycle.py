@@ -97,7 +97,7 @@ def test_unreadable_state_file_is_one_line_error(tmp_path):
 def test_killed_up_is_repaired_by_rerun_and_down_is_idempotent(tmp_path):
     """kill -9 `sandbox up` half-way (during keystone set-up), rerun it, then down twice."""
     root = tmp_path / "half"
-    cmd = [sys.executable, "-m", "keytools.cli", "sandbox", "up", "--state-dir", str(root)]
+    cmd = [sys.executable, "-m", "keytools", "sandbox", "up", "--state-dir", str(root)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not (root / "keystone" / "keystone.db").exists():

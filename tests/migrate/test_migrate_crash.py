@@ -3,7 +3,7 @@ dangling id, orphans reported; and two runs at once never migrate a row twice.
 
 The killed runs are real processes: most are forked from this (already imported) test process and
 run keytools' main() so a trial costs a fraction of a second instead of two seconds of imports; a
-few are ``python -m keytools.cli`` subprocesses. Each is killed with SIGKILL while it works.
+few are ``python -m keytools`` subprocesses. Each is killed with SIGKILL while it works.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from migrate.testdata import Seeded, keys, seed
 from tests.conftest import REPO
 
 TRIALS = 22
-SUBPROCESS_TRIALS = {0, 11}  # these go through 'python -m keytools.cli'
+SUBPROCESS_TRIALS = {0, 11}  # these go through 'python -m keytools'
 
 
 def _args(url, key_file, state, *extra):
@@ -62,7 +62,7 @@ def _start_forked(args: list[str], env: dict[str, str]) -> tuple[int, int]:
 
 
 def _start_subprocess(args: list[str], env: dict[str, str]) -> tuple[int, int, subprocess.Popen]:
-    proc = subprocess.Popen([sys.executable, "-m", "keytools.cli", *args], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, "-m", "keytools", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env={**os.environ, **env}, cwd=REPO)
     return proc.pid, proc.stderr.fileno(), proc
 

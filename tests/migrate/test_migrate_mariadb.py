@@ -1,5 +1,5 @@
 """migrate on MariaDB: Cinder's schema by cinder-manage on a real MariaDB server, Barbican on MariaDB
-with 4 workers; two concurrent ``python -m keytools.cli migrate run`` processes, then verify."""
+with 4 workers; two concurrent ``python -m keytools migrate run`` processes, then verify."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def test_mariadb_concurrent_runs_case_sensitive_hosts_and_verify(mariadb_sandbox
     env = mariadb_sandbox.env()
     args = ["--log-format", "json", "--os-cloud", "sandbox-demo", "migrate", "run", "--db-url", maria_cinder,
             "--fixed-key-file", str(key_file), "--host", "ctl-0", "--concurrency", "4", "--format", "json"]
-    procs = [subprocess.Popen([sys.executable, "-m", "keytools.cli", *args, "--state-dir", str(tmp_path / f"st{n}")],
+    procs = [subprocess.Popen([sys.executable, "-m", "keytools", *args, "--state-dir", str(tmp_path / f"st{n}")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
              for n in range(2)]
     results = [p.communicate(timeout=300) for p in procs]
@@ -96,7 +96,7 @@ def test_mariadb_nova_cells_concurrent_runs_and_verify(mariadb_sandbox, maria_no
     env = mariadb_sandbox.env()
     args = ["--log-format", "json", "--os-cloud", "sandbox-demo", "migrate", "run", "--nova-api-db-url",
             maria_nova["api"], "--fixed-key-file", str(key_file), "--concurrency", "4", "--format", "json"]
-    procs = [subprocess.Popen([sys.executable, "-m", "keytools.cli", *args, "--state-dir", str(tmp_path / f"st{n}")],
+    procs = [subprocess.Popen([sys.executable, "-m", "keytools", *args, "--state-dir", str(tmp_path / f"st{n}")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
              for n in range(2)]
     results = [p.communicate(timeout=300) for p in procs]

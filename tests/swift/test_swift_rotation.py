@@ -218,7 +218,7 @@ def test_kill_9_during_reencrypt_ten_trials_converge(rot, swift_sandbox, tmp_pat
     killed = 0
     for trial in range(10):
         conf, old = (rot["AB"].conf, "key_id") if trial % 2 == 0 else (rot["BA"].conf, "key_id_2")
-        cmd = [sys.executable, "-m", "keytools.cli", "swift", "reencrypt", "--proxy-config", str(conf),
+        cmd = [sys.executable, "-m", "keytools", "swift", "reencrypt", "--proxy-config", str(conf),
                "--account", KILL_ACCOUNT, "--from-key-id", old, "--rate-limit", "25",
                "--journal", str(tmp_path / f"j{trial % 2}"), "-f", "json"]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
@@ -262,7 +262,7 @@ def test_listing_hash_parsing_and_rate_limiter_units():
 def test_key_usage_killed_midway_resumes_to_the_same_counts(kt, rot):
     full = _usage(kt, rot)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    cmd = [sys.executable, "-m", "keytools.cli", "swift", "key-usage", "--proxy-config", str(rot["AB"].conf),
+    cmd = [sys.executable, "-m", "keytools", "swift", "key-usage", "--proxy-config", str(rot["AB"].conf),
            "--account", ACCOUNT, "--state-dir", str(rot["state"]), "--concurrency", "1", "-f", "json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     partial = rot["state"] / "keytools-key-usage.partial.json"

@@ -288,7 +288,7 @@ def test_kill_9_during_create_then_rerun_converges(kt, cloud, admin_cinder, kill
     n = name(f"kill{len(kill_after)}")
     log = cloud.state.path("logs", "cinder.log")
     offset = log.stat().st_size
-    proc = subprocess.Popen([sys.executable, "-m", "keytools.cli", *ADMIN, "volume-type", "create", n],
+    proc = subprocess.Popen([sys.executable, "-m", "keytools", *ADMIN, "volume-type", "create", n],
                             env=cloud.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline:
