@@ -61,6 +61,36 @@ class DrillFailed(Exception):
     """A check of the drill did not hold (the message says which)."""
 
 
+@contextlib.contextmanager
+def run_step(drill: Any, name: str, failure: type[Exception], service: str) -> Iterator[Step]:
+    """One timed, logged drill step appended to ``drill.report.steps``; any error ends the drill
+    as ``failure`` with a one-line detail, and a keytools error is kept in ``drill.error``."""
+    drill.progress(f"{name} ...")
+    started = time.monotonic()
+    record = Step(name, False, 0.0)
+    try:
+        yield record
+        record.ok = True
+    except failure as exc:
+        record.detail = str(exc)
+        raise
+    except KeytoolsError as exc:
+        record.detail = exc.one_line()
+        drill.error = exc
+        raise failure(record.detail) from exc
+    except Exception as exc:
+        drill.error = translate(exc, service, name)
+        record.detail = drill.error.one_line()
+        raise failure(record.detail) from exc
+    finally:
+        record.seconds = round(time.monotonic() - started, 3)
+        drill.report.steps.append(record)
+        log_event(LOG, logging.INFO if record.ok else logging.ERROR,
+                  f"drill step '{name}': {'ok' if record.ok else 'FAILED'} ({record.seconds:.3f} s)"
+                  + (f": {record.detail}" if record.detail else ""),
+                  "barbican.drill.step", step=name, ok=record.ok, seconds=record.seconds)
+
+
 def _id(ref: str) -> str:
     return ref.rstrip("/").rsplit("/", 1)[-1]
 
@@ -78,32 +108,8 @@ class Drill:
         self.order_ref: str | None = None
         self.error: KeytoolsError | None = None  # the cause when a step failed on an error
 
-    @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[Step]:
-        self.progress(f"{name} ...")
-        started = time.monotonic()
-        record = Step(name, False, 0.0)
-        try:
-            yield record
-            record.ok = True
-        except DrillFailed as exc:
-            record.detail = str(exc)
-            raise
-        except KeytoolsError as exc:
-            record.detail = exc.one_line()
-            self.error = exc
-            raise DrillFailed(record.detail) from exc
-        except Exception as exc:
-            self.error = translate(exc, "Barbican", name)
-            record.detail = self.error.one_line()
-            raise DrillFailed(record.detail) from exc
-        finally:
-            record.seconds = round(time.monotonic() - started, 3)
-            self.report.steps.append(record)
-            log_event(LOG, logging.INFO if record.ok else logging.ERROR,
-                      f"drill step '{name}': {'ok' if record.ok else 'FAILED'} ({record.seconds:.3f} s)"
-                      + (f": {record.detail}" if record.detail else ""),
-                      "barbican.drill.step", step=name, ok=record.ok, seconds=record.seconds)
+    def step(self, name: str) -> contextlib.AbstractContextManager[Step]:
+        return run_step(self, name, DrillFailed, "Barbican")
 
     def _payload(self, ref: str) -> bytes:
         payload = self.client.secrets.get(ref).payload

@@ -7,12 +7,11 @@ of ``--config`` with a throwaway key), or not touched at all (``--archive``).
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import secrets as pysecrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,10 @@ from typing import Any
 from keytools.barbican_backup import operations, scratch
 from keytools.barbican_backup.archive import KeySource
 from keytools.barbican_backup.database import open_database
-from keytools.barbican_backup.drill import Step
+from keytools.barbican_backup.drill import Step, run_step
 from keytools.barbican_backup.restore_check import ApiChecker, Inventory, choose, inventory
 from keytools.errors import KeytoolsError, UsageError
-from keytools.logs import log_event
-from keytools.service_errors import translate
 
-LOG = logging.getLogger("keytools.barbican.drill")
 COMPARED = ("secrets", "containers", "orders", "container_consumers")
 
 
@@ -80,32 +76,8 @@ class ScratchDrill:
         self.keks = keks
         self._cleanups: list[Callable[[], None]] = []
 
-    @contextlib.contextmanager
-    def step(self, name: str) -> Iterator[Step]:
-        self.progress(f"{name} ...")
-        started = time.monotonic()
-        record = Step(name, False, 0.0)
-        try:
-            yield record
-            record.ok = True
-        except Loss as exc:
-            record.detail = str(exc)
-            raise
-        except KeytoolsError as exc:
-            record.detail = exc.one_line()
-            self.error = exc
-            raise Loss(record.detail) from exc
-        except Exception as exc:
-            self.error = translate(exc, "the scratch Barbican", name)
-            record.detail = self.error.one_line()
-            raise Loss(record.detail) from exc
-        finally:
-            record.seconds = round(time.monotonic() - started, 3)
-            self.report.steps.append(record)
-            log_event(LOG, logging.INFO if record.ok else logging.ERROR,
-                      f"drill step '{name}': {'ok' if record.ok else 'FAILED'} ({record.seconds:.3f} s)"
-                      + (f": {record.detail}" if record.detail else ""),
-                      "barbican.drill.step", step=name, ok=record.ok, seconds=record.seconds)
+    def step(self, name: str) -> contextlib.AbstractContextManager[Step]:
+        return run_step(self, name, Loss, "the scratch Barbican")
 
     def run(self) -> ScratchReport:
         started = time.monotonic()
