@@ -37,14 +37,17 @@ follower_problems. ``Scope`` carries the service filters (cinder host/cluster/ta
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from keytools.cinder_db import FIXED_KEY_ID
+from keytools.logs import log_event
 from migrate.repair import Checker
 from migrate.db import CinderDB, Item
 
+LOG = logging.getLogger("keytools.migrate")
 Readers = Callable[[Item], list[str]]
 
 
@@ -70,6 +73,16 @@ class Consumer(Protocol):
     def log_status(self) -> dict[str, int]: ...
     def follower_problems(self, item_id: str, secret_id: str) -> list[dict[str, Any]]: ...
     def dispose(self) -> None: ...
+
+
+def log_remaining(table: str, left: int, still: str, none: str) -> None:
+    """A service's closing status line, as cinder's: WARNING with the count while objects
+    remain on the all-zeros id (``still`` has a ``{n}``), else INFO ``none``."""
+    if left:
+        log_event(LOG, logging.WARNING, still.format(n=left), f"status_{table}_remaining", table=table,
+                  remaining=left)
+    else:
+        log_event(LOG, logging.INFO, none, f"status_no_{table}", table=table, remaining=0)
 
 
 def owner_only(item: Item) -> list[str]:

@@ -22,7 +22,7 @@ from keytools.errors import Forbidden, KeytoolsError, ServiceUnavailable, StateE
 from keytools.fileutil import private_dir
 from keytools.glance_images import GlanceImages, count_by_project
 from keytools.keystone_members import ProjectMembers
-from keytools.logs import log_event
+from migrate.consumer import log_remaining
 from migrate.db import Item
 
 LOG = logging.getLogger("keytools.migrate")
@@ -123,13 +123,9 @@ class GlanceConsumer:
 
     def log_status(self) -> dict[str, int]:
         left = self.remaining()
-        if left["images"]:
-            log_event(LOG, logging.WARNING, f"There are still {left['images']} image(s) using the "
-                      "ConfKeyManager's all-zeros cinder_encryption_key_id.", "status_images_remaining",
-                      table="images", remaining=left["images"])
-        else:
-            log_event(LOG, logging.INFO, "No images are using the ConfKeyManager's cinder_encryption_key_id.",
-                      "status_no_images", table="images", remaining=0)
+        log_remaining("images", left["images"],
+                      "There are still {n} image(s) using the ConfKeyManager's all-zeros cinder_encryption_key_id.",
+                      "No images are using the ConfKeyManager's cinder_encryption_key_id.")
         return left
 
     def follower_problems(self, item_id: str, secret_id: str) -> list[dict[str, Any]]:

@@ -8,16 +8,12 @@ database. Instances of every cell of ``cell_mappings`` (cell0 included) unless `
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
-from keytools.logs import log_event
 from keytools.nova_db import NovaCells
-from migrate.consumer import owner_only
+from migrate.consumer import log_remaining, owner_only
 from migrate.db import Item
-
-LOG = logging.getLogger("keytools.migrate")
 
 
 class NovaConsumer:
@@ -91,13 +87,9 @@ class NovaConsumer:
 
     def log_status(self) -> dict[str, int]:
         left = self.remaining()
-        if left["instances"]:
-            log_event(LOG, logging.WARNING, f"There are still {left['instances']} instance(s) using the "
-                      "ConfKeyManager's all-zeros ephemeral key ID.", "status_instances_remaining",
-                      table="instances", remaining=left["instances"])
-        else:
-            log_event(LOG, logging.INFO, "No instances are using the ConfKeyManager's ephemeral_key_uuid.",
-                      "status_no_instances", table="instances", remaining=0)
+        log_remaining("instances", left["instances"],
+                      "There are still {n} instance(s) using the ConfKeyManager's all-zeros ephemeral key ID.",
+                      "No instances are using the ConfKeyManager's ephemeral_key_uuid.")
         return left
 
     def follower_problems(self, item_id: str, secret_id: str) -> list[dict[str, Any]]:
