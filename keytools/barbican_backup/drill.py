@@ -40,21 +40,27 @@ class Step:
     detail: str = ""
 
 
+class StepReport:
+    """What both drill reports (in-place and scratch) share: timed steps, JSON as_dict."""
+
+    steps: list[Step]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]  # subclasses are dataclasses
+
+    @property
+    def failed_step(self) -> Step | None:
+        return next((s for s in self.steps if not s.ok), None)
+
+
 @dataclass
-class DrillReport:
+class DrillReport(StepReport):
     result: str = "fail"
     steps: list[Step] = field(default_factory=list)
     order: str | None = None
     secrets: list[str] = field(default_factory=list)
     kept: bool = False
     seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def failed_step(self) -> Step | None:
-        return next((s for s in self.steps if not s.ok), None)
 
 
 class DrillFailed(Exception):

@@ -12,14 +12,14 @@ import secrets as pysecrets
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from keytools.barbican_backup import operations, scratch
 from keytools.barbican_backup.archive import KeySource
 from keytools.barbican_backup.database import open_database
-from keytools.barbican_backup.drill import Step, run_step
+from keytools.barbican_backup.drill import Step, StepReport, run_step
 from keytools.barbican_backup.restore_check import ApiChecker, Inventory, choose, inventory
 from keytools.errors import KeytoolsError, UsageError
 
@@ -27,7 +27,7 @@ COMPARED = ("secrets", "containers", "orders", "container_consumers")
 
 
 @dataclass
-class ScratchReport:
+class ScratchReport(StepReport):
     result: str = "fail"
     mode: str = "scratch"
     source: str = ""
@@ -41,13 +41,6 @@ class ScratchReport:
     problems: list[str] = field(default_factory=list)
     port: int | None = None
     seconds: float = 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @property
-    def failed_step(self) -> Step | None:
-        return next((s for s in self.steps if not s.ok), None)
 
 
 class Loss(Exception):
