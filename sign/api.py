@@ -58,11 +58,17 @@ def sign_image(image: str | os.PathLike[str], key_file: str, cert_uuid: str, *,
     handle, size = sig.open_image(image)
     handle.close()
 
+    # Keystone + Barbican round trips run beside the hash, in a forked process of their own
+    # (keytools.overlap); offline, the certificate file is checked before reading the image.
+    fetch_pem = None
+    if session is not None:
+        factory = session
+        fetch_pem = overlap.forked(lambda: sig.fetch_certificate_pem(factory(), cert_uuid))
+
     def certificate_check() -> str:
-        certificate, where = signer.resolve_certificate(cert_uuid, cert_file, session)
+        certificate, where = signer.resolve_certificate(cert_uuid, cert_file, fetch_pem)
         return signer.check_pair(key, certificate, key_file, where, allow_weak_key)
 
-    # Keystone + Barbican round trips run beside the hash (offline: checked before reading).
     check = overlap.Check(certificate_check, background=not offline, name="keytools-cert-check")
     with progress(size, "signing") as advance:
         signed = signer.sign_file(image, key, cert_uuid, hash_method, advance, check)

@@ -64,17 +64,17 @@ def check_pair(key: sig.PrivateKey, cert: x509.Certificate, key_path: str, cert_
     return key_type
 
 
-def resolve_certificate(cert_uuid: str, cert_file: str | None, session_factory: Callable[[], Any] | None,
+def resolve_certificate(cert_uuid: str, cert_file: str | None, fetch_pem: Callable[[], bytes] | None,
                         ) -> tuple[x509.Certificate, str]:
-    """The certificate to check against: Barbican's copy (compared with ``cert_file`` if given),
-    or only ``cert_file`` when offline (``session_factory`` None)."""
+    """The certificate to check against: Barbican's copy (``fetch_pem`` reads it; compared with
+    ``cert_file`` if given), or only ``cert_file`` when offline (``fetch_pem`` None)."""
     local = certs.read_certificate(cert_file) if cert_file else None
-    if session_factory is None:
+    if fetch_pem is None:
         if local is None:
             raise UsageError("--offline needs --cert FILE to check the key against",
                              "Pass the certificate file stored under --cert-uuid")
         return local, f"certificate {cert_file}"
-    pem = sig.fetch_certificate_pem(session_factory(), cert_uuid)
+    pem = fetch_pem()
     try:
         stored = x509.load_pem_x509_certificate(pem)
     except ValueError:

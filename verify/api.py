@@ -106,8 +106,10 @@ def _verify(props: dict[str, Any], image: str | os.PathLike[str] | None, image_i
         prepared = verifier.prepare_certificate(parsed, verifier.file_source(cert_file), policy, None, label)
         details.update(prepared.details())
     else:  # Keystone + Barbican round trips run beside the hash, which stops if they fail
-        made = _session(session) if client is not None else None
-        barbican = _barbican(session, made)
+        if client is not None:  # Glance's session exists: the round trips run in the check's thread
+            barbican = verifier.barbican_source(_session(session))
+        else:  # a file: the session is made in a forked process, beside the hash (keytools.overlap)
+            barbican = verifier.forked_barbican_source(lambda: _session(session), (str(parsed.cert_uuid), *trusted))
         prepared = verifier.start(parsed, barbican, policy, barbican if trusted else None)
 
     def record(done: verifier.Prepared) -> None:
@@ -129,13 +131,3 @@ def _session(factory: Callable[[], Any] | None) -> Any:
         raise UsageError("verifying against Barbican or Glance needs credentials",
                          "Pass --os-cloud (or OS_* variables), or --cert FILE for a local file")
     return factory()
-
-
-def _barbican(factory: Callable[[], Any] | None, session: Any = None) -> verifier.CertSource:
-    """Certificates from Barbican; the session (Keystone round trip) is made on first use, so in
-    the check's thread when verifying a file."""
-
-    def get(uuid: str) -> Any:
-        return verifier.barbican_source(session or _session(factory))(uuid)
-
-    return get

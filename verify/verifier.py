@@ -302,9 +302,41 @@ def verify_chunks(chunks: Iterable[bytes], prepared: Prepared | Pending, what: s
 
 def barbican_source(session: Any) -> CertSource:
     """Certificates as Glance and Nova get them: castellan reads the secret payload as PEM."""
+    return pem_source(lambda uuid: sig.fetch_certificate_pem(session, uuid))
+
+
+def forked_barbican_source(session_factory: Callable[[], Any], uuids: Iterable[str]) -> CertSource:
+    """``barbican_source`` with ``uuids`` fetched now, in a forked process (keytools.overlap), so
+    the session's imports and round trips run on another core while this one hashes. Each
+    certificate's error is raised when that certificate is asked for, as ``barbican_source`` would."""
+    wanted = tuple(dict.fromkeys(uuids))
+
+    def fetch_all() -> dict[str, tuple[bytes | None, BaseException | None]]:
+        session = session_factory()
+        fetched: dict[str, tuple[bytes | None, BaseException | None]] = {}
+        for uuid in wanted:
+            try:
+                fetched[uuid] = (sig.fetch_certificate_pem(session, uuid), None)
+            except KeytoolsError as exc:
+                fetched[uuid] = (None, overlap.portable(exc))
+        return fetched
+
+    result = overlap.forked(fetch_all)
+
+    def fetch(uuid: str) -> bytes:
+        pem, error = result().get(uuid, (None, None))
+        if error is not None:
+            raise error
+        return pem if pem is not None else sig.fetch_certificate_pem(session_factory(), uuid)
+
+    return pem_source(fetch)
+
+
+def pem_source(fetch_pem: Callable[[str], bytes]) -> CertSource:
+    """Certificates from PEM payloads (Barbican's), refused as castellan would refuse them."""
 
     def get(uuid: str) -> x509.Certificate:
-        pem = sig.fetch_certificate_pem(session, uuid)
+        pem = fetch_pem(uuid)
         try:
             return x509.load_pem_x509_certificate(pem)
         except ValueError:

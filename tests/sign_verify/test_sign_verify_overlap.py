@@ -138,3 +138,36 @@ def test_failing_barbican_check_writes_nothing(kt, sandbox, stored, tmp_path, ca
     last = res.stderr.strip().splitlines()[-1]  # (barbicanclient logs its own ERROR line for a 404)
     assert last.startswith("keytools: error: ") and words in last and "Traceback" not in res.output
     assert res.stdout == "" and not out.exists() and list(tmp_path.glob("*.sig*")) == []
+
+
+def test_the_barbican_round_trips_run_in_a_forked_process(sandbox, stored, monkeypatch, tmp_path):
+    """The session (imports, Keystone) and the Barbican reads run in a child of their own, so
+    their Python work does not take the GIL from the hash (keytools.overlap.forked)."""
+    from keytools import auth
+    from sign.api import sign_image
+    from verify.api import verify_image
+
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(sandbox.clouds_yaml))
+    made_in = tmp_path / "pids"
+
+    def session():
+        with open(made_in, "a") as handle:
+            handle.write(f"{os.getpid()}\n")
+        return auth.session_from_cloud("sandbox-demo")
+
+    signed = sign_image(stored["image"], str(stored["key"]), stored["uuid"], session=session)
+    result = verify_image(signed.properties, image=stored["image"], session=session)
+    assert result.verdict == "valid" and result.certificate_uuid == stored["uuid"]
+    pids = [int(p) for p in made_in.read_text().split()]
+    assert len(pids) == 2 and os.getpid() not in pids
+
+
+def test_debug_shows_where_the_forked_check_failed(kt, stored, tmp_path):
+    args = ["--os-cloud", "sandbox-demo", "sign", stored["image"], "--key", stored["key"], "--cert-uuid",
+            "0b1c2d3e-4f5a-4b6c-8d7e-9f0a1b2c3d4e", "--signature-file", tmp_path / "image.sig"]
+    plain = kt(*args)
+    assert plain.exit_code == 3 and "Traceback" not in plain.output
+    debug = kt("--debug", *args)
+    assert debug.exit_code == 3 and "in the forked check process" in debug.stderr
+    assert "fetch_certificate_pem" in debug.stderr  # the child's own frames, not only ours
+    assert not (tmp_path / "image.sig").exists()
