@@ -81,9 +81,11 @@ def forked(fn: Callable[[], T]) -> Callable[[], T]:
     for stream in (sys.stdout, sys.stderr):  # so the child cannot write our buffered output again
         stream.flush()
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child (coverage does not follow it)
         os.close(read_end)
+        _die_with(parent)
         _child(fn, write_end)
     os.close(write_end)
     done: list[Any] = []
@@ -100,6 +102,20 @@ def forked(fn: Callable[[], T]) -> Callable[[], T]:
         return value  # type: ignore[no-any-return]
 
     return result
+
+
+def _die_with(parent: int) -> None:  # pragma: no cover - runs in the child
+    """Let the kernel kill the child when the parent dies (kill -9 during a hung round trip must
+    not leave it behind); Linux only, elsewhere the child ends with its round trips."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
 
 
 def _child(fn: Callable[[], Any], write_end: int) -> None:  # pragma: no cover - runs in the child

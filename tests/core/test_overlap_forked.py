@@ -91,3 +91,42 @@ def test_buffered_output_is_not_written_twice():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout == "out before fork\nchild warns\nb'pem'\n"
     assert done.stderr == "err before fork, child logs\n"
+
+
+def test_the_child_dies_with_its_parent(tmp_path):
+    """kill -9 of keytools while Barbican hangs must not leave the fetching child behind."""
+    import signal
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    script = ("import os, time; from keytools import overlap\n"
+              f"fetch = overlap.forked(lambda: (open({str(pid_file)!r}, 'w').write(str(os.getpid())), "
+              "time.sleep(120)))\n"
+              "fetch()\n")
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        for _ in range(600):  # the child writes its pid once it runs
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(30)
+        for _ in range(600):
+            if not _running(child):
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(child, signal.SIGKILL)
+            pytest.fail("the forked child outlived its parent")
+    finally:
+        parent.kill()
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may be slow to reap what it inherits)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
