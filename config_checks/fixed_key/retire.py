@@ -1,0 +1,47 @@
+"""``fixed-key retire``: plan, refuse or back up, then swap each file in atomically."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from config_checks.fixed_key.backup import write_backup
+from config_checks.fixed_key.plan import FileChange, plan_retire
+from config_checks.fixed_key.refusals import check_cinder_db, check_inventory
+from keytools.errors import StateError, UsageError
+from keytools.fileutil import atomic_write, private_dir
+from keytools.fixed_key_refs import Inventory
+
+
+def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False, db_url: str | None = None,
+           dry_run: bool = False, inventory: Inventory | None = None) -> list[FileChange]:
+    """Plan, check the database, back up, then swap each file atomically (backup before edit).
+    ``inventory`` (checked by the caller) is recorded in every backup: what was seen, what ignored."""
+    if db_url:
+        check_cinder_db(db_url)
+    if inventory is not None and not dry_run:
+        check_inventory(inventory)
+    seen: list[str] = []
+    changes = plan_retire(roots, per_node=per_node, seen_files=seen)
+    if not dry_run:
+        for path in seen:  # temp files an earlier killed run left next to any config file
+            remove_stale_temps(Path(path))
+    if dry_run or not changes:
+        return changes
+    if not backup_dir:
+        raise UsageError("--backup-dir is required to retire fixed_key",
+                         "Give a directory on a safe disk; it receives a 0600 copy of each value")
+    bdir = private_dir(backup_dir)
+    for change in changes:
+        change.backup = str(write_backup(bdir, change, inventory))
+        current = Path(change.path).read_bytes()
+        if current != change.old:  # compare-and-swap: someone edited it since we planned
+            raise StateError(f"{change.path} changed while retiring; nothing written to it", "Rerun the command")
+        atomic_write(change.path, change.new, mode=None)
+    return changes
+
+
+def remove_stale_temps(path: Path) -> None:
+    """A kill -9 during atomic_write can leave its 0600 temp file (``.<name>.*.tmp``) behind."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
