@@ -111,7 +111,7 @@ def show(roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
       2  usage error, or a file could not be read
     """
     found, match, unreadable = fk.show(list(roots), per_node=per_node)
-    rows = [p.to_dict() for p in found]
+    rows = [p.as_dict() for p in found]
     if output_format == "json":
         output.emit({"match": match, "distinct_values": len(fk.distinct_digests(found)), "placements": rows}, "json")
     else:
@@ -251,7 +251,7 @@ def retire(roots: tuple[str, ...], backup_dir: str | None, per_node: bool, dry_r
                    f"{', '.join(ignored)}", err=True)
     if output_format == "json":
         output.emit({"inventory": inv.as_dict(), "ignored_services": ignored,
-                     "files": [c.to_dict(dry_run) for c in changes]}, "json")
+                     "files": [c.as_dict(dry_run) for c in changes]}, "json")
         return
     if not changes:
         click.echo("fixed_key is not set anywhere: nothing to retire")
@@ -283,5 +283,5 @@ def restore(backup_dir: str, dry_run: bool, output_format: str) -> None:
       2  usage error, unreadable backup or config file
     """
     done = fk.restore(backup_dir, dry_run=dry_run)
-    output.emit([d.to_dict() for d in done], output_format, ["path", "action", "sha256"],
+    output.emit([d.as_dict() for d in done], output_format, ["path", "action", "sha256"],
                 ["File", "Action", "SHA-256"])

@@ -30,7 +30,7 @@ class Placement:
     def digest(self) -> str:
         return secrets.digest(self.value, as_hex_key=True)
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {"node": self.node, "service": self.service, "path": self.path, "relpath": self.relpath,
                 "section": self.section,
                 "line": self.line, "value": "set", "length": len(self.value), "sha256": self.digest}

@@ -25,7 +25,7 @@ class Restored:
     action: str  # restored | re-inserted | already present
     sha256: str
 
-    def to_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "action": self.action, "sha256": self.sha256}
 
 
