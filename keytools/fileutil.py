@@ -65,6 +65,13 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int | No
         handle.write(data.encode("utf-8") if isinstance(data, str) else data)
 
 
+def remove_stale_temps(path: str | os.PathLike[str]) -> None:
+    """Remove the temp files (``.<name>.*.tmp``) a kill -9 during ``atomic_writer`` left beside ``path``."""
+    target = Path(path)
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Make a rename durable (POSIX needs the directory fsynced too)."""
     with contextlib.suppress(OSError):

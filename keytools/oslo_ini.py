@@ -121,6 +121,14 @@ def parse_text(text: str, path: str = "<string>") -> OsloConfig:
     return conf
 
 
+def decode(data: bytes) -> str:
+    """A config file's bytes as text: UTF-8, else latin-1 (which decodes any bytes)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
 def parse_file(path: str | os.PathLike[str]) -> OsloConfig:
     """Parse one file; unreadable or binary files raise ConfigError naming the file."""
     p = Path(path)
@@ -132,11 +140,7 @@ def parse_file(path: str | os.PathLike[str]) -> OsloConfig:
         raise ConfigError(f"{p}: cannot read ({exc.strerror})", "Check the path and permissions") from None
     if b"\x00" in data:
         raise ConfigError(f"{p}: not a text config file (binary data)")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return parse_text(text, str(p))
+    return parse_text(decode(data), str(p))
 
 
 def parse_with_conf_d(path: str | os.PathLike[str]) -> OsloConfig:

@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from config_checks.fixed_key.crudini import decode, raw_sections
+from config_checks.fixed_key.crudini import raw_sections
 from config_checks.fixed_key.placements import OPTION
 from config_checks.fixed_key.plan import FileChange
-from keytools import redaction
+from keytools import oslo_ini, redaction
 from keytools.errors import ConfigError, UsageError
 from keytools.fileutil import atomic_write
 from keytools.fixed_key_refs import Inventory
@@ -34,8 +34,8 @@ def write_backup(backup_dir: Path, change: FileChange, inventory: Inventory | No
         "service": change.service,
         "retired_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "entries": [{"section": p.section,
-                     "raw_section": (raw_sections(decode(change.old), p.section) or [p.section])[0], "line": p.line,
-                     "option": OPTION, "value": p.value, "length": len(p.value), "sha256": p.digest}
+                     "raw_section": (raw_sections(oslo_ini.decode(change.old), p.section) or [p.section])[0],
+                     "line": p.line, "option": OPTION, "value": p.value, "length": len(p.value), "sha256": p.digest}
                     for p in change.placements],
         "original_sha256": hashlib.sha256(change.old).hexdigest(),
         "retired_sha256": hashlib.sha256(change.new).hexdigest(),

@@ -41,13 +41,6 @@ def raw_sections(text: str, wanted: str) -> list[str]:
     return names
 
 
-def decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("latin-1")
-
-
 def crudini_delete(data: bytes, sections: Sequence[str], name: str) -> bytes:
     """Run ``crudini --del`` for each raw section on a private copy of ``data``; return the result.
 
@@ -55,17 +48,7 @@ def crudini_delete(data: bytes, sections: Sequence[str], name: str) -> bytes:
     """
     bom = BOM if data.startswith(BOM) else b""
     data = data[len(bom):]
-    with tempfile.TemporaryDirectory(prefix="keytools-retire-") as tmp:
-        copy = Path(tmp, name)
-        copy.write_bytes(data)
-        copy.chmod(0o600)
-        for section in sections:
-            result = subprocess.run([crudini_exe(), "--del", str(copy), section, OPTION],
-                                    capture_output=True, text=True)
-            if result.returncode != 0:
-                raise ConfigError(f"{name}: crudini --del [{section}] {OPTION} failed: "
-                                  f"{redaction.redact(result.stderr.strip())[:200]}")
-        new = copy.read_bytes()
+    new = _on_private_copy(data, name, [("--del", section) for section in sections], "keytools-retire-")
     last_line = data.rsplit(b"\n", 1)[-1]
     if last_line and new.endswith(b"\n") and new.rstrip(b"\r\n").endswith(last_line):
         # crudini added a newline at the end of a file that had none: take it off again
@@ -74,15 +57,23 @@ def crudini_delete(data: bytes, sections: Sequence[str], name: str) -> bytes:
 
 
 def crudini_set(data: bytes, section: str, value: str, name: str) -> bytes:
-    with tempfile.TemporaryDirectory(prefix="keytools-restore-") as tmp:
+    """Run ``crudini --set [section] fixed_key value`` on a private copy of ``data``; return the result."""
+    return _on_private_copy(data, name, [("--set", section, value)], "keytools-restore-")
+
+
+def _on_private_copy(data: bytes, name: str, steps: Sequence[tuple[str, ...]], prefix: str) -> bytes:
+    """Run crudini once per (verb, section[, value]) step on a 0600 copy of ``data`` named ``name``
+    in a private temp directory (the real file is never touched here); return the copy's bytes."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
         copy = Path(tmp, name)
         copy.write_bytes(data)
         copy.chmod(0o600)
-        result = subprocess.run([crudini_exe(), "--set", str(copy), section, OPTION, value],
-                                capture_output=True, text=True)
-        if result.returncode != 0:
-            raise ConfigError(f"{name}: crudini --set [{section}] {OPTION} failed: "
-                              f"{redaction.redact(result.stderr.strip())[:200]}")
+        for verb, section, *value in steps:
+            result = subprocess.run([crudini_exe(), verb, str(copy), section, OPTION, *value],
+                                    capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ConfigError(f"{name}: crudini {verb} [{section}] {OPTION} failed: "
+                                  f"{redaction.redact(result.stderr.strip())[:200]}")
         return copy.read_bytes()
 
 
@@ -96,12 +87,12 @@ def verify_only_deleted(path: str, old: bytes, new: bytes) -> None:
         if tag != "delete":
             raise ConfigError(f"{path}: crudini would change more than the {OPTION} line(s); file left as it was",
                               "Remove fixed_key by hand (crudini --del) and rerun")
-        removed = [decode(b) for b in old_lines[i1:i2]]
+        removed = [oslo_ini.decode(b) for b in old_lines[i1:i2]]
         continuation = all(not ln.strip() or ln[0] in " \t" for ln in removed[1:])
         if not removed or not re.match(rf"^{OPTION}\s*[=:]", removed[0].strip()) or not continuation:
             raise ConfigError(f"{path}: crudini would remove lines other than {OPTION}; file left as it was",
                               "Remove fixed_key by hand (crudini --del) and rerun")
-    conf = oslo_ini.parse_text(decode(new), path)
+    conf = oslo_ini.parse_text(oslo_ini.decode(new), path)
     if any(conf.get(sec, OPTION) for sec in FIXED_KEY_SECTIONS):
         raise ConfigError(f"{path}: {OPTION} still set after crudini --del; file left as it was",
                           "Check for an unusual section header and remove it by hand")

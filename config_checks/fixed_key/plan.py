@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from config_checks.fixed_key.crudini import crudini_delete, decode, raw_sections, verify_only_deleted
+from config_checks.fixed_key.crudini import crudini_delete, raw_sections, verify_only_deleted
 from config_checks.fixed_key.placements import OPTION, Placement, distinct_digests, placements
 from config_checks.inputs import ServiceConfig, discover
-from keytools import redaction
+from keytools import oslo_ini, redaction
 from keytools.errors import ConfigError, StateError
 
 _FIXED_KEY_LINE = re.compile(r"^([-+ ]\s*fixed_key\s*[:=])(.*?)(\r?\n?)$")
@@ -43,8 +43,8 @@ class FileChange:
 
     def diff(self) -> str:
         """Unified diff with the secret masked (fixed_key is registered for redaction)."""
-        lines = difflib.unified_diff(decode(self.old).splitlines(keepends=True),
-                                     decode(self.new).splitlines(keepends=True),
+        lines = difflib.unified_diff(oslo_ini.decode(self.old).splitlines(keepends=True),
+                                     oslo_ini.decode(self.new).splitlines(keepends=True),
                                      fromfile=f"a{self.path}" if self.path.startswith("/") else f"a/{self.path}",
                                      tofile=f"b{self.path}" if self.path.startswith("/") else f"b/{self.path}")
         return redaction.redact("".join(_mask_fixed_key_line(line) for line in lines))
@@ -86,7 +86,7 @@ def plan_retire(roots: Sequence[str], per_node: bool = False,
     changes: list[FileChange] = []
     for path, ps in by_file.items():
         old = Path(path).read_bytes()
-        text = decode(old)
+        text = oslo_ini.decode(old)
         raws = [raw for sec in sorted({p.section for p in ps}) for raw in raw_sections(text, sec)]
         new = crudini_delete(old, raws, Path(path).name)
         verify_only_deleted(path, old, new)

@@ -10,13 +10,12 @@ from typing import Any
 
 from config_checks import secrets
 from config_checks.fixed_key.backup import load_backups
-from config_checks.fixed_key.crudini import crudini_set, decode
+from config_checks.fixed_key.crudini import crudini_set
 from config_checks.fixed_key.placements import OPTION
-from config_checks.fixed_key.retire import remove_stale_temps
 from config_checks.rules.keymanager import FIXED_KEY_SECTIONS
 from keytools import oslo_ini
 from keytools.errors import ConfigError
-from keytools.fileutil import atomic_write
+from keytools.fileutil import atomic_write, remove_stale_temps
 
 
 @dataclass
@@ -56,7 +55,7 @@ def restore(backup_dir: str, dry_run: bool = False) -> list[Restored]:
                                  match_retired["entries"][0]["sha256"]))
             continue
         doc = docs[0]
-        conf = oslo_ini.parse_text(decode(current), path)
+        conf = oslo_ini.parse_text(oslo_ini.decode(current), path)
         if any(conf.get(sec, OPTION) for sec in FIXED_KEY_SECTIONS):
             done.append(Restored(path, "already present", secrets.digest(
                 next(conf.get(s, OPTION) for s in FIXED_KEY_SECTIONS if conf.get(s, OPTION)) or "", True)))

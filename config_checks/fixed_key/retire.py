@@ -9,7 +9,7 @@ from config_checks.fixed_key.backup import write_backup
 from config_checks.fixed_key.plan import FileChange, plan_retire
 from config_checks.fixed_key.refusals import check_cinder_db, check_inventory
 from keytools.errors import StateError, UsageError
-from keytools.fileutil import atomic_write, private_dir
+from keytools.fileutil import atomic_write, private_dir, remove_stale_temps
 from keytools.fixed_key_refs import Inventory
 
 
@@ -39,9 +39,3 @@ def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False,
             raise StateError(f"{change.path} changed while retiring; nothing written to it", "Rerun the command")
         atomic_write(change.path, change.new, mode=None)
     return changes
-
-
-def remove_stale_temps(path: Path) -> None:
-    """A kill -9 during atomic_write can leave its 0600 temp file (``.<name>.*.tmp``) behind."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        tmp.unlink(missing_ok=True)
