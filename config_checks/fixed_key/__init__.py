@@ -6,19 +6,21 @@ with crudini (the documented tool, so every other byte of the file stays as it w
 copy, checked, and swapped in atomically with the file's owner and mode. A rerun after a crash
 converges: files already retired have nothing left to do.
 
-One module per job: ``placements`` (where it is set), ``show``, ``crudini`` (edits on a private
-copy and their check), ``plan`` (every edit, nothing written), ``refusals`` (what blocks a
-retire), ``backup``, ``retire`` and ``restore``. The entry points are re-exported here.
+One module per job: ``placements`` (where it is set), ``showing`` (``show``), ``crudini`` (edits
+on a private copy and their check), ``plan`` (every edit, nothing written), ``refusals`` (what
+blocks a retire), ``backup``, ``retiring`` (``retire``) and ``restoring`` (``restore``). The entry
+points are re-exported here.
 """
 
 from __future__ import annotations
 
 from config_checks.fixed_key.placements import OPTION, Placement, distinct_digests, placements
 from config_checks.fixed_key.plan import FileChange, plan_retire
-from config_checks.fixed_key.refusals import check_cinder_db, check_inventory
-from config_checks.fixed_key.restore import Restored, restore
-from config_checks.fixed_key.retire import retire
-from config_checks.fixed_key.show import show
+from config_checks.fixed_key.refusals import check_cinder_db, check_inventory, refusal
+from config_checks.fixed_key.restoring import Restored, restore
+from config_checks.fixed_key.retiring import RetireResult, retire
+from config_checks.fixed_key.showing import ShowResult, show, show_failure
 
-__all__ = ["OPTION", "FileChange", "Placement", "Restored", "check_cinder_db", "check_inventory",
-           "distinct_digests", "placements", "plan_retire", "restore", "retire", "show"]
+__all__ = ["OPTION", "FileChange", "Placement", "Restored", "RetireResult", "ShowResult", "check_cinder_db",
+           "check_inventory", "distinct_digests", "placements", "plan_retire", "refusal", "restore", "retire",
+           "show", "show_failure"]

@@ -49,7 +49,7 @@ class FileChange:
                                      tofile=f"b{self.path}" if self.path.startswith("/") else f"b/{self.path}")
         return redaction.redact("".join(_mask_fixed_key_line(line) for line in lines))
 
-    def as_dict(self, dry_run: bool) -> dict[str, Any]:
+    def as_dict(self, dry_run: bool = False) -> dict[str, Any]:
         return {"path": self.path, "node": self.node, "service": self.service,
                 "action": "would retire" if dry_run else "retired",
                 "sections": sorted({p.section for p in self.placements}),

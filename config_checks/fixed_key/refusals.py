@@ -5,7 +5,7 @@ from __future__ import annotations
 from config_checks import secrets
 from config_checks.fixed_key.placements import OPTION
 from keytools import cinder_db, redaction
-from keytools.errors import Forbidden, ServiceUnavailable, StateError, UsageError
+from keytools.errors import Forbidden, KeytoolsError, ServiceUnavailable, StateError, UsageError
 from keytools.fixed_key_refs import Inventory, Reference
 
 
@@ -31,6 +31,15 @@ def check_inventory(inv: Inventory) -> None:
                          + f"; refusing to retire {OPTION}",
                          "Give the missing database/credentials, or --ignore-service NAME for a service "
                          "that never used fixed_key")
+
+
+def refusal(inv: Inventory) -> str | None:
+    """Why a real retire would refuse on this inventory (the --dry-run warning), or None."""
+    try:
+        check_inventory(inv)
+    except KeytoolsError as exc:
+        return exc.message
+    return None
 
 
 def _merged(inv: Inventory) -> list[Reference]:
