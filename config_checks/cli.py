@@ -226,9 +226,8 @@ def retire(roots: tuple[str, ...], backup_dir: str | None, per_node: bool, dry_r
       4  a database cannot be reached
       6  refused: values differ, references remain, or a service was not seen
     """
-    if not dry_run and not backup_dir:
-        raise UsageError("--backup-dir is required to retire fixed_key",
-                         "Give a directory on a safe disk; it receives a 0600 copy of each value")
+    if not dry_run:
+        fk.require_backup_dir(backup_dir)
     ignored = fki_inventory.parse_services(ignore_service)
     inv = fki_inventory.inventory(kw, ignore=ignored)
     why = fk.refusal(inv) if dry_run else None

@@ -18,9 +18,9 @@ from config_checks.fixed_key.placements import OPTION, Placement, distinct_diges
 from config_checks.fixed_key.plan import FileChange, plan_retire
 from config_checks.fixed_key.refusals import check_cinder_db, check_inventory, refusal
 from config_checks.fixed_key.restoring import Restored, restore
-from config_checks.fixed_key.retiring import RetireResult, retire
+from config_checks.fixed_key.retiring import RetireResult, require_backup_dir, retire
 from config_checks.fixed_key.showing import ShowResult, show, show_failure
 
 __all__ = ["OPTION", "FileChange", "Placement", "Restored", "RetireResult", "ShowResult", "check_cinder_db",
-           "check_inventory", "distinct_digests", "placements", "plan_retire", "refusal", "restore", "retire",
-           "show", "show_failure"]
+           "check_inventory", "distinct_digests", "placements", "plan_retire", "refusal", "require_backup_dir",
+           "restore", "retire", "show", "show_failure"]

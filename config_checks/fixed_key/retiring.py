@@ -46,10 +46,7 @@ def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False,
     result = RetireResult(changes, inventory, dry_run)
     if dry_run or not changes:
         return result
-    if not backup_dir:
-        raise UsageError("--backup-dir is required to retire fixed_key",
-                         "Give a directory on a safe disk; it receives a 0600 copy of each value")
-    bdir = private_dir(backup_dir)
+    bdir = private_dir(require_backup_dir(backup_dir))
     for change in changes:
         change.backup = str(write_backup(bdir, change, inventory))
         current = Path(change.path).read_bytes()
@@ -57,3 +54,11 @@ def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False,
             raise StateError(f"{change.path} changed while retiring; nothing written to it", "Rerun the command")
         atomic_write(change.path, change.new, mode=None)
     return result
+
+
+def require_backup_dir(backup_dir: str | None) -> str:
+    """A real retire needs somewhere for the backups (UsageError, exit 2, before anything is read)."""
+    if not backup_dir:
+        raise UsageError("--backup-dir is required to retire fixed_key",
+                         "Give a directory on a safe disk; it receives a 0600 copy of each value")
+    return backup_dir
