@@ -16,7 +16,7 @@ from config_checks.model import SEVERITY_NAMES, Severity
 from config_checks import inventory as fki_inventory
 from keytools import fixed_key_refs as fki
 from keytools import output
-from keytools.errors import ConfigError, KeytoolsError, ProblemsFound, UsageError
+from keytools.errors import UsageError
 from keytools.fileutil import atomic_write
 
 def _rules(only: tuple[str, ...], skip: tuple[str, ...]) -> tuple:
@@ -110,25 +110,20 @@ def show(roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
       1  values differ
       2  usage error, or a file could not be read
     """
-    found, match, unreadable = fk.show(list(roots), per_node=per_node)
-    rows = [p.to_dict() for p in found]
+    result = fk.show(list(roots), per_node=per_node)
     if output_format == "json":
-        output.emit({"match": match, "distinct_values": len(fk.distinct_digests(found)), "placements": rows}, "json")
+        output.emit(result.as_dict(), "json")
     else:
-        for r in rows:
-            r["value"] = f"set, {r['length']} chars"
+        rows = [{**p.as_dict(), "value": f"set, {len(p.value)} chars"} for p in result.placements]
         if rows:
             output.emit(rows, "table", ["node", "service", "relpath", "section", "line", "value", "sha256"],
                         ["Node", "Service", "File", "Section", "Line", "Value", "SHA-256"])
         click.echo("fixed_key is not set anywhere" if not rows else
-                   "all values match" if match else
-                   f"VALUES DIFFER: {len(fk.distinct_digests(found))} distinct values")
-    if unreadable:
-        raise ConfigError(f"{unreadable[0][0]}: {unreadable[0][1]} ({len(unreadable)} unreadable file(s)); "
-                          "the list above may be incomplete", "Fix the file or its permissions and rerun")
-    if not match:
-        raise ProblemsFound(f"fixed_key values differ ({len(fk.distinct_digests(found))} distinct values)",
-                            "Make every node agree on the value the volumes were encrypted with")
+                   "all values match" if result.match else
+                   f"VALUES DIFFER: {result.distinct_values} distinct values")
+    error = fk.show_failure(result)
+    if error is not None:
+        raise error
 
 
 def inventory_options(f):  # noqa: ANN001, ANN201 - click decorator
@@ -196,13 +191,9 @@ def inventory_cmd(output_format: str, ignore_service: tuple[str, ...], **kw) -> 
         output.emit(inv.as_dict(), "json")
     else:
         _inventory_table(inv)
-    if inv.total:
-        raise ProblemsFound(f"{inv.total} reference(s) to the all-zeros key id "
-                            f"({', '.join(f'{s} {n}' for s, n in inv.totals().items())})",
-                            "Migrate them first with 'keytools migrate run', then rerun")
-    if inv.blocking_blind:
-        raise ProblemsFound(f"not seen: {'; '.join(f'{b.service}: {b.reason}' for b in inv.blocking_blind)}",
-                            "Give the missing options, or --ignore-service SERVICE if it never used fixed_key")
+    error = fki_inventory.failure(inv)
+    if error is not None:
+        raise error
 
 
 @fixed_key.command("retire")
@@ -235,24 +226,21 @@ def retire(roots: tuple[str, ...], backup_dir: str | None, per_node: bool, dry_r
       4  a database cannot be reached
       6  refused: values differ, references remain, or a service was not seen
     """
-    if not dry_run and not backup_dir:
-        raise UsageError("--backup-dir is required to retire fixed_key",
-                         "Give a directory on a safe disk; it receives a 0600 copy of each value")
+    if not dry_run:
+        fk.require_backup_dir(backup_dir)
     ignored = fki_inventory.parse_services(ignore_service)
     inv = fki_inventory.inventory(kw, ignore=ignored)
-    if dry_run:
-        try:
-            fk.check_inventory(inv)
-        except KeytoolsError as exc:
-            click.echo(f"keytools: warning: retire would refuse: {exc.message}", err=True)
-    changes = fk.retire(list(roots), backup_dir, per_node=per_node, dry_run=dry_run, inventory=inv)
+    why = fk.refusal(inv) if dry_run else None
+    if why:
+        click.echo(f"keytools: warning: retire would refuse: {why}", err=True)
+    result = fk.retire(list(roots), backup_dir, per_node=per_node, dry_run=dry_run, inventory=inv)
     if ignored:
         click.echo(f"keytools: warning: not checked for the all-zeros key id (--ignore-service): "
                    f"{', '.join(ignored)}", err=True)
     if output_format == "json":
-        output.emit({"inventory": inv.as_dict(), "ignored_services": ignored,
-                     "files": [c.to_dict(dry_run) for c in changes]}, "json")
+        output.emit(result.as_dict(), "json")
         return
+    changes = result.changes
     if not changes:
         click.echo("fixed_key is not set anywhere: nothing to retire")
         return
@@ -283,5 +271,5 @@ def restore(backup_dir: str, dry_run: bool, output_format: str) -> None:
       2  usage error, unreadable backup or config file
     """
     done = fk.restore(backup_dir, dry_run=dry_run)
-    output.emit([d.to_dict() for d in done], output_format, ["path", "action", "sha256"],
+    output.emit([d.as_dict() for d in done], output_format, ["path", "action", "sha256"],
                 ["File", "Action", "SHA-256"])

@@ -153,11 +153,7 @@ def read_config(path: Path) -> tuple[OsloConfig | None, os.stat_result | None, s
         return None, st, f"cannot read ({exc.strerror})"
     if b"\x00" in data:
         return None, st, "binary data, not a text config file"
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return oslo_ini.parse_text(text, str(path)), st, None
+    return oslo_ini.parse_text(oslo_ini.decode(data), str(path)), st, None
 
 
 def load_service(node: str, service: str, layout: str, tree: Path, path: Path,

@@ -11,7 +11,7 @@ from typing import Any
 
 from keytools import redaction
 from keytools.cinder_db import CinderReferences
-from keytools.errors import KeytoolsError, UsageError
+from keytools.errors import KeytoolsError, ProblemsFound, UsageError
 from keytools.fixed_key_refs import SERVICES, Blind, Inventory, ReferenceSource, sort_key, take
 from keytools.nova_db import NovaReferences, load_settings
 
@@ -70,6 +70,19 @@ def inventory(kw: Options, services: Sequence[str] = SERVICES, ignore: Iterable[
     inv = take(sources, ignored)
     inv.references.sort(key=sort_key)
     return inv
+
+
+def failure(inv: Inventory) -> KeytoolsError | None:
+    """The error ``fixed-key inventory`` ends with after its report, or None: ProblemsFound (exit 1)
+    when something references the all-zeros id or a service was not seen (and not ignored)."""
+    if inv.total:
+        return ProblemsFound(f"{inv.total} reference(s) to the all-zeros key id "
+                             f"({', '.join(f'{s} {n}' for s, n in inv.totals().items())})",
+                             "Migrate them first with 'keytools migrate run', then rerun")
+    if inv.blocking_blind:
+        return ProblemsFound(f"not seen: {'; '.join(f'{b.service}: {b.reason}' for b in inv.blocking_blind)}",
+                             "Give the missing options, or --ignore-service SERVICE if it never used fixed_key")
+    return None
 
 
 def _password(url: str) -> str | None:

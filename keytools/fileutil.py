@@ -16,15 +16,25 @@ from keytools.errors import UsageError
 
 
 def read_user_file(path: str | os.PathLike[str], what: str, hint: str | None = "Check the path",
-                   error: type[UsageError] = UsageError) -> bytes:
-    """The bytes of a file the user named, or ``error`` (exit 2): "cannot read WHAT PATH: why".
+                   error: type[UsageError] = UsageError, *, missing_hint: str | None = None,
+                   path_first: bool = False) -> bytes:
+    """The bytes of a file the user named, or ``error`` (exit 2) naming the file and what to do.
 
-    ``what`` names the file as the user knows it ("certificate", "--key-password-file").
+    ``what`` names the file as the user knows it ("certificate", "--key-password-file"). The message
+    is "cannot read WHAT PATH: why"; with ``path_first`` (config files, backup inputs) it is
+    "WHAT PATH: no such file" or "WHAT PATH: cannot read (why)", and ``what`` may be "" (the path
+    alone names it). ``missing_hint``, if given, replaces ``hint`` when the file does not exist.
     """
     try:
         return Path(path).read_bytes()
     except OSError as exc:
-        raise error(f"cannot read {what} {path}: {exc.strerror or exc}", hint) from None
+        missing = isinstance(exc, FileNotFoundError)
+        advice = missing_hint if missing and missing_hint is not None else hint
+        if not path_first:
+            raise error(f"cannot read {what} {path}: {exc.strerror or exc}", advice) from None
+        subject = f"{what} {path}" if what else str(path)
+        why = "no such file" if missing else f"cannot read ({exc.strerror})"
+        raise error(f"{subject}: {why}", advice) from None
 
 
 @contextlib.contextmanager
@@ -63,6 +73,13 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, mode: int | No
     """Write ``data`` to ``path`` crash-safely (see ``atomic_writer``)."""
     with atomic_writer(path, mode, keep_owner) as handle:
         handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def remove_stale_temps(path: str | os.PathLike[str]) -> None:
+    """Remove the temp files (``.<name>.*.tmp``) a kill -9 during ``atomic_writer`` left beside ``path``."""
+    target = Path(path)
+    for tmp in target.parent.glob(f".{target.name}.*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keytools.errors import ConfigError
+from keytools.fileutil import read_user_file
 
 
 @dataclass(frozen=True)
@@ -121,22 +122,22 @@ def parse_text(text: str, path: str = "<string>") -> OsloConfig:
     return conf
 
 
+def decode(data: bytes) -> str:
+    """A config file's bytes as text: UTF-8, else latin-1 (which decodes any bytes)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
 def parse_file(path: str | os.PathLike[str]) -> OsloConfig:
     """Parse one file; unreadable or binary files raise ConfigError naming the file."""
     p = Path(path)
-    try:
-        data = p.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: no such file", "Check the path") from None
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read ({exc.strerror})", "Check the path and permissions") from None
+    data = read_user_file(p, "", "Check the path and permissions", ConfigError, missing_hint="Check the path",
+                          path_first=True)
     if b"\x00" in data:
         raise ConfigError(f"{p}: not a text config file (binary data)")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = data.decode("latin-1")
-    return parse_text(text, str(p))
+    return parse_text(decode(data), str(p))
 
 
 def parse_with_conf_d(path: str | os.PathLike[str]) -> OsloConfig:

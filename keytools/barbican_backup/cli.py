@@ -6,7 +6,6 @@ import logging
 import os
 import stat
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -17,6 +16,7 @@ from keytools.barbican_backup.barbican_conf import DEFAULT_CONFIG
 from keytools.barbican_backup.db_mysql import DUMP_TOOLS
 from keytools.context import RunContext, pass_run
 from keytools.errors import EXIT_FORBIDDEN, EXIT_UNREACHABLE, EXIT_USAGE, KeytoolsError, ProblemsFound, UsageError
+from keytools.fileutil import read_user_file
 from keytools.output import emit, format_option, is_tty
 
 LOG = logging.getLogger("keytools.barbican")
@@ -48,12 +48,8 @@ def _warn_if_readable(path: str, what: str) -> None:
 
 
 def _read(path: str, option: str) -> bytes:
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{option} {path}: no such file", "Check the path") from None
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: cannot read ({exc.strerror})", "Check the path and permissions") from None
+    data = read_user_file(path, option, "Check the path and permissions", missing_hint="Check the path",
+                          path_first=True)
     _warn_if_readable(path, option)
     return data
 

@@ -173,7 +173,7 @@ def test_refuses_while_cinder_rows_use_the_fixed_key(tree, tmp_path, cinder_db_u
     migrate_all(cinder_db_url)
     res = invoke(args)
     assert res.exit_code == 0, res.stderr
-    assert fk.show([str(tree.base)], per_node=True)[0] == []
+    assert fk.show([str(tree.base)], per_node=True).placements == []
 
 
 def test_db_url_password_never_printed(tree, tmp_path):
@@ -210,7 +210,7 @@ def test_edge_files_round_trip(tmp_path, name, content):
     f.parent.mkdir(parents=True)
     f.write_bytes(content)
     os.chmod(f, 0o640)
-    changes = fk.retire([str(tmp_path / "n")], str(tmp_path / "b"))
+    changes = fk.retire([str(tmp_path / "n")], str(tmp_path / "b")).changes
     new = f.read_bytes()
     assert b"fixed_key" not in new and changes
     old_lines = content.splitlines(keepends=True)
@@ -230,7 +230,7 @@ def test_retire_edits_the_conf_d_file_that_sets_it(tmp_path):
     extra.parent.mkdir()
     extra.write_text("[keymgr]\nfixed_key = 00112233\n[DEFAULT]\ndebug = true\n")
     before = main.read_bytes()
-    changes = fk.retire([str(tmp_path / "n")], str(tmp_path / "b"))
+    changes = fk.retire([str(tmp_path / "n")], str(tmp_path / "b")).changes
     assert [c.path for c in changes] == [str(extra)]
     assert extra.read_text() == "[keymgr]\n[DEFAULT]\ndebug = true\n" and main.read_bytes() == before
 

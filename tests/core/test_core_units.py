@@ -219,3 +219,19 @@ def test_read_user_file_names_the_file_in_one_line(tmp_path):
                                      "No such file or directory.")
     with pytest.raises(errors.ConfigError):
         read_user_file(tmp_path, "config", error=errors.ConfigError)  # a directory
+
+
+def test_read_user_file_path_first_shape_and_missing_hint(tmp_path):
+    """The shape config files and backup inputs use: the path first, its own hint when missing."""
+    from keytools.fileutil import read_user_file
+
+    missing = tmp_path / "missing.conf"
+    with pytest.raises(errors.ConfigError) as info:
+        read_user_file(missing, "", "Check the path and permissions", errors.ConfigError,
+                       missing_hint="Check the path", path_first=True)
+    assert (info.value.message, info.value.hint) == (f"{missing}: no such file", "Check the path")
+    with pytest.raises(errors.UsageError) as info:
+        read_user_file(tmp_path, "--kek-file", "Check the path and permissions", path_first=True)
+    assert info.value.exit_code == errors.EXIT_USAGE
+    assert (info.value.message, info.value.hint) == (f"--kek-file {tmp_path}: cannot read (Is a directory)",
+                                                     "Check the path and permissions")
