@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -86,10 +85,6 @@ def delete_all(session: Any, refs: list[str]) -> None:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def keytools_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "keytools", *map(str, args)]
 
 
 def kill_when(argv: list[str], env: dict[str, str], ready: Any, timeout: float = 60.0) -> int:

@@ -8,13 +8,14 @@ import subprocess
 
 import pymysql
 import pytest
-from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delete_all, kek_of, keytools_argv,
+from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delete_all, kek_of,
                                      kill_when, payload, store_secrets)
 from sqlalchemy.engine import make_url
 
 from keytools.barbican_backup import operations
 from keytools.barbican_backup.db_mysql import MysqlDatabase
 from keytools.sandbox import configs
+from tests.helpers.cli import keytools_argv
 
 ENV = {"BK_PASS": PASSPHRASE}
 

@@ -10,12 +10,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delete_all, kek_of, keytools_argv,
+from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delete_all, kek_of,
                                      kill_when, payload, store_secrets)
 
 from keytools.barbican_backup import operations
 from keytools.barbican_backup.archive import KeySource
 from keytools.barbican_backup.db_sqlite import stats_of
+from tests.helpers.cli import keytools_argv
 
 ENV = {"BK_PASS": PASSPHRASE}
 

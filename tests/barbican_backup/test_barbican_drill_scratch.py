@@ -14,11 +14,12 @@ import time
 from pathlib import Path
 
 import pytest
-from barbican_backup_helpers import PASSPHRASE, barbican_conf, conf_copy, keytools_argv, kill_when, store_secrets
+from barbican_backup_helpers import PASSPHRASE, barbican_conf, conf_copy, kill_when, store_secrets
 
 from keytools import keymanager
 from keytools.barbican_backup import scratch
 from keytools.barbican_backup.db_sqlite import stats_of
+from tests.helpers.cli import keytools_argv
 
 ENV = {"BK_PASS": PASSPHRASE}
 

@@ -11,11 +11,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from barbican_backup_helpers import PASSPHRASE, barbican_conf, conf_copy, keytools_argv, kill_when, store_secrets
+from barbican_backup_helpers import PASSPHRASE, barbican_conf, conf_copy, kill_when, store_secrets
 from cryptography.fernet import Fernet
 
 from keytools.barbican_backup import barbican_conf as bconf
 from keytools.barbican_backup import kek, operations
+from tests.helpers.cli import keytools_argv
 
 ENV = {"BK_PASS": PASSPHRASE}
 

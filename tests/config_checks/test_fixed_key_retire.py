@@ -21,7 +21,7 @@ from config_checks import fixed_key as fk
 from config_checks.audit import audit_roots
 from keytools import cinder_db
 from tests.config_checks.cc_treegen import NodeSpec, build
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 
 ZEROS = cinder_db.FIXED_KEY_ID
 

@@ -24,7 +24,7 @@ from keytools import keymanager
 from keytools.cinder_db import FIXED_KEY_ID
 from migrate import journal as jr
 from migrate.testdata import Seeded, keys, seed
-from tests.conftest import REPO
+from tests.helpers.paths import REPO
 
 TRIALS = 22
 SUBPROCESS_TRIALS = {0, 11}  # these go through 'python -m keytools'
@@ -204,7 +204,7 @@ def test_two_concurrent_runs_never_migrate_a_row_twice(sandbox, cinder_url, key_
 
 
 def _all_orphans(url, key_file, tmp_path, shared):
-    from tests.conftest import invoke
+    from tests.helpers.cli import invoke
 
     found = set()
     for state in ([tmp_path / "st"] if shared else [tmp_path / "st0", tmp_path / "st1"]):

@@ -14,7 +14,8 @@ from keytools.cinder_db import FIXED_KEY_ID, sync_schema
 from keytools.sandbox import configs
 from migrate.db import CinderDB
 from migrate.testdata import keys, seed
-from tests.conftest import REPO, run_keytools
+from tests.helpers.cli import run_keytools
+from tests.helpers.paths import REPO
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ from migrate import config, logparse
 from migrate import journal as jr
 from migrate.db import CinderDB
 from migrate.testdata import keys, seed
-from tests.conftest import SHARED_DATA, invoke
+from tests.helpers.cli import invoke
+from tests.helpers.paths import SHARED_DATA
 
 LOGS = SHARED_DATA / "cinder-logs"
 

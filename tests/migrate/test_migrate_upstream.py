@@ -16,7 +16,7 @@ from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import EXIT_STATE, EXIT_UNREACHABLE, EXIT_USAGE
 from migrate import logparse
 from migrate.testdata import keys, seed
-from tests.conftest import SHARED_DATA
+from tests.helpers.paths import SHARED_DATA
 from tests.migrate.test_migrate_faults import FaultyBarbican
 
 LOGS = SHARED_DATA / "cinder-logs"
