@@ -24,11 +24,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "swift"))
 
-from swift_helpers import CountingForwarder, ProxyProcess, our_keymaster, swift_keymaster  # noqa: E402
+from swift_helpers import ProxyProcess, our_keymaster, swift_keymaster  # noqa: E402
 
 from keytools.keymanager import barbican_client  # noqa: E402
 from keytools.sandbox import bootstrap, configs, manager  # noqa: E402
 from keytools.sandbox.state import StateDir  # noqa: E402
+from tests.helpers.fault_proxy import FaultProxy  # noqa: E402
 
 MIB = 1024 * 1024
 
@@ -66,7 +67,7 @@ def main() -> int:
         admin = bootstrap.admin_session(cfg, project="service")
         secret = barbican_client(admin, endpoint=configs.url(cfg, "barbican")).secrets.get(
             f"{configs.url(cfg, 'barbican')}/v1/secrets/{key_id}").payload
-        forwarder = CountingForwarder(configs.url(cfg, "barbican"))
+        forwarder = FaultProxy(configs.url(cfg, "barbican"))
         work = Path(tmp.name) / "proxies"
         theirs = ProxyProcess(state, cfg, work, "bench-swift-keymaster", swift_keymaster(secret))
         ours = ProxyProcess(state, cfg, work, "bench-keytools-keymaster",

@@ -1,17 +1,14 @@
 """Helpers for the Swift tests and benchmark: extra proxy processes against the sandbox's storage
-servers, a request-counting forwarder in front of the real Barbican, direct object-server reads."""
+servers and direct object-server reads (the request counter in front of Barbican is
+tests/helpers/fault_proxy.py)."""
 
 from __future__ import annotations
 
 import base64
-import http.client
 import os
 import signal
 import subprocess
-import threading
 import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
@@ -23,56 +20,6 @@ from keytools.sandbox.state import SandboxConfig, StateDir
 # the benchmark reach any account directly (loopback only).
 NOAUTH_PIPELINE = ("catch_errors gatekeeper healthcheck proxy-logging cache listing_formats copy slo "
                    "dlo versioned_writes symlink keymaster encryption proxy-logging proxy-server")
-
-
-class CountingForwarder:
-    """Forwards HTTP to ``target`` and counts the requests (a stand-in port for Barbican)."""
-
-    def __init__(self, target: str, port: int = 0) -> None:
-        self.target = urllib.parse.urlsplit(target)
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _forward(self) -> None:
-                outer.requests.append(f"{self.command} {self.path}")
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection(outer.target.hostname, outer.target.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for key, value in resp.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def count(self) -> int:
-        return len(self.requests)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def ini(sections: dict[str, dict[str, object]]) -> str:
