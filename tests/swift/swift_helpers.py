@@ -13,18 +13,13 @@ from pathlib import Path
 
 import requests
 
-from keytools.sandbox import processes, swift as sandbox_swift
+from keytools.sandbox import configs, processes, swift as sandbox_swift
 from keytools.sandbox.state import SandboxConfig, StateDir
 
 # The sandbox's proxy pipeline without keystone auth: extra proxies for interop, rotation and
 # the benchmark reach any account directly (loopback only).
 NOAUTH_PIPELINE = ("catch_errors gatekeeper healthcheck proxy-logging cache listing_formats copy slo "
                    "dlo versioned_writes symlink keymaster encryption proxy-logging proxy-server")
-
-
-def ini(sections: dict[str, dict[str, object]]) -> str:
-    return "\n".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in opts.items())
-                     for name, opts in sections.items())
 
 
 class ProxyProcess:
@@ -44,7 +39,7 @@ class ProxyProcess:
         sections["DEFAULT"]["workers"] = workers
         for name, options in (overrides or {}).items():
             sections.setdefault(name, {}).update(options)
-        self.conf.write_text(ini(sections))
+        self.conf.write_text(configs.ini_text(sections))
         os.chmod(self.conf, 0o600)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sandbox_swift._bin("swift-proxy-server"), str(self.conf), "--verbose"],

@@ -18,9 +18,9 @@ import time
 import pytest
 import requests
 from rotation_helpers import VERSIONING, snapshot, write_workload
-from swift_helpers import ProxyProcess, ini, our_keymaster
+from swift_helpers import ProxyProcess, our_keymaster
 
-from keytools.sandbox import processes
+from keytools.sandbox import configs, processes
 from keytools.sandbox import swift as sandbox_swift
 from swift_middleware import internal, reencrypt, usage
 
@@ -124,7 +124,7 @@ def test_bad_input_one_line_each(kt, rot, swift_sandbox, tmp_path):
     plain = tmp_path / "plain.conf"
     sections = sandbox_swift.proxy_sections(swift_sandbox.state, swift_sandbox.config, 1,
                                             "catch_errors proxy-logging proxy-server")
-    plain.write_text(ini(sections))
+    plain.write_text(configs.ini_text(sections))
     r = kt("swift", "key-usage", "--proxy-config", str(plain), "--account", ACCOUNT)
     assert r.exit_code == 2 and "has no encryption filter" in r.stderr
     # Swift unreachable: the proxy's rings point at a port nobody listens on
