@@ -154,7 +154,7 @@ def side_by_side(server_url: str, key_file: Path, tmp: Path, env: dict[str, str]
     """The same number of rows migrated for Cinder (volumes) and for Nova (instances in two cells)
     on the same Barbican and the same MariaDB server, in the order cinder, nova, nova, cinder (the
     machine is shared and its load drifts: each service gets an early and a late slot)."""
-    from migrate.testdata import seed, seed_instances
+    from tests.helpers.db_seed import seed, seed_instances
 
     out: dict = {"rows": rows, "concurrency": concurrency, "order": ["cinder", "nova", "nova", "cinder"]}
     cinder_url = create_db(server_url, "cinder_bench_services")
@@ -215,7 +215,7 @@ def main() -> int:
     from keytools import auth
     from keytools.sandbox import configs, manager
     from keytools.sandbox.state import StateDir
-    from migrate.testdata import seed
+    from tests.helpers.db_seed import seed
 
     key = os.urandom(32)
     tmp = Path(tempfile.mkdtemp(prefix="bench-migrate-"))

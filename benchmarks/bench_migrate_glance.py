@@ -56,7 +56,7 @@ def main() -> int:
     from keytools import auth
     from keytools.sandbox import bootstrap, configs, manager
     from keytools.sandbox.state import StateDir
-    from migrate.testdata import seed, seed_instances
+    from tests.helpers.db_seed import seed, seed_instances
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-glance-"))
     key_file = tmp / "fixed_key.hex"

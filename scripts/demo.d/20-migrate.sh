@@ -19,7 +19,7 @@ sys.path.insert(0, ".")
 from keytools.cinder_db import sync_schema
 from keytools.sandbox import configs
 from keytools.sandbox.state import StateDir
-from migrate.testdata import seed
+from tests.helpers.db_seed import seed
 db, work, state = sys.argv[1], Path(sys.argv[2]), StateDir(sys.argv[3])
 sync_schema(db)
 seed(db, volumes=4, snapshots_per_volume=1, host="ctl-0@lvm#lvm", backups=2, backup_host="ctl-0")

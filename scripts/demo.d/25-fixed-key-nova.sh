@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, ".")
 from keytools.cinder_db import sync_schema
 from keytools.nova_db import create_databases
-from migrate.testdata import seed, seed_instances
+from tests.helpers.db_seed import seed, seed_instances
 w = Path(sys.argv[1])
 sync_schema(f"sqlite:///{w}/cinder.sqlite")
 seed(f"sqlite:///{w}/cinder.sqlite", volumes=2, snapshots_per_volume=1, backups=1)

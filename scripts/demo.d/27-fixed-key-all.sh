@@ -21,7 +21,7 @@ from keytools.cinder_db import sync_schema
 from keytools.nova_db import create_databases
 from keytools.sandbox import bootstrap
 from keytools.sandbox.state import StateDir
-from migrate.testdata import seed, seed_instances
+from tests.helpers.db_seed import seed, seed_instances
 w, state = Path(sys.argv[1]), StateDir(sys.argv[2])
 db = f"sqlite:///{w}/cinder.sqlite"
 sync_schema(db)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from keytools import keymanager
 from keytools.cinder_db import FIXED_KEY_ID
 from migrate import journal as jr
-from migrate.testdata import Seeded, keys, seed
+from tests.helpers.db_seed import Seeded, keys, seed
 from tests.helpers.kill import fork_main
 from tests.migrate.crash_helpers import kill_while_working, start
 

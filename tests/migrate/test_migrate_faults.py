@@ -12,7 +12,7 @@ import pytest
 from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import EXIT_UNREACHABLE
 from migrate import journal as jr
-from migrate.testdata import keys, seed
+from tests.helpers.db_seed import keys, seed
 from tests.helpers.fault_proxy import FaultProxy
 
 

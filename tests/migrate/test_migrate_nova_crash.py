@@ -11,7 +11,7 @@ import random
 from keytools import keymanager
 from keytools.cinder_db import FIXED_KEY_ID
 from migrate import journal as jr
-from migrate.testdata import instance_keys, seed_instances
+from tests.helpers.db_seed import instance_keys, seed_instances
 from tests.migrate.crash_helpers import kill_while_working, start
 
 TRIALS = 12

@@ -15,7 +15,7 @@ import pytest
 from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import EXIT_STATE, EXIT_UNREACHABLE, EXIT_USAGE
 from migrate import logparse
-from migrate.testdata import keys, seed
+from tests.helpers.db_seed import keys, seed
 from tests.helpers.fault_proxy import FaultProxy
 from tests.helpers.paths import SHARED_DATA
 
