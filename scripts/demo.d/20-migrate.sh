@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # Demo: the whole fixed_key -> Barbican procedure with keytools migrate, against the running sandbox:
 # plan, a 403 stop without creator, run with --grant-creator, verify, status (with logs), finish.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-KEYTOOLS=${KEYTOOLS:-.venv/bin/keytools}
-PY=${PY:-.venv/bin/python}
-DEMO_TMP=${DEMO_TMP:-$(mktemp -d)}
-: "${DEMO_STATE:?set DEMO_STATE to the sandbox state dir}"
+source "$(dirname "$0")/lib.sh"
+need_sandbox
 WORK="$DEMO_TMP/migrate"
 rm -rf "$WORK" && mkdir -p "$WORK"
 DB="sqlite:///$WORK/cinder.sqlite"
