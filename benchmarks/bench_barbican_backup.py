@@ -14,13 +14,11 @@ Writes bench-results/barbican_backup.json.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import shutil
 import sqlite3
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,14 +28,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 from keytools.barbican_backup import operations  # noqa: E402
 from keytools.barbican_backup.archive import ArchiveReader, ArchiveWriter, KeySource, read_header  # noqa: E402
+from timing import print_values, timed, write_results  # noqa: E402
 
 MIB = 1 << 20
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def make_db(path: Path, mib: int) -> int:
@@ -161,12 +154,8 @@ def main() -> None:
     kdf = archive.new_kdf(source)
     out["scrypt_derive_s"] = round(timed(lambda: archive._derive(source, kdf, "bench")), 3)
 
-    width = max(map(len, out))
-    for name, value in out.items():
-        print(f"{name:<{width}}  {value}")
-    results = REPO / "bench-results"
-    results.mkdir(exist_ok=True)
-    (results / "barbican_backup.json").write_text(json.dumps(out, indent=2) + "\n")
+    print_values(out, sep="  ")
+    write_results("barbican_backup", out)
 
 
 if __name__ == "__main__":

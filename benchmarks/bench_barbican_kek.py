@@ -18,7 +18,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,19 +29,20 @@ from cryptography.fernet import Fernet  # noqa: E402
 from keytools.barbican_backup import kek, scratch  # noqa: E402
 from keytools.barbican_backup.archive import KeySource  # noqa: E402
 from keytools.barbican_backup.scratch_drill import ScratchDrill  # noqa: E402
+from timing import stopwatch, write_results  # noqa: E402
 
 
 def populate(work: Path, connection: str, master: str, count: int) -> float:
     """``count`` secrets, one project each (so ``count`` project KEKs), stored through Barbican's API."""
     with scratch.run(work, connection, [master], workers=1, create_schema=True) as server:
         session = requests.Session()
-        started = time.perf_counter()
-        for i in range(count):
-            resp = session.post(f"{server.url}/v1/secrets", headers=server.headers(f"bench-project-{i:05d}"),
-                                json={"name": f"bench-{i}", "payload": os.urandom(16).hex(),
-                                      "payload_content_type": "text/plain"}, timeout=60)
-            resp.raise_for_status()
-        return time.perf_counter() - started
+        with stopwatch() as watch:
+            for i in range(count):
+                resp = session.post(f"{server.url}/v1/secrets", headers=server.headers(f"bench-project-{i:05d}"),
+                                    json={"name": f"bench-{i}", "payload": os.urandom(16).hex(),
+                                          "payload_content_type": "text/plain"}, timeout=60)
+                resp.raise_for_status()
+        return watch.seconds
 
 
 def main() -> None:
@@ -61,15 +61,15 @@ def main() -> None:
         conf = root / "barbican.conf"
         conf.write_text(f"[database]\nconnection = {connection}\n\n[simple_crypto_plugin]\nkek = {master}\n")
         os.chmod(conf, 0o600)
-        started = time.perf_counter()
-        report = ScratchDrill(config=str(conf)).run()
-        drill_s = time.perf_counter() - started
+        with stopwatch() as drill:
+            report = ScratchDrill(config=str(conf)).run()
+        drill_s = drill.seconds
         assert report.result == "pass" and report.secrets_checked == n, report.problems[:3]
         steps = {s.name: s.seconds for s in report.steps}
         rotation = kek.Rotation([str(conf)], str(root / "pre.ktbak"), KeySource.random())
-        started = time.perf_counter()
-        rot = rotation.run()
-        rotate_s = time.perf_counter() - started
+        with stopwatch() as rotate:
+            rot = rotation.run()
+        rotate_s = rotate.seconds
         assert rotation.error is None and rot.finished, rotation.error
         stages = {s.stage: s.seconds for s in rot.stages}
         check = kek.check_project_keks(connection, [Fernet.generate_key().decode()])
@@ -84,9 +84,7 @@ def main() -> None:
         "rotation_stages_s": stages,
         "rewrap_s_per_1000_project_keks": round(stages["rewrap"] * per_k, 2),
     }
-    out = REPO / "bench-results"
-    out.mkdir(exist_ok=True)
-    (out / "barbican_kek.json").write_text(json.dumps(result, indent=1))
+    write_results("barbican_kek", result)
     print(json.dumps(result, indent=1))
 
 

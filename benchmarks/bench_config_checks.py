@@ -20,13 +20,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.config_checks.cc_treegen import NodeSpec, build  # noqa: E402
+from timing import best_of, ratio, stopwatch, timed, write_results  # noqa: E402
 
 CONTROLLERS, COMPUTES = 500, 1500  # 500 * 7 + 1500 * 1 = 5,000 files
 SAMPLE_PER_SERVICE = 4
@@ -59,15 +59,15 @@ def make_tree(base: Path) -> list[Path]:
 
 
 def time_keytools(base: Path, runs: int = 3) -> tuple[float, int]:
-    best, code = float("inf"), -1
-    for _ in range(runs):
-        start = time.perf_counter()
-        proc = subprocess.run([str(VENV_BIN / "keytools"), "audit", "--per-node", str(base), "--format", "json"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        best = min(best, time.perf_counter() - start)
-        code = proc.returncode
-        doc = json.loads(proc.stdout)
-    return best, code if doc["files_checked"] else -1
+    last: dict[str, subprocess.CompletedProcess] = {}
+
+    def audit() -> None:
+        last["proc"] = subprocess.run([str(VENV_BIN / "keytools"), "audit", "--per-node", str(base), "--format",
+                                       "json"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+    best = best_of(runs, audit)
+    proc = last["proc"]
+    return best, proc.returncode if json.loads(proc.stdout)["files_checked"] else -1
 
 
 def time_crudini(sample: list[Path]) -> tuple[float, int]:
@@ -81,9 +81,7 @@ def time_crudini(sample: list[Path]) -> tuple[float, int]:
     with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as script:
         script.write("\n".join(lines) + "\n")
     try:
-        start = time.perf_counter()
-        subprocess.run(["bash", script.name], check=True)
-        return time.perf_counter() - start, calls
+        return timed(lambda: subprocess.run(["bash", script.name], check=True)), calls
     finally:
         os.unlink(script.name)
 
@@ -91,9 +89,9 @@ def time_crudini(sample: list[Path]) -> tuple[float, int]:
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="kt-bench-cc-"))
     try:
-        t0 = time.perf_counter()
-        files = make_tree(tmp)
-        gen = time.perf_counter() - t0
+        with stopwatch() as generation:
+            files = make_tree(tmp)
+        gen = generation.seconds
         assert len(files) == 5000, len(files)
         kt_s, kt_code = time_keytools(tmp)
         by_kind: dict[str, list[Path]] = {}
@@ -118,7 +116,7 @@ def main() -> None:
             "crudini_s_per_call": round(per_call, 4),
             "crudini_full_tree_s_extrapolated": round(cr_full, 1),
             "crudini_files_per_min_extrapolated": round(len(files) / cr_full * 60),
-            "speedup": round(cr_full / kt_s, 1),
+            "speedup": ratio(cr_full, kt_s, 1),
             "targets": {"speedup_min": 100, "files_per_min_min": 20000},
         }
         result["targets_met"] = result["speedup"] >= 100 and result["keytools_files_per_min"] >= 20000
@@ -133,9 +131,7 @@ def main() -> None:
     for name, t, rate in rows:
         print(f"  {name:<62} {t:>10} {rate:>20}")
     print(f"  speedup {result['speedup']}x (target >= 100x); targets met: {result['targets_met']}")
-    out = REPO / "bench-results" / "config_checks.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results("config_checks", result)
 
 
 if __name__ == "__main__":

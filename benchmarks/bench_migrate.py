@@ -24,13 +24,14 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 KEYTOOLS = [sys.executable, "-m", "keytools"]
+
+from timing import ratio, stopwatch, timed, write_results  # noqa: E402
 
 
 def create_db(server_url: str, name: str) -> str:
@@ -67,10 +68,10 @@ def ceiling(session, key: bytes, per_level: int, levels: list[int], read_back: b
             if read_back:
                 session.get(f"{ref}/payload", headers={"Accept": "application/octet-stream"})
 
-        start = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=level) as pool:
-            list(pool.map(one, range(per_level)))
-        rates[str(level)] = per_level / (time.perf_counter() - start)
+        with stopwatch() as watch:
+            with ThreadPoolExecutor(max_workers=level) as pool:
+                list(pool.map(one, range(per_level)))
+        rates[str(level)] = per_level / watch.seconds
         print(f"  {'POST+ACL+GET' if read_back else 'POST+ACL'} c={level}: {rates[str(level)]:.1f} /s", flush=True)
     return rates
 
@@ -87,19 +88,19 @@ def serial_loop(session, url: str, key: bytes, limit: int) -> float:
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT id, user_id FROM volumes WHERE encryption_key_id = :z AND deleted = 0 "
                                     "LIMIT :n"), {"z": FIXED_KEY_ID, "n": limit}).all()
-    start = time.perf_counter()
-    for row in rows:
-        ref = client.secrets.create(algorithm="AES", bit_length=len(key) * 8, secret_type="symmetric",
-                                    mode=None, payload=key).store()
-        client.acls.create(entity_ref=ref, users=[row.user_id]).submit()
-        key_id = ref.rpartition("/")[2]
-        with engine.begin() as conn:
-            conn.execute(sa.text("UPDATE volumes SET encryption_key_id = :k WHERE id = :i"), {"k": key_id, "i": row.id})
-            conn.execute(sa.text("UPDATE snapshots SET encryption_key_id = :k WHERE volume_id = :i AND deleted = 0"),
-                         {"k": key_id, "i": row.id})
-    elapsed = time.perf_counter() - start
+    with stopwatch() as watch:
+        for row in rows:
+            ref = client.secrets.create(algorithm="AES", bit_length=len(key) * 8, secret_type="symmetric",
+                                        mode=None, payload=key).store()
+            client.acls.create(entity_ref=ref, users=[row.user_id]).submit()
+            key_id = ref.rpartition("/")[2]
+            with engine.begin() as conn:
+                conn.execute(sa.text("UPDATE volumes SET encryption_key_id = :k WHERE id = :i"),
+                             {"k": key_id, "i": row.id})
+                conn.execute(sa.text("UPDATE snapshots SET encryption_key_id = :k WHERE volume_id = :i "
+                                     "AND deleted = 0"), {"k": key_id, "i": row.id})
     engine.dispose()
-    return len(rows) / elapsed
+    return len(rows) / watch.seconds
 
 
 def run_cli(args: list[str], env: dict[str, str], seconds: float | None = None) -> dict:
@@ -110,10 +111,10 @@ def run_cli(args: list[str], env: dict[str, str], seconds: float | None = None) 
     if seconds:
         timer = threading.Timer(seconds, lambda: proc.send_signal(signal.SIGKILL))
         timer.start()
-    start = time.perf_counter()
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
+    with stopwatch() as watch:
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = watch.seconds
     proc.returncode = os.waitstatus_to_exitcode(status)
     if timer:
         timer.cancel()
@@ -154,7 +155,7 @@ def side_by_side(server_url: str, key_file: Path, tmp: Path, env: dict[str, str]
     """The same number of rows migrated for Cinder (volumes) and for Nova (instances in two cells)
     on the same Barbican and the same MariaDB server, in the order cinder, nova, nova, cinder (the
     machine is shared and its load drifts: each service gets an early and a late slot)."""
-    from migrate.testdata import seed, seed_instances
+    from tests.helpers.db_seed import seed, seed_instances
 
     out: dict = {"rows": rows, "concurrency": concurrency, "order": ["cinder", "nova", "nova", "cinder"]}
     cinder_url = create_db(server_url, "cinder_bench_services")
@@ -185,9 +186,7 @@ def side_by_side(server_url: str, key_file: Path, tmp: Path, env: dict[str, str]
 
 
 def _report_services(results: dict) -> int:
-    out_dir = REPO / "bench-results"
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / "migrate-services.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results("migrate-services", results)
     sv = results.get("services", {})
     for service in ("cinder", "nova"):
         if service in sv:
@@ -215,7 +214,7 @@ def main() -> int:
     from keytools import auth
     from keytools.sandbox import configs, manager
     from keytools.sandbox.state import StateDir
-    from migrate.testdata import seed
+    from tests.helpers.db_seed import seed
 
     key = os.urandom(32)
     tmp = Path(tempfile.mkdtemp(prefix="bench-migrate-"))
@@ -224,10 +223,10 @@ def main() -> int:
     key_file.chmod(0o600)
     state = StateDir(tmp / "sandbox")
     results: dict = {"machine": {"cpus": os.cpu_count()}, "sizes": vars(args)}
-    t0 = time.perf_counter()
-    manager.up(state, db="mariadb")
-    cfg = state.load()
-    results["sandbox_up_s"] = round(time.perf_counter() - t0, 1)
+    with stopwatch() as up:
+        manager.up(state, db="mariadb")
+        cfg = state.load()
+    results["sandbox_up_s"] = round(up.seconds, 1)
     results["barbican_workers"] = cfg.barbican_workers
     env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(state.clouds_yaml)}
     os.environ["OS_CLIENT_CONFIG_FILE"] = str(state.clouds_yaml)
@@ -263,9 +262,8 @@ def main() -> int:
         print(f"keytools migrate run: {args.volumes} volumes (+{args.volumes} snapshots) + {args.backups} backups, "
               f"concurrency {concurrency}:", flush=True)
         main_url = create_db(server_url, "cinder_bench_main")
-        t = time.perf_counter()
-        seed(main_url, volumes=args.volumes, snapshots_per_volume=1, backups=args.backups)
-        results["seed_s"] = round(time.perf_counter() - t, 1)
+        results["seed_s"] = round(timed(lambda: seed(main_url, volumes=args.volumes, snapshots_per_volume=1,
+                                                     backups=args.backups)), 1)
         run = run_cli(["--log-format", "json", "--os-cloud", "sandbox-demo", "migrate", "run", "--db-url", main_url,
                        "--fixed-key-file", str(key_file), "--state-dir", str(tmp / "st-main"),
                        "--concurrency", str(concurrency), "--format", "json", "--no-progress"], env)
@@ -302,12 +300,12 @@ def main() -> int:
     ceil = results["ceiling"]["best"]
     kt = results["keytools"]["rows_per_s"]
     loop = results["serial_loop"]["rows_per_s"]
-    results["speedup_vs_loop"] = round(kt / loop, 2) if loop else None
-    results["fraction_of_ceiling"] = round(kt / ceil, 2) if ceil else None
+    results["speedup_vs_loop"] = ratio(kt, loop) if loop else None
+    results["fraction_of_ceiling"] = ratio(kt, ceil) if ceil else None
     ceil_rb = results["ceiling_with_read_back"]["best"]
-    results["fraction_of_ceiling_with_read_back"] = round(kt / ceil_rb, 2) if ceil_rb else None
+    results["fraction_of_ceiling_with_read_back"] = ratio(kt, ceil_rb) if ceil_rb else None
     loop_mean = (loop + results["after"]["serial_loop"]) / 2
-    results["speedup_vs_loop_mean"] = round(kt / loop_mean, 2) if loop_mean else None
+    results["speedup_vs_loop_mean"] = ratio(kt, loop_mean) if loop_mean else None
     print()
     print(f"{'measure':44} {'value':>12}")
     print(f"{'Barbican ceiling POST+ACL (best c=' + str(results['ceiling']['best_concurrency']) + ')':44} "
@@ -322,10 +320,7 @@ def main() -> int:
     print(f"{'peak RSS, ' + str(args.volumes + args.backups) + ' rows':44} {results['keytools']['peak_rss_mib']:>8} MiB")
     if "big" in results:
         print(f"{'peak RSS, ' + str(args.big) + ' rows (time-boxed)':44} {results['big']['peak_rss_mib']:>8} MiB")
-    out = REPO / "bench-results" / "migrate.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {write_results('migrate', results)}")
     return 0 if results["keytools"]["rc"] == 0 else 1
 
 

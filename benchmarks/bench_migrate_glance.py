@@ -14,11 +14,9 @@ Options: --rows N (default 200) --concurrency C (default 4). Writes bench-result
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,6 +26,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
 import bench_migrate as bm  # noqa: E402 - the Cinder/Nova helpers of the main migrate benchmark
+from timing import stopwatch, write_results  # noqa: E402
 
 ZEROS = "00000000-0000-0000-0000-000000000000"
 
@@ -41,10 +40,10 @@ def create_images(sessions: list, rows: int) -> float:
             "name": f"bench-{n}", "disk_format": "raw", "container_format": "bare",
             "cinder_encryption_key_id": ZEROS, "cinder_encryption_key_deletion_policy": "on_image_deletion"})
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(4) as pool:
-        list(pool.map(one, range(rows)))
-    return time.perf_counter() - start
+    with stopwatch() as watch:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(one, range(rows)))
+    return watch.seconds
 
 
 def main() -> int:
@@ -56,7 +55,7 @@ def main() -> int:
     from keytools import auth
     from keytools.sandbox import bootstrap, configs, manager
     from keytools.sandbox.state import StateDir
-    from migrate.testdata import seed, seed_instances
+    from tests.helpers.db_seed import seed, seed_instances
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-glance-"))
     key_file = tmp / "fixed_key.hex"
@@ -95,9 +94,7 @@ def main() -> int:
             print(f"  {res.get('rate_per_s')} rows/s, rc {run['rc']}", flush=True)
     finally:
         manager.down(state)
-    out_dir = REPO / "bench-results"
-    out_dir.mkdir(exist_ok=True)
-    (out_dir / "migrate-glance.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_results("migrate-glance", results)
     print(f"\n{'service':8} {'rows/s':>7} {'seconds':>8} {'cpu ms/row':>10}")
     for service in ("cinder", "nova", "glance"):
         r = results.get(service, {})

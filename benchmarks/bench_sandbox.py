@@ -4,22 +4,19 @@ cold (fresh state dir) and warm (restart of an initialised state dir), SQLite an
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from timing import print_values, timed, write_results
+
 KEYTOOLS = [sys.executable, "-m", "keytools"]
 
 
 def timed_up(state: Path, *extra: str) -> float:
-    start = time.monotonic()
-    subprocess.run([*KEYTOOLS, "sandbox", "up", "--state-dir", str(state), *extra], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - start
+    return timed(lambda: subprocess.run([*KEYTOOLS, "sandbox", "up", "--state-dir", str(state), *extra], check=True,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
 def down(state: Path, purge: bool = False) -> None:
@@ -39,11 +36,8 @@ def main() -> None:
             finally:
                 down(state, purge=True)
     print(f"{'case':<16} {'seconds':>8}  (target <= 15 s)")
-    for key, value in results.items():
-        print(f"{key:<16} {value:>8.2f}")
-    out = REPO / "bench-results"
-    out.mkdir(exist_ok=True)
-    (out / "sandbox.json").write_text(json.dumps(results, indent=2) + "\n")
+    print_values(results, width=16, value_width=8, digits=2)
+    write_results("sandbox", results)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +41,7 @@ sys.path.insert(0, str(REPO))
 
 from keytools import image_signature as sig  # noqa: E402
 from sign import certs, keys, signer  # noqa: E402
+from timing import call_usage, process_usage, ratio, write_results  # noqa: E402
 from verify import verifier  # noqa: E402
 
 MiB = 1024 * 1024
@@ -120,29 +120,6 @@ class Cloud:
     def env(self) -> dict[str, str]:
         return {**{k: v for k, v in os.environ.items() if not k.startswith("OS_")},
                 "OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml)}
-
-
-def timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, float]:
-    """Wall seconds, peak RSS (KiB) and CPU seconds (user + system) of one child, from /usr/bin/time."""
-    result = subprocess.run(["/usr/bin/time", "-f", "%e %M %U %S", *argv], capture_output=True, text=True,
-                            env=env)
-    if result.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed: {result.stderr.strip()[-400:]}")
-    wall, rss, user, system = result.stderr.strip().splitlines()[-1].split()
-    return float(wall), int(rss), float(user) + float(system)
-
-
-def library(fn) -> tuple[float, None, float]:
-    """Wall and CPU seconds (all threads) of one call in this process."""
-    import resource
-
-    def cpu() -> float:
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return usage.ru_utime + usage.ru_stime
-
-    start, start_cpu = time.perf_counter(), cpu()
-    fn()
-    return time.perf_counter() - start, None, cpu() - start_cpu
 
 
 def hashlib_inprocess(image: Path) -> None:
@@ -226,9 +203,9 @@ def measure(size_mib: int, tmp: Path, created, key, runs: int, cloud: Cloud | No
     samples: dict[str, list[tuple[float, int | None, float]]] = {name: [] for name in [*processes, *inprocess]}
     for _ in range(runs):
         for name, argv in processes.items():
-            samples[name].append(timed(argv, envs.get(name)))
+            samples[name].append(process_usage(argv, envs.get(name)))
         for name, fn in inprocess.items():
-            samples[name].append(library(fn))
+            samples[name].append(call_usage(fn))
     image.unlink()
     row = {}
     for name, values in samples.items():
@@ -256,7 +233,7 @@ def ratios(row: dict[str, dict], key: str) -> dict[str, float]:
         "verify CLI with Barbican cert vs cursive+Barbican process": (
             "cursive get_verifier + Barbican (process)", "keytools verify (CLI, Barbican cert)"),
     }
-    return {label: round(t[ref] / max(t[ours], 1e-3), 2) for label, (ref, ours) in pairs.items()
+    return {label: ratio(t[ref], t[ours]) for label, (ref, ours) in pairs.items()
             if ref in t and ours in t}
 
 
@@ -297,7 +274,7 @@ def main() -> int:
         key = keys.read_private_key(created.key_path)
         if not args.no_barbican:
             cloud, state, own = start_cloud(args.state_dir, tmp, created)
-        startup = [timed([sys.executable, "-m", "keytools", "--version"]) for _ in range(args.runs)]
+        startup = [process_usage([sys.executable, "-m", "keytools", "--version"]) for _ in range(args.runs)]
         cli_startup = {"seconds": min(s[0] for s in startup), "cpu_seconds": min(s[2] for s in startup),
                        "peak_rss_mib": round(max(s[1] for s in startup) / 1024, 1)}
         for size_mib in (int(s) for s in args.sizes.split(",")):
@@ -324,11 +301,9 @@ def main() -> int:
         for kind in ("wall_ratios", "cpu_ratios"):
             print(f"{size:>8} {kind} (>1 = keytools faster/cheaper): "
                   + ", ".join(f"{k} {v:.2f}x" for k, v in result[kind].items()))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "sign_verify", "cpu_count": os.cpu_count(), "runs": args.runs,
-                               "load_average_before": load_before, "cli_startup": cli_startup,
-                               "results": results}, indent=2) + "\n")
+    out = write_results("sign_verify", {"benchmark": "sign_verify", "cpu_count": os.cpu_count(), "runs": args.runs,
+                                        "load_average_before": load_before, "cli_startup": cli_startup,
+                                        "results": results}, args.out)
     print(f"wrote {out}")
     return 0
 

@@ -10,12 +10,10 @@ Rounds are interleaved (A B, B A, ...) so machine noise hits both sides alike.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
@@ -24,26 +22,28 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "swift"))
 
-from swift_helpers import CountingForwarder, ProxyProcess, our_keymaster, swift_keymaster  # noqa: E402
+from swift_helpers import ProxyProcess, our_keymaster, swift_keymaster  # noqa: E402
 
 from keytools.keymanager import barbican_client  # noqa: E402
 from keytools.sandbox import bootstrap, configs, manager  # noqa: E402
 from keytools.sandbox.state import StateDir  # noqa: E402
+from tests.helpers.fault_proxy import FaultProxy  # noqa: E402
+from timing import ratio, stopwatch, write_results  # noqa: E402
 
 MIB = 1024 * 1024
 
 
 def put_get(session: requests.Session, url: str, names: list[str], body: bytes) -> float:
     """Seconds for PUT then GET of every name (content checked)."""
-    start = time.perf_counter()
-    for name in names:
-        resp = session.put(f"{url}/{name}", data=body)
-        resp.raise_for_status()
-        got = session.get(f"{url}/{name}")
-        got.raise_for_status()
-        if got.content != body:
-            raise SystemExit(f"content mismatch for {name}")
-    return time.perf_counter() - start
+    with stopwatch() as watch:
+        for name in names:
+            resp = session.put(f"{url}/{name}", data=body)
+            resp.raise_for_status()
+            got = session.get(f"{url}/{name}")
+            got.raise_for_status()
+            if got.content != body:
+                raise SystemExit(f"content mismatch for {name}")
+    return watch.seconds
 
 
 def main() -> int:
@@ -66,7 +66,7 @@ def main() -> int:
         admin = bootstrap.admin_session(cfg, project="service")
         secret = barbican_client(admin, endpoint=configs.url(cfg, "barbican")).secrets.get(
             f"{configs.url(cfg, 'barbican')}/v1/secrets/{key_id}").payload
-        forwarder = CountingForwarder(configs.url(cfg, "barbican"))
+        forwarder = FaultProxy(configs.url(cfg, "barbican"))
         work = Path(tmp.name) / "proxies"
         theirs = ProxyProcess(state, cfg, work, "bench-swift-keymaster", swift_keymaster(secret))
         ours = ProxyProcess(state, cfg, work, "bench-keytools-keymaster",
@@ -101,22 +101,20 @@ def main() -> int:
             rates[label] = rate
             print(f"{label:<20} {rate:>16.1f} {statistics.median(times):>15.3f}")
             results[label.replace(" ", "_") + "_mib_s"] = round(rate, 2)
-        ratio = rates["keytools keymaster"] / rates["swift keymaster"]
+        ours_vs_swift = rates["keytools keymaster"] / rates["swift keymaster"]
         per_round = [t / o for t, o in zip(seconds["swift keymaster"], seconds["keytools keymaster"])]
         results.update({
-            "ratio_ours_vs_swift": round(ratio, 3),
+            "ratio_ours_vs_swift": ratio(rates["keytools keymaster"], rates["swift keymaster"], 3),
             "median_round_ratio": round(statistics.median(per_round), 3),
             "barbican_requests_at_start": barbican_at_start,
             "barbican_requests_during_benchmark": barbican_after - barbican_at_start,
             "target_ratio": 0.98,
         })
-        print(f"throughput ratio keytools/swift: {ratio:.3f} (median per round {statistics.median(per_round):.3f};"
+        print(f"throughput ratio keytools/swift: {ours_vs_swift:.3f} (median per round {statistics.median(per_round):.3f};"
               f" target >= 0.98)")
         print(f"Barbican requests: {barbican_at_start} at start, "
               f"{barbican_after - barbican_at_start} during {2 * args.rounds * args.objects} object requests")
-        out = REPO / "bench-results"
-        out.mkdir(exist_ok=True)
-        (out / "swift.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_results("swift", results)
         return 0 if barbican_after == barbican_at_start else 1
     finally:
         for proxy in proxies:

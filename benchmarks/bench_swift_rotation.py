@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
@@ -33,17 +32,18 @@ from swift_helpers import ProxyProcess, our_keymaster  # noqa: E402
 from keytools.keymanager import barbican_client  # noqa: E402
 from keytools.sandbox import bootstrap, configs, manager  # noqa: E402
 from keytools.sandbox.state import StateDir  # noqa: E402
+from timing import ratio, stopwatch, write_results  # noqa: E402
 
 MIB = 1024 * 1024
 ACCOUNT = "AUTH_benchrot"
 
 
 def keytools(*args: str) -> dict:
-    started = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "keytools", *args, "-f", "json"], capture_output=True,
-                         text=True, check=True)
-    doc = json.loads(out.stdout)
-    doc["_seconds"] = time.perf_counter() - started
+    with stopwatch() as watch:
+        out = subprocess.run([sys.executable, "-m", "keytools", *args, "-f", "json"], capture_output=True,
+                             text=True, check=True)
+        doc = json.loads(out.stdout)
+    doc["_seconds"] = watch.seconds
     return doc
 
 
@@ -87,12 +87,12 @@ def main() -> int:
         common = ["--proxy-config", str(pab.conf), "--account", ACCOUNT, "--state-dir", str(work / "st")]
 
         usage = keytools("swift", "key-usage", *common)
-        started = time.perf_counter()
-        for i in range(args.objects):
-            got = s.get(f"{base_ab}/data/o{i:05d}")
-            got.raise_for_status()
-            s.put(f"{base_ab}/copy/o{i:05d}", data=got.content).raise_for_status()
-        plain = time.perf_counter() - started
+        with stopwatch() as watch:
+            for i in range(args.objects):
+                got = s.get(f"{base_ab}/data/o{i:05d}")
+                got.raise_for_status()
+                s.put(f"{base_ab}/copy/o{i:05d}", data=got.content).raise_for_status()
+        plain = watch.seconds
         reenc = keytools("swift", "reencrypt", *common, "--from-key-id", "key_id")
         after = keytools("swift", "key-usage", *common)
         moved = {k["option"]: k["objects"] for k in after["keys"]}
@@ -116,12 +116,10 @@ def main() -> int:
             if mib_s:
                 results[f"{key}_mib_per_s"] = round(mib_s, 2)
         overhead = reenc["_seconds"] / plain
-        results["reencrypt_time_vs_plain_client"] = round(overhead, 3)
+        results["reencrypt_time_vs_plain_client"] = ratio(reenc["_seconds"], plain, 3)
         print(f"reencrypt takes {overhead:.2f}x the plain client's download+upload time "
               "(process start and key loading included)")
-        out = REPO / "bench-results"
-        out.mkdir(exist_ok=True)
-        (out / "swift_rotation.json").write_text(json.dumps(results, indent=2) + "\n")
+        write_results("swift_rotation", results)
         return 0
     finally:
         for proxy in proxies:

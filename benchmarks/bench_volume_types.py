@@ -8,25 +8,18 @@ bench-results/volume_types.json.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from timing import print_values, timed, write_results
+
 KEYTOOLS = [sys.executable, "-m", "keytools"]
 N = 10
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def sh(*args: str, env: dict[str, str] | None = None) -> None:
@@ -75,12 +68,8 @@ def main() -> None:
             sh("sandbox", "down", "--state-dir", state, "--purge")
 
     print(f"{'case':<26} {'value':>10}")
-    for key, value in results.items():
-        print(f"{key:<26} {value:>10.2f}" if isinstance(value, float) else f"{key:<26} {value:>10}")
-    out = REPO / "bench-results"
-    out.mkdir(exist_ok=True)
-    rounded = {k: round(v, 2) if isinstance(v, float) else v for k, v in results.items()}
-    (out / "volume_types.json").write_text(json.dumps(rounded, indent=2) + "\n")
+    print_values(results, width=26, value_width=10, digits=2)
+    write_results("volume_types", {k: round(v, 2) if isinstance(v, float) else v for k, v in results.items()})
 
 
 if __name__ == "__main__":

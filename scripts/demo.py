@@ -49,7 +49,7 @@ def main() -> None:
           flush=True)
     run([keytools, "--os-cloud", "sandbox-cinder", "doctor"], env, allow=(1,))
 
-    steps = sorted((REPO / "scripts" / "demo.d").glob("*.sh"))
+    steps = sorted((REPO / "scripts" / "demo.d").glob("[0-9][0-9]-*.sh"))  # not lib.sh, which they source
     for step in steps:
         print(f"\n==== {step.stem} ====", flush=True)
         with tempfile.TemporaryDirectory(prefix=f"keytools-demo-{step.stem}-") as tmp:

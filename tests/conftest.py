@@ -15,25 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from keystoneauth1 import session as ks_session
 
 from keytools import auth, redaction
-from keytools.cli import main
 from keytools.sandbox import configs, manager
 from keytools.sandbox.state import SandboxConfig, StateDir
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _shared_data() -> Path:
-    """The project's real artefacts (cinder logs...): $KEYTOOLS_SHARED_DATA, else ../shared/data
-    next to the checkout (a clone elsewhere, e.g. CI's 0700 one, has no ../shared)."""
-    given = os.environ.get("KEYTOOLS_SHARED_DATA")
-    return Path(given) if given else REPO.parent / "shared" / "data"
-
-
-SHARED_DATA = _shared_data()
+from tests.helpers.cli import Result, invoke
 
 
 @dataclass
@@ -147,26 +134,6 @@ def nocreator_session(sandbox: Sandbox) -> ks_session.Session:
     return sandbox.session("cinder")
 
 
-@dataclass
-class Result:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def invoke(args: list[str], env: dict[str, str] | None = None, input: str | None = None) -> Result:
-    """Run the keytools CLI in-process (main(), so the exit-code mapping is what users get)."""
-    runner = CliRunner()
-    with runner.isolation(input=input, env=env) as streams:
-        out, err = streams[0], streams[1]
-        code = main([str(a) for a in args])
-        return Result(code, out.getvalue().decode(), err.getvalue().decode())
-
-
 @pytest.fixture
 def kt(sandbox: Sandbox):
     """``kt("doctor", "--os-cloud", "sandbox-demo")`` with clouds.yaml of the sandbox."""
@@ -277,9 +244,3 @@ def as_nobody():
     finally:
         shutil.rmtree(runtime, ignore_errors=True)
 
-
-def run_keytools(*args: str, env: dict[str, str] | None = None, timeout: float = 300,
-                 input: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run keytools as a real subprocess (for kill tests, TTY-less behaviour, real exit codes)."""
-    return subprocess.run([sys.executable, "-m", "keytools", *map(str, args)], capture_output=True,
-                          text=True, env=env, timeout=timeout, input=input)

@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # Demo: the whole fixed_key -> Barbican procedure with keytools migrate, against the running sandbox:
 # plan, a 403 stop without creator, run with --grant-creator, verify, status (with logs), finish.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-KEYTOOLS=${KEYTOOLS:-.venv/bin/keytools}
-PY=${PY:-.venv/bin/python}
-DEMO_TMP=${DEMO_TMP:-$(mktemp -d)}
-: "${DEMO_STATE:?set DEMO_STATE to the sandbox state dir}"
+source "$(dirname "$0")/lib.sh"
+need_sandbox
 WORK="$DEMO_TMP/migrate"
 rm -rf "$WORK" && mkdir -p "$WORK"
 DB="sqlite:///$WORK/cinder.sqlite"
@@ -19,7 +15,7 @@ sys.path.insert(0, ".")
 from keytools.cinder_db import sync_schema
 from keytools.sandbox import configs
 from keytools.sandbox.state import StateDir
-from migrate.testdata import seed
+from tests.helpers.db_seed import seed
 db, work, state = sys.argv[1], Path(sys.argv[2]), StateDir(sys.argv[3])
 sync_schema(db)
 seed(db, volumes=4, snapshots_per_volume=1, host="ctl-0@lvm#lvm", backups=2, backup_host="ctl-0")

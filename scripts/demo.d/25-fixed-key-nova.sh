@@ -1,12 +1,8 @@
 #!/usr/bin/env bash
 # Demo: retiring fixed_key needs every service: inventory (Cinder + Nova cells) -> migrate both ->
 # verify -> retire, which refuses while Nova was not looked at and records an explicit --ignore-service.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-KEYTOOLS=${KEYTOOLS:-.venv/bin/keytools}
-PY=${PY:-.venv/bin/python}
-DEMO_TMP=${DEMO_TMP:-$(mktemp -d)}
-: "${DEMO_STATE:?set DEMO_STATE to the sandbox state dir}"
+source "$(dirname "$0")/lib.sh"
+need_sandbox
 WORK="$DEMO_TMP/fixed-key-nova"
 rm -rf "$WORK" && mkdir -p "$WORK"
 
@@ -17,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, ".")
 from keytools.cinder_db import sync_schema
 from keytools.nova_db import create_databases
-from migrate.testdata import seed, seed_instances
+from tests.helpers.db_seed import seed, seed_instances
 w = Path(sys.argv[1])
 sync_schema(f"sqlite:///{w}/cinder.sqlite")
 seed(f"sqlite:///{w}/cinder.sqlite", volumes=2, snapshots_per_volume=1, backups=1)

@@ -2,12 +2,8 @@
 # Demo: the whole retirement over the three services that handed out ConfKeyManager's id:
 # inventory (Cinder, Nova cells, Glance images) -> migrate all three -> verify, with --luks proof
 # that each volume's key opens its LUKS header -> inventory clean -> retire.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-KEYTOOLS=${KEYTOOLS:-.venv/bin/keytools}
-PY=${PY:-.venv/bin/python}
-DEMO_TMP=${DEMO_TMP:-$(mktemp -d)}
-: "${DEMO_STATE:?set DEMO_STATE to the sandbox state dir}"
+source "$(dirname "$0")/lib.sh"
+need_sandbox
 WORK="$DEMO_TMP/fixed-key-all"
 rm -rf "$WORK" && mkdir -p "$WORK/devs"
 "$KEYTOOLS" sandbox up --state-dir "$DEMO_STATE" --with glance >/dev/null
@@ -21,7 +17,7 @@ from keytools.cinder_db import sync_schema
 from keytools.nova_db import create_databases
 from keytools.sandbox import bootstrap
 from keytools.sandbox.state import StateDir
-from migrate.testdata import seed, seed_instances
+from tests.helpers.db_seed import seed, seed_instances
 w, state = Path(sys.argv[1]), StateDir(sys.argv[2])
 db = f"sqlite:///{w}/cinder.sqlite"
 sync_schema(db)

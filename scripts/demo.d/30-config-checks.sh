@@ -1,11 +1,7 @@
 #!/usr/bin/env bash
 # Demo: keytools audit + fixed-key show/retire/restore on a generated puppet-generated tree.
 # Needs no cloud; uses a real Cinder schema (cinder-manage db sync) for the all-zeros check.
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-KEYTOOLS=${KEYTOOLS:-.venv/bin/keytools}
-PY=${PY:-.venv/bin/python}
-DEMO_TMP=${DEMO_TMP:-$(mktemp -d)}
+source "$(dirname "$0")/lib.sh"
 WORK="$DEMO_TMP/config-checks"
 rm -rf "$WORK" && mkdir -p "$WORK"
 

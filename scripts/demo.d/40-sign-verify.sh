@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Glance image signing: the publisher's flow against the sandbox's real glance-api.
-set -euo pipefail
-: "${KEYTOOLS:?}" "${DEMO_STATE:?}" "${DEMO_TMP:?}"
+source "$(dirname "$0")/lib.sh"
+need_sandbox
 KT=("$KEYTOOLS" --os-cloud sandbox-demo)
 W="$DEMO_TMP/sign-verify"
 mkdir -p "$W"

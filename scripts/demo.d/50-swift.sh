@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Swift at-rest encryption with root secrets in Barbican (issue 7): keytools' keymaster in a real proxy.
-set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need_sandbox
 
 echo "== a one-replica Swift joins the sandbox: memcached, account/container/object servers, and a"
 echo "   proxy whose pipeline ends 'keymaster encryption proxy-logging proxy-server' (keytools' keymaster)"

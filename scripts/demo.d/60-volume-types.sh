@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # LUKS volume types (issue 8): the documented LuksEncryptor-Template-256 through a real cinder-api.
-set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need_sandbox
 
 echo "== cinder-api joins the sandbox (Keystone auth, Barbican as key manager, no volume backend)"
 "$KEYTOOLS" sandbox up --state-dir "$DEMO_STATE" --with cinder >/dev/null

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Barbican backup/restore demo: encrypted archive of KEK + database, a refused bad input, the drill.
-set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need_sandbox
 
 CONF="$DEMO_STATE/barbican/.barbican/barbican.conf"
 ARCHIVE="$DEMO_TMP/barbican-demo.ktbak"

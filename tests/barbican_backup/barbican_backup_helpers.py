@@ -6,9 +6,6 @@ import base64
 import hashlib
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -86,28 +83,6 @@ def delete_all(session: Any, refs: list[str]) -> None:
 
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def keytools_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "keytools", *map(str, args)]
-
-
-def kill_when(argv: list[str], env: dict[str, str], ready: Any, timeout: float = 60.0) -> int:
-    """Start ``argv``, wait until ``ready()`` holds (the restore is midway), SIGKILL it."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    try:
-        while not ready():
-            if proc.poll() is not None:
-                out, err = proc.communicate()
-                raise AssertionError(f"restore ended before it could be killed: {proc.returncode} {err!r}")
-            if time.monotonic() > deadline:
-                raise AssertionError("restore never reached the kill point")
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    return proc.returncode
 
 
 def run_on_tty(argv: list[str], env: dict[str, str], answers: list[tuple[bytes, bytes]],

@@ -8,13 +8,15 @@ import subprocess
 
 import pymysql
 import pytest
-from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delete_all, kek_of, keytools_argv,
-                                     kill_when, payload, store_secrets)
+from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delete_all, kek_of, payload,
+                                     store_secrets)
 from sqlalchemy.engine import make_url
 
 from keytools.barbican_backup import operations
 from keytools.barbican_backup.db_mysql import MysqlDatabase
 from keytools.sandbox import configs
+from tests.helpers.cli import keytools_argv
+from tests.helpers.kill import kill_when, spawn
 
 ENV = {"BK_PASS": PASSPHRASE}
 
@@ -131,7 +133,9 @@ def test_restore_killed_midway_then_rerun(msb, madmin, tmp_path):
     assert dirty_secrets() > 0  # the old rows (all soft-deleted) are there to be replaced
     # KEYTOOLS_FAULT_RESTORE_DELAY pauses the restore right after its DELETEs (and after each
     # INSERT), so the transaction stays open with the table empty for a second: ample to see it.
-    assert kill_when(argv, env, lambda: dirty_secrets() == 0) == -9
+    run = spawn(argv, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    kill_when(run, lambda: dirty_secrets() == 0, must_reach=True)
+    assert run.returncode == -9
     assert digest(msb, "bk_kill") == old  # consistent read: the killed transaction never committed
     rerun = subprocess.run(argv, env={**env, "KEYTOOLS_FAULT_RESTORE_DELAY": ""}, capture_output=True, text=True,
                            timeout=120)

@@ -7,15 +7,18 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
-from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delete_all, kek_of, keytools_argv,
-                                     kill_when, payload, store_secrets)
+from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delete_all, kek_of, payload,
+                                     store_secrets)
 
 from keytools.barbican_backup import operations
 from keytools.barbican_backup.archive import KeySource
 from keytools.barbican_backup.db_sqlite import stats_of
+from tests.helpers.cli import keytools_argv
+from tests.helpers.kill import kill_when, spawn
 
 ENV = {"BK_PASS": PASSPHRASE}
 
@@ -192,12 +195,13 @@ def test_restore_killed_midway_then_rerun(sandbox, admin_session, backed_up):
                          "--passphrase-env", "BK_PASS", "--force", "--format", "json")
     env = sandbox.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_RESTORE_DELAY="0.5")
     journal = Path(f"{target}-journal")
-    assert kill_when(argv, env, journal.exists) == -9
+    run = spawn(argv, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    kill_when(run, journal.exists, must_reach=True)
+    assert run.returncode == -9
     with sqlite3.connect(target) as db:  # opening rolls the hot journal back
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert stats_of(db).digest == old_digest
         assert db.execute("SELECT count(*) FROM filler").fetchone()[0] == 300
-    import subprocess
 
     rerun = subprocess.run(argv, env={**env, "KEYTOOLS_FAULT_RESTORE_DELAY": ""}, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
@@ -241,11 +245,12 @@ def test_backup_killed_midway_leaves_no_archive(sandbox, tmp_path):
     argv = keytools_argv("barbican", "backup", "--config", barbican_conf(sandbox), "--out", out,
                          "--passphrase-env", "BK_PASS")
     env = sandbox.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_BACKUP_DELAY="30")
-    assert kill_when(argv, env, lambda: any(p.stat().st_size > 0 for p in tmp_path.glob(".killed.ktbak.*.tmp"))) == -9
+    run = spawn(argv, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    kill_when(run, lambda: any(p.stat().st_size > 0 for p in tmp_path.glob(".killed.ktbak.*.tmp")), must_reach=True)
+    assert run.returncode == -9
     assert not out.exists()
     leftovers = list(tmp_path.glob(".killed.ktbak.*.tmp"))
     assert leftovers and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in leftovers)
-    import subprocess
 
     rerun = subprocess.run(argv, env={**env, "KEYTOOLS_FAULT_BACKUP_DELAY": ""}, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr

@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-from barbican_backup_helpers import PASSPHRASE, barbican_conf, conf_copy, keytools_argv, kill_when, store_secrets
+from barbican_backup_helpers import PASSPHRASE, barbican_conf, conf_copy, store_secrets
 
 from keytools import keymanager
 from keytools.barbican_backup import scratch
 from keytools.barbican_backup.db_sqlite import stats_of
+from tests.helpers.cli import keytools_argv
+from tests.helpers.kill import kill_when, spawn
 
 ENV = {"BK_PASS": PASSPHRASE}
 
@@ -173,7 +175,7 @@ def test_killed_drill_leaves_nothing_after_a_rerun(sandbox, populated, others):
     def server_up() -> bool:
         return any((d / "server.json").exists() for d in drill_dirs(others))
 
-    kill_when(argv, env, server_up)
+    kill_when(spawn(argv, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE), server_up, must_reach=True)
     left = drill_dirs(others)
     assert left  # the decrypted copy is still there, 0700 ...
     assert all(oct(d.stat().st_mode & 0o777) == "0o700" for d in left)

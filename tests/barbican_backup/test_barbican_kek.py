@@ -11,11 +11,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from barbican_backup_helpers import PASSPHRASE, barbican_conf, conf_copy, keytools_argv, kill_when, store_secrets
+from barbican_backup_helpers import PASSPHRASE, barbican_conf, conf_copy, store_secrets
 from cryptography.fernet import Fernet
 
 from keytools.barbican_backup import barbican_conf as bconf
 from keytools.barbican_backup import kek, operations
+from tests.helpers.cli import keytools_argv
+from tests.helpers.kill import kill_when, spawn
 
 ENV = {"BK_PASS": PASSPHRASE}
 
@@ -135,7 +137,7 @@ def test_killed_in_every_stage_then_rerun_finishes(seeded, tmp_path, stage):
     argv = keytools_argv("barbican", "kek", "rotate", "--config", confs[0], "--config", confs[1],
                          "--backup-out", tmp_path / "pre.ktbak", "--passphrase-env", "BK_PASS", "-f", "json")
     env = {**os.environ, **ENV, "KEYTOOLS_FAULT_KEK_PAUSE": f"{stage}:60", "KEYTOOLS_FAULT_KEK_MARK": str(mark)}
-    kill_when([str(a) for a in argv], env, mark.exists, timeout=120)
+    kill_when(spawn(argv, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE), mark.exists, timeout=120, must_reach=True)
     state = json.loads((tmp_path / "node0.conf.keytools-kek-rotation.json").read_text()) \
         if (tmp_path / "node0.conf.keytools-kek-rotation.json").exists() else {"done": []}
     assert stage not in state["done"]  # killed inside the stage, before it was recorded

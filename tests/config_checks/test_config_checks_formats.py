@@ -13,7 +13,7 @@ from config_checks import formats
 from config_checks.audit import audit_roots
 from config_checks.model import Severity
 from tests.config_checks.cc_treegen import PROBLEMS, NodeSpec, build
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 
 SCHEMA = Path(__file__).with_name("sarif-2.1.0-subset.schema.json")
 EVERYTHING = [

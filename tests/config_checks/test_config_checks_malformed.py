@@ -9,7 +9,7 @@ import pytest
 
 from config_checks.audit import audit_roots, exit_code
 from config_checks.model import Severity
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 
 
 def etc_node(tmp_path, text: str | bytes, rel: str = "cinder/cinder.conf"):

@@ -14,7 +14,7 @@ from config_checks.model import Severity
 from keytools import redaction
 from tests.config_checks import cc_samples
 from tests.config_checks.cc_formats import render_and_parse
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 
 DEVSTACK = Path(__file__).with_name("fixtures") / "devstack"
 # what a devstack with the barbican plugin writes (lib/cinder, lib/nova, lib/keystone, barbican's

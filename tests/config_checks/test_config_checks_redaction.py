@@ -14,7 +14,7 @@ from config_checks.model import Severity
 from keytools import redaction
 from tests.config_checks.cc_formats import render_and_parse
 from tests.config_checks.cc_treegen import NodeSpec, build
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 
 HOSTILE = 'quo"te\'s <b>&amp; back\\slash \u00fc\u20ac\U0001f511'
 # Options a real tree has whose names look secret but whose values are flags or common words.

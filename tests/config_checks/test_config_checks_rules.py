@@ -12,7 +12,7 @@ from config_checks.audit import audit_roots, exit_code
 from config_checks.inputs import discover, node_name
 from config_checks.model import Severity
 from tests.config_checks.cc_treegen import PG, PROBLEMS, NodeSpec, build
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 
 CLEAN = [NodeSpec("ctl-0"), NodeSpec("ctl-1"), NodeSpec("cmp-0", "compute"), NodeSpec("cmp-1", "compute")]
 

@@ -6,11 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import stat
-import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -21,7 +17,8 @@ from config_checks import fixed_key as fk
 from config_checks.audit import audit_roots
 from keytools import cinder_db
 from tests.config_checks.cc_treegen import NodeSpec, build
-from tests.conftest import invoke
+from tests.helpers.cli import invoke, keytools_argv
+from tests.helpers.kill import kill_when, spawn
 
 ZEROS = cinder_db.FIXED_KEY_ID
 
@@ -236,18 +233,13 @@ def test_retire_edits_the_conf_d_file_that_sets_it(tmp_path):
 
 
 def _kill_trial(tree, backup: Path, wait_for: str, old: dict[str, bytes], new: dict[str, bytes]) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "keytools", "fixed-key", "retire", "--per-node",
-                             str(tree.base), "--backup-dir", str(backup), IGNORE_ALL], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        if wait_for == "backup" and backup.is_dir() and any(backup.glob("*.json")):
-            break
-        if wait_for == "config" and any(Path(p).read_bytes() == new[p] for p in new):
-            break
-        time.sleep(0.001)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    def reached() -> bool:
+        if wait_for == "backup":
+            return backup.is_dir() and any(backup.glob("*.json"))
+        return any(Path(p).read_bytes() == new[p] for p in new)
+
+    run = spawn(keytools_argv("fixed-key", "retire", "--per-node", tree.base, "--backup-dir", backup, IGNORE_ALL))
+    kill_when(run, reached, timeout=60, poll=0.001)
     for p in old:
         data = Path(p).read_bytes()
         assert data in (old[p], new.get(p, old[p])), f"{p} is neither old nor new"

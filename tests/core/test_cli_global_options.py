@@ -15,7 +15,7 @@ import pytest
 
 from keytools import cli, context, logs
 from keytools.errors import EXIT_USAGE
-from tests.conftest import invoke, run_keytools
+from tests.helpers.cli import invoke, run_keytools
 
 # (command path, the command's own required arguments/options)
 NESTED = [

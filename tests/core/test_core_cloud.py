@@ -12,7 +12,7 @@ from castellan.common.objects import symmetric_key
 from keytools import auth, keymanager, rbac
 from keytools.errors import EXIT_FORBIDDEN, EXIT_UNREACHABLE, Forbidden
 from keytools.service_errors import SECRET_FORBIDDEN, translate
-from tests.conftest import run_keytools
+from tests.helpers.cli import run_keytools
 
 
 def test_castellan_roundtrip_256_bit_key(creator_session):

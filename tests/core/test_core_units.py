@@ -13,7 +13,7 @@ import pytest
 
 from keytools import errors, logs, oslo_ini, redaction
 from keytools.fileutil import atomic_write
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 
 
 def test_error_one_line_has_message_and_hint():

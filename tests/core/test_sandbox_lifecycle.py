@@ -16,7 +16,7 @@ import pytest
 from keytools.errors import UsageError
 from keytools.sandbox import manager, processes
 from keytools.sandbox.state import StateDir
-from tests.conftest import run_keytools
+from tests.helpers.cli import run_keytools
 
 
 def _pids(state: StateDir) -> dict[str, int | None]:

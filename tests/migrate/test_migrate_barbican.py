@@ -14,8 +14,8 @@ from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import EXIT_FORBIDDEN, EXIT_PROBLEMS, EXIT_STATE
 from keytools.service_errors import SECRET_FORBIDDEN
 from migrate import journal as jr
-from migrate.testdata import keys, seed
-from tests.conftest import run_keytools
+from tests.helpers.cli import run_keytools
+from tests.helpers.db_seed import keys, seed
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

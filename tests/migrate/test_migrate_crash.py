@@ -3,7 +3,8 @@ dangling id, orphans reported; and two runs at once never migrate a row twice.
 
 The killed runs are real processes: most are forked from this (already imported) test process and
 run keytools' main() so a trial costs a fraction of a second instead of two seconds of imports; a
-few are ``python -m keytools`` subprocesses. Each is killed with SIGKILL while it works.
+few are ``python -m keytools`` subprocesses. Each is killed with SIGKILL while it works
+(tests/migrate/crash_helpers.py, tests/helpers/kill.py).
 """
 
 from __future__ import annotations
@@ -11,11 +12,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import select
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -23,8 +19,9 @@ import sqlalchemy as sa
 from keytools import keymanager
 from keytools.cinder_db import FIXED_KEY_ID
 from migrate import journal as jr
-from migrate.testdata import Seeded, keys, seed
-from tests.conftest import REPO
+from tests.helpers.db_seed import Seeded, keys, seed
+from tests.helpers.kill import fork_main
+from tests.migrate.crash_helpers import kill_while_working, start
 
 TRIALS = 22
 SUBPROCESS_TRIALS = {0, 11}  # these go through 'python -m keytools'
@@ -33,63 +30,6 @@ SUBPROCESS_TRIALS = {0, 11}  # these go through 'python -m keytools'
 def _args(url, key_file, state, *extra):
     return ["--os-cloud", "sandbox-demo", "migrate", "run", "--db-url", url, "--fixed-key-file", str(key_file),
             "--state-dir", str(state), "--concurrency", "2", *extra]
-
-
-def _start_forked(args: list[str], env: dict[str, str]) -> tuple[int, int]:
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: run the CLI as a user would, output to the pipe
-        code = 70
-        try:
-            os.dup2(write_fd, 2)
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 1)
-            sys.stderr = os.fdopen(2, "w", buffering=1)  # not pytest's capture
-            sys.stdout = os.fdopen(1, "w")
-            os.environ.update(env)
-            import uuid
-
-            from keytools import logs
-            from keytools.cli import main
-
-            logs.REQUEST_ID = f"req-{uuid.uuid4()}"
-
-            code = main(args)
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    return pid, read_fd
-
-
-def _start_subprocess(args: list[str], env: dict[str, str]) -> tuple[int, int, subprocess.Popen]:
-    proc = subprocess.Popen([sys.executable, "-m", "keytools", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, env={**os.environ, **env}, cwd=REPO)
-    return proc.pid, proc.stderr.fileno(), proc
-
-
-def _kill_while_working(pid: int, fd: int, rng: random.Random, early: bool) -> str:
-    """SIGKILL the run at a random instant: during start-up/preflight, or after it started migrating."""
-    seen = b""
-    deadline = time.monotonic() + 30
-    if early:
-        time.sleep(rng.uniform(0.0, 0.4))
-    else:
-        while b"Starting migration" not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.5)
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    break
-                seen += chunk
-        time.sleep(rng.uniform(0.0, 0.5))
-    try:
-        os.kill(pid, signal.SIGKILL)
-        state = "killed"
-    except ProcessLookupError:
-        state = "finished"
-    os.waitpid(pid, 0)
-    os.close(fd)
-    return state
 
 
 def _check_invariants(url: str, rows: Seeded, client, endpoint: str, key: bytes, reported_orphans: set[str]):
@@ -127,15 +67,8 @@ def test_kill_9_trials_then_rerun_converges(kt, sandbox, cinder_url, key_file, f
     for trial in range(TRIALS):
         rows = seed(cinder_url, volumes=3, snapshots_per_volume=1, backups=1)
         early = trial % 5 == 4
-        if trial in SUBPROCESS_TRIALS:
-            pid, fd, proc = _start_subprocess(_args(cinder_url, key_file, state), env)
-            fd = os.dup(fd)
-            proc.stderr.close()
-            state_ = _kill_while_working(pid, fd, rng, early)
-            proc.returncode = -9
-        else:
-            pid, fd = _start_forked(_args(cinder_url, key_file, state), env)
-            state_ = _kill_while_working(pid, fd, rng, early)
+        run = start(_args(cinder_url, key_file, state), env, as_subprocess=trial in SUBPROCESS_TRIALS)
+        state_ = kill_while_working(run, rng, early)
         before = keys(cinder_url, "volumes")
         done_before = sum(before[v] != FIXED_KEY_ID for v in rows.volumes)
         if state_ == "finished":
@@ -172,8 +105,9 @@ def test_two_concurrent_runs_never_migrate_a_row_twice(sandbox, cinder_url, key_
     procs = []
     for n in range(2):
         state = tmp_path / ("st" if shared_journal else f"st{n}")
-        procs.append(_start_forked(["--log-format", "json", *_args(cinder_url, key_file, state)], env))
-    for pid, fd in procs:
+        procs.append(fork_main(["--log-format", "json", *_args(cinder_url, key_file, state)], env))
+    for run in procs:
+        pid, fd = run.pid, run.stderr_fd
         data = b""
         while True:
             chunk = os.read(fd, 65536)
@@ -204,7 +138,7 @@ def test_two_concurrent_runs_never_migrate_a_row_twice(sandbox, cinder_url, key_
 
 
 def _all_orphans(url, key_file, tmp_path, shared):
-    from tests.conftest import invoke
+    from tests.helpers.cli import invoke
 
     found = set()
     for state in ([tmp_path / "st"] if shared else [tmp_path / "st0", tmp_path / "st1"]):

@@ -1,100 +1,24 @@
-"""Injected Barbican faults: a small proxy on 127.0.0.1 in front of the real Barbican answers 500,
-hangs, or stores the secret and then loses the answer; a closed port stands for refused connections."""
+"""Injected Barbican faults: a small proxy on 127.0.0.1 in front of the real Barbican
+(tests/helpers/fault_proxy.py) answers 500, hangs, or stores the secret and then loses the answer;
+a closed port stands for refused connections."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
 
 import pytest
 
 from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import EXIT_UNREACHABLE
 from migrate import journal as jr
-from migrate.testdata import keys, seed
-
-
-class FaultyBarbican:
-    """Forwards to the real Barbican; ``plan`` is a list of actions for successive secret POSTs:
-    "500" (answer 500, store nothing), "lost" (store, then answer 500), "hang" (sleep, then forward),
-    "ok". When the plan is empty, ``default`` applies."""
-
-    def __init__(self, upstream: str) -> None:
-        self.upstream = urlsplit(upstream)
-        self.plan: list[str] = []
-        self.default = "ok"
-        self.hang_seconds = 3.0
-        self.posts = 0
-        self.lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                return
-
-            def _forward(self) -> tuple[int, list[tuple[str, str]], bytes]:
-                body = self._body or None
-                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                conn.close()
-                return resp.status, [(k, v) for k, v in resp.getheaders()
-                                     if k.lower() not in ("transfer-encoding", "connection", "content-length")], data
-
-            def _send(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
-                self.send_response(status)
-                for k, v in headers:
-                    self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _handle(self) -> None:
-                action = "ok"
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                self._body = body
-                if self.command == "POST" and self.path.rstrip("/").endswith("/v1/secrets") \
-                        and b"keytools-rbac-probe" not in body:
-                    with proxy.lock:
-                        proxy.posts += 1
-                        action = proxy.plan.pop(0) if proxy.plan else proxy.default
-                if action == "500":
-                    self._send(500, [("Content-Type", "application/json")],
-                               b'{"code": 500, "title": "Internal Server Error", "description": "injected"}')
-                    return
-                if action == "hang":
-                    time.sleep(proxy.hang_seconds)
-                status, headers, data = self._forward()
-                if action == "lost":
-                    self._send(500, [("Content-Type", "application/json")], b'{"code": 500, "title": "Internal Server Error", "description": "answer lost"}')
-                    return
-                self._send(status, headers, data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.helpers.db_seed import keys, seed
+from tests.helpers.fault_proxy import FaultProxy
 
 
 @pytest.fixture
 def faulty(sandbox):
-    proxy = FaultyBarbican(sandbox.url("barbican"))
+    proxy = FaultProxy(sandbox.url("barbican"))
     yield proxy
     proxy.close()
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import select
-import signal
 import sys
 import time
 
@@ -21,6 +19,7 @@ import pytest
 from keytools import keymanager
 from keytools.cinder_db import FIXED_KEY_ID
 from migrate import journal as jr
+from tests.helpers.kill import fork_main
 from tests.migrate import glance_helpers as gh
 
 TRIALS = int(os.environ.get("KT_GLANCE_TRIALS", "12"))
@@ -37,41 +36,6 @@ def _args(key_file, state: str, *extra: str) -> list[str]:
             "--fixed-key-file", str(key_file), "--state-dir", state, "--concurrency", "2", *extra]
 
 
-def _fork_run(args: list[str], env: dict[str, str]) -> tuple[int, int]:
-    """``keytools migrate run`` in a forked child (main(), as a user runs it); its stderr comes
-    back through the returned pipe."""
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        code = 70
-        try:
-            os.dup2(write_fd, 2)
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 1)
-            sys.stderr = os.fdopen(2, "w", buffering=1)
-            sys.stdout = os.fdopen(1, "w")
-            os.environ.update(env)
-            from keytools.cli import main
-
-            code = main(args)
-        finally:
-            os._exit(code)
-    os.close(write_fd)
-    return pid, read_fd
-
-
-def _wait_for_work(fd: int, deadline: float, events: int) -> None:
-    """Read the child's log until it has logged ``events`` per-image lines (Migrating/Migrated)."""
-    seen = b""
-    while seen.count(b" image ") < events and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], 0.2)
-        if ready:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return
-            seen += chunk
-
-
 def test_kill_9_trials_then_rerun_converges(kt, cloud, admin_session, creator_session, fixed_key_hex, key_file,
                                             tmp_path):
     rng = random.Random(int(os.environ.get("KEYTOOLS_TEST_SEED", "13")))
@@ -86,23 +50,17 @@ def test_kill_9_trials_then_rerun_converges(kt, cloud, admin_session, creator_se
         owner = tenants.a1.session if trial % 2 else tenants.b1.session
         images = [gh.create_image(owner, f"crash-{trial}-{n}") for n in range(IMAGES_PER_TRIAL)]
         all_images += images
-        pid, fd = _fork_run(_args(key_file, state), {"OS_CLIENT_CONFIG_FILE": str(cloud.clouds_yaml)})
+        run = fork_main(_args(key_file, state), {"OS_CLIENT_CONFIG_FILE": str(cloud.clouds_yaml)})
         early = trial % 4 == 3
         if early:  # during start-up, the checks or the listing
             time.sleep(rng.uniform(0.0, 0.3))
         else:
-            # kill right after a random number of per-image log lines (2 per image): three images
-            # beyond the two in flight are still to come, so the run is still working when killed
-            _wait_for_work(fd, time.monotonic() + 30, rng.randint(1, 2 * IMAGES_PER_TRIAL - 6))
-        try:
-            os.kill(pid, signal.SIGKILL)
-            killed = True
-        except ProcessLookupError:
-            killed = False
-        _, status = os.waitpid(pid, 0)
-        os.close(fd)
-        if os.WIFEXITED(status):
-            killed = False
+            # kill right after a random number of per-image log lines (2 per image, Migrating/
+            # Migrated): three images beyond the two in flight are still to come, so the run is
+            # still working when killed
+            events = rng.randint(1, 2 * IMAGES_PER_TRIAL - 6)
+            run.read_stderr_until(lambda seen: seen.count(b" image ") >= events, timeout=30, poll=0.2)
+        killed = run.kill_9() and not run.exited_normally
         done_before = sum(gh.get_image(admin_session, i)["cinder_encryption_key_id"] != FIXED_KEY_ID
                           for i in images)
         if not killed:

@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from migrate import luks as lk
-from migrate.testdata import keys, seed
+from tests.helpers.db_seed import keys, seed
 
 pytestmark = pytest.mark.skipif(shutil.which("cryptsetup") is None, reason="cryptsetup not installed")
 

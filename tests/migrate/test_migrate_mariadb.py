@@ -13,8 +13,9 @@ from keytools import keymanager
 from keytools.cinder_db import FIXED_KEY_ID, sync_schema
 from keytools.sandbox import configs
 from migrate.db import CinderDB
-from migrate.testdata import keys, seed
-from tests.conftest import REPO, run_keytools
+from tests.helpers.cli import run_keytools
+from tests.helpers.db_seed import keys, seed
+from tests.helpers.paths import REPO
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +90,7 @@ def maria_nova(mariadb_sandbox) -> dict[str, str]:
 
 def test_mariadb_nova_cells_concurrent_runs_and_verify(mariadb_sandbox, maria_nova, key_file, fixed_key_hex,
                                                        tmp_path):
-    from migrate.testdata import instance_keys, seed_instances
+    from tests.helpers.db_seed import instance_keys, seed_instances
 
     ids = seed_instances(maria_nova["cell1"], 6) + seed_instances(maria_nova["cell2"], 6)
     other = seed_instances(maria_nova["cell2"], 2, deleted=True)

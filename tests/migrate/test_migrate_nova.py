@@ -20,7 +20,7 @@ from oslo_config import cfg
 from oslo_context import context as oslo_context
 
 from keytools.cinder_db import FIXED_KEY_ID
-from migrate.testdata import instance_keys, keys, seed, seed_instances
+from tests.helpers.db_seed import instance_keys, keys, seed, seed_instances
 
 OTHER = str(uuid.uuid4())
 

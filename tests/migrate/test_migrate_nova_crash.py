@@ -11,8 +11,8 @@ import random
 from keytools import keymanager
 from keytools.cinder_db import FIXED_KEY_ID
 from migrate import journal as jr
-from migrate.testdata import instance_keys, seed_instances
-from tests.migrate.test_migrate_crash import _kill_while_working, _start_forked, _start_subprocess
+from tests.helpers.db_seed import instance_keys, seed_instances
+from tests.migrate.crash_helpers import kill_while_working, start
 
 TRIALS = 12
 SUBPROCESS_TRIALS = {5}
@@ -36,15 +36,7 @@ def test_nova_kill_9_trials_then_rerun_converges(kt, sandbox, nova_dbs, key_file
     for trial in range(TRIALS):
         rows = {"cell1": seed_instances(nova_dbs["cell1"], 2), "cell2": seed_instances(nova_dbs["cell2"], 2)}
         early = trial % 4 == 3
-        if trial in SUBPROCESS_TRIALS:
-            pid, fd, proc = _start_subprocess(args, env)
-            fd = os.dup(fd)
-            proc.stderr.close()
-            outcome = _kill_while_working(pid, fd, rng, early)
-            proc.returncode = -9
-        else:
-            pid, fd = _start_forked(args, env)
-            outcome = _kill_while_working(pid, fd, rng, early)
+        outcome = kill_while_working(start(args, env, as_subprocess=trial in SUBPROCESS_TRIALS), rng, early)
         outcomes[outcome] += 1
         done_before = sum(instance_keys(nova_dbs[c])[u] != FIXED_KEY_ID for c, ids in rows.items() for u in ids)
         if outcome == "killed" and 0 < done_before < 4:

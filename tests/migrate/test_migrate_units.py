@@ -15,8 +15,9 @@ from keytools.errors import EXIT_STATE, EXIT_UNREACHABLE, EXIT_USAGE, ConfigErro
 from migrate import config, logparse
 from migrate import journal as jr
 from migrate.db import CinderDB
-from migrate.testdata import keys, seed
-from tests.conftest import SHARED_DATA, invoke
+from tests.helpers.cli import invoke
+from tests.helpers.db_seed import keys, seed
+from tests.helpers.paths import SHARED_DATA
 
 LOGS = SHARED_DATA / "cinder-logs"
 

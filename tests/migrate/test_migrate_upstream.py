@@ -15,9 +15,9 @@ import pytest
 from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import EXIT_STATE, EXIT_UNREACHABLE, EXIT_USAGE
 from migrate import logparse
-from migrate.testdata import keys, seed
-from tests.conftest import SHARED_DATA
-from tests.migrate.test_migrate_faults import FaultyBarbican
+from tests.helpers.db_seed import keys, seed
+from tests.helpers.fault_proxy import FaultProxy
+from tests.helpers.paths import SHARED_DATA
 
 LOGS = SHARED_DATA / "cinder-logs"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -140,7 +140,7 @@ def test_fail_no_barbican_client(kt, sandbox, cinder_conf, cinder_url, tmp_path)
 def test_fail_too_many_errors(kt, sandbox, cinder_conf, cinder_url, tmp_path, concurrency):
     """MAX_KEY_MIGRATION_ERRORS + 3 volumes, every migration fails: exactly MAX + 1 = 4 tried."""
     seed(cinder_url, volumes=6)
-    proxy = FaultyBarbican(sandbox.url("barbican"))
+    proxy = FaultProxy(sandbox.url("barbican"))
     proxy.default = "500"
     try:
         conf = add_section(cinder_conf(), f"[barbican]\nbarbican_endpoint = {proxy.url}")

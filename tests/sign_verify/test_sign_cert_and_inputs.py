@@ -13,7 +13,7 @@ from cursive import certificate_utils
 
 from keytools import image_signature as sig
 from sign import certs
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 from tests.sign_verify import sign_verify_helpers as h
 
 CERT_UUID = "0b7c3a52-7f0e-4a1d-8c1b-3d5e6f708192"

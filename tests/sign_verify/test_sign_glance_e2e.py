@@ -29,7 +29,7 @@ def cloud(sandbox_with):
 @pytest.fixture(scope="module")
 def publisher(cloud, tmp_path_factory):
     """A keytools-made key and certificate, stored in Barbican by the demo user."""
-    from tests.conftest import invoke
+    from tests.helpers.cli import invoke
 
     tmp = tmp_path_factory.mktemp("publisher")
     env = {"OS_CLIENT_CONFIG_FILE": str(cloud.clouds_yaml)}

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, utils
 from cursive import signature_utils
 
 from keytools import image_signature as sig
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 from tests.sign_verify import sign_verify_helpers as h
 
 KEYS = {"rsa2048": lambda: h.rsa_key(2048), "rsa3072": lambda: h.rsa_key(3072), "rsa4096": lambda: h.rsa_key(4096),

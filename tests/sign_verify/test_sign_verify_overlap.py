@@ -86,7 +86,7 @@ def test_check_result_and_errors_cross_threads():
 
 @pytest.fixture(scope="module")
 def stored(sandbox, tmp_path_factory):
-    from tests.conftest import invoke
+    from tests.helpers.cli import invoke
 
     tmp = tmp_path_factory.mktemp("overlap-cli")
     env = {"OS_CLIENT_CONFIG_FILE": str(sandbox.clouds_yaml)}

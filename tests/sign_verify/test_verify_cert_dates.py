@@ -14,7 +14,7 @@ from cursive import certificate_utils, signature_utils
 from cursive import exception as cursive_exception
 
 from keytools import image_signature as sig
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 from tests.sign_verify import sign_verify_helpers as h
 from verify import verifier
 

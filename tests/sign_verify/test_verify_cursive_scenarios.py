@@ -21,7 +21,7 @@ from cursive import exception as cursive_exception
 from cursive import signature_utils
 
 from keytools import image_signature as sig
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 from tests.sign_verify import sign_verify_helpers as h
 
 CERT_UUID = "fea14bc2-d75f-4ba5-bccc-b5c924ad0693"  # cursive's test id

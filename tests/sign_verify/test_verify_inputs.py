@@ -9,7 +9,7 @@ import os
 import pytest
 
 from keytools import image_signature as sig
-from tests.conftest import invoke
+from tests.helpers.cli import invoke
 from tests.sign_verify import sign_verify_helpers as h
 
 CERT_UUID = "2c1f7a6e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"

@@ -11,10 +11,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from swift_helpers import CountingForwarder  # noqa: E402
-
 from keytools.keymanager import barbican_client  # noqa: E402
 from keytools.sandbox import bootstrap  # noqa: E402
+from tests.helpers.fault_proxy import FaultProxy  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +68,7 @@ def root_secret(swift_sandbox, barbican) -> tuple[str, bytes]:
 @pytest.fixture(scope="session")
 def barbican_counter(swift_sandbox):
     """Every Barbican request of the proxies pointed at it goes through here and is counted."""
-    forwarder = CountingForwarder(swift_sandbox.url("barbican"))
+    forwarder = FaultProxy(swift_sandbox.url("barbican"))
     yield forwarder
     forwarder.close()
 

@@ -1,83 +1,25 @@
 """Helpers for the Swift tests and benchmark: extra proxy processes against the sandbox's storage
-servers, a request-counting forwarder in front of the real Barbican, direct object-server reads."""
+servers and direct object-server reads (the request counter in front of Barbican is
+tests/helpers/fault_proxy.py)."""
 
 from __future__ import annotations
 
 import base64
-import http.client
 import os
 import signal
 import subprocess
-import threading
 import time
-import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
 
-from keytools.sandbox import processes, swift as sandbox_swift
+from keytools.sandbox import configs, processes, swift as sandbox_swift
 from keytools.sandbox.state import SandboxConfig, StateDir
 
 # The sandbox's proxy pipeline without keystone auth: extra proxies for interop, rotation and
 # the benchmark reach any account directly (loopback only).
 NOAUTH_PIPELINE = ("catch_errors gatekeeper healthcheck proxy-logging cache listing_formats copy slo "
                    "dlo versioned_writes symlink keymaster encryption proxy-logging proxy-server")
-
-
-class CountingForwarder:
-    """Forwards HTTP to ``target`` and counts the requests (a stand-in port for Barbican)."""
-
-    def __init__(self, target: str, port: int = 0) -> None:
-        self.target = urllib.parse.urlsplit(target)
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def _forward(self) -> None:
-                outer.requests.append(f"{self.command} {self.path}")
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                conn = http.client.HTTPConnection(outer.target.hostname, outer.target.port, timeout=30)
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-                conn.request(self.command, self.path, body=body, headers=headers)
-                resp = conn.getresponse()
-                data = resp.read()
-                self.send_response(resp.status)
-                for key, value in resp.getheaders():
-                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
-                        self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-                conn.close()
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _forward
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    @property
-    def count(self) -> int:
-        return len(self.requests)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def ini(sections: dict[str, dict[str, object]]) -> str:
-    return "\n".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in opts.items())
-                     for name, opts in sections.items())
 
 
 class ProxyProcess:
@@ -97,7 +39,7 @@ class ProxyProcess:
         sections["DEFAULT"]["workers"] = workers
         for name, options in (overrides or {}).items():
             sections.setdefault(name, {}).update(options)
-        self.conf.write_text(ini(sections))
+        self.conf.write_text(configs.ini_text(sections))
         os.chmod(self.conf, 0o600)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sandbox_swift._bin("swift-proxy-server"), str(self.conf), "--verbose"],

@@ -7,9 +7,8 @@ import json
 import os
 
 import pytest
-from swift_helpers import ini
 
-from keytools.sandbox import processes
+from keytools.sandbox import configs, processes
 from keytools.sandbox import swift as sandbox_swift
 from swift_middleware import rootsecrets
 
@@ -22,11 +21,11 @@ def _write_conf(swift_sandbox, tmp_path, keymaster=None, pipeline=sandbox_swift.
         sections["filter:encryption"].update(encryption)
     if km_file is not None:
         path = tmp_path / "keymaster.conf"
-        path.write_text(ini({"kms_keymaster": km_file}))
+        path.write_text(configs.ini_text({"kms_keymaster": km_file}))
         path.chmod(km_mode)
         sections["filter:keymaster"] = {"use": "egg:keytools#keymaster", "keymaster_config_path": path}
     conf = tmp_path / "proxy-server.conf"
-    conf.write_text(ini(sections))
+    conf.write_text(configs.ini_text(sections))
     return conf
 
 

@@ -10,19 +10,19 @@ from __future__ import annotations
 import json
 import os
 import random
-import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import requests
 from rotation_helpers import VERSIONING, snapshot, write_workload
-from swift_helpers import ProxyProcess, ini, our_keymaster
+from swift_helpers import ProxyProcess, our_keymaster
 
-from keytools.sandbox import processes
+from keytools.sandbox import configs, processes
 from keytools.sandbox import swift as sandbox_swift
 from swift_middleware import internal, reencrypt, usage
+from tests.helpers.cli import keytools_argv
+from tests.helpers.kill import kill_when, spawn
 
 ACCOUNT = "AUTH_rotation"
 KILL_ACCOUNT = "AUTH_rotkill"
@@ -124,7 +124,7 @@ def test_bad_input_one_line_each(kt, rot, swift_sandbox, tmp_path):
     plain = tmp_path / "plain.conf"
     sections = sandbox_swift.proxy_sections(swift_sandbox.state, swift_sandbox.config, 1,
                                             "catch_errors proxy-logging proxy-server")
-    plain.write_text(ini(sections))
+    plain.write_text(configs.ini_text(sections))
     r = kt("swift", "key-usage", "--proxy-config", str(plain), "--account", ACCOUNT)
     assert r.exit_code == 2 and "has no encryption filter" in r.stderr
     # Swift unreachable: the proxy's rings point at a port nobody listens on
@@ -218,15 +218,13 @@ def test_kill_9_during_reencrypt_ten_trials_converge(rot, swift_sandbox, tmp_pat
     killed = 0
     for trial in range(10):
         conf, old = (rot["AB"].conf, "key_id") if trial % 2 == 0 else (rot["BA"].conf, "key_id_2")
-        cmd = [sys.executable, "-m", "keytools", "swift", "reencrypt", "--proxy-config", str(conf),
-               "--account", KILL_ACCOUNT, "--from-key-id", old, "--rate-limit", "25",
-               "--journal", str(tmp_path / f"j{trial % 2}"), "-f", "json"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        cmd = keytools_argv("swift", "reencrypt", "--proxy-config", conf, "--account", KILL_ACCOUNT,
+                            "--from-key-id", old, "--rate-limit", "25", "--journal", tmp_path / f"j{trial % 2}",
+                            "-f", "json")
+        run = spawn(cmd, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(rng.uniform(1.5, 3.5))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            killed += 1
-        proc.communicate()
+        alive = not run.finished()
+        killed += run.kill_9() and alive
         both = rot["AB"] if trial % 2 == 0 else rot["BA"]
         _objects_ok(both.url, bodies)
         rerun = subprocess.run(cmd[:-2] + ["--rate-limit", "0", "-f", "json"], capture_output=True, text=True,
@@ -262,16 +260,11 @@ def test_listing_hash_parsing_and_rate_limiter_units():
 def test_key_usage_killed_midway_resumes_to_the_same_counts(kt, rot):
     full = _usage(kt, rot)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    cmd = [sys.executable, "-m", "keytools", "swift", "key-usage", "--proxy-config", str(rot["AB"].conf),
-           "--account", ACCOUNT, "--state-dir", str(rot["state"]), "--concurrency", "1", "-f", "json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    cmd = keytools_argv("swift", "key-usage", "--proxy-config", rot["AB"].conf, "--account", ACCOUNT,
+                        "--state-dir", rot["state"], "--concurrency", "1", "-f", "json")
     partial = rot["state"] / "keytools-key-usage.partial.json"
-    for _ in range(600):  # kill as soon as at least one container is recorded
-        if partial.exists() or proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    # kill as soon as at least one container is recorded
+    kill_when(spawn(cmd, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE), partial.exists, timeout=30, poll=0.05)
     resumed = json.loads(subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout)
     assert resumed["keys"] == full["keys"] and resumed["unencrypted"] == full["unencrypted"]
 

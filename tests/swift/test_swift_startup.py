@@ -14,10 +14,11 @@ import uuid
 
 import pytest
 import requests
-from swift_helpers import CountingForwarder, ProxyProcess, our_keymaster
+from swift_helpers import ProxyProcess, our_keymaster
 
 from keytools.sandbox import processes
 from swift_middleware import keymaster, rootsecrets
+from tests.helpers.fault_proxy import FaultProxy
 
 
 def _app(env, start_response):  # the rest of the pipeline, never reached in these tests
@@ -137,7 +138,7 @@ def test_lazy_startup_answers_503_until_barbican_appears(swift_sandbox, root_sec
     assert requests.get(f"{base}/c/o").status_code == 503
     assert requests.get(f"{proxy.url}/info").status_code == 200
 
-    forwarder = CountingForwarder(swift_sandbox.url("barbican"), port=port)
+    forwarder = FaultProxy(swift_sandbox.url("barbican"), port=port)
     try:
         deadline = time.monotonic() + 60
         while requests.put(f"{base}/c").status_code == 503:
@@ -181,8 +182,8 @@ def test_forked_workers_inherit_the_keys_and_lazy_workers_each_load(swift_sandbo
                                                                      swift_workdir, proxies):
     """workers = 2: strict loads once before forking (no Barbican request per worker); lazy
     workers start their own loader after the fork and all end up serving."""
-    single = CountingForwarder(swift_sandbox.url("barbican"))
-    forked = CountingForwarder(swift_sandbox.url("barbican"))
+    single = FaultProxy(swift_sandbox.url("barbican"))
+    forked = FaultProxy(swift_sandbox.url("barbican"))
     try:
         one = ProxyProcess(swift_sandbox.state, swift_sandbox.config, swift_workdir, "proxy-1-worker",
                            our_keymaster(swift_sandbox.config, single.url, key_id=root_secret[0]))
@@ -209,7 +210,7 @@ def test_forked_workers_inherit_the_keys_and_lazy_workers_each_load(swift_sandbo
     lazy.wait_ready()
     base = f"{lazy.url}/v1/AUTH_workers"
     assert requests.get(f"{base}/c/o0").status_code == 503
-    late = CountingForwarder(swift_sandbox.url("barbican"), port=port)
+    late = FaultProxy(swift_sandbox.url("barbican"), port=port)
     try:
         deadline, served = time.monotonic() + 60, 0
         while served < 10:  # ten in a row: every worker has its keys

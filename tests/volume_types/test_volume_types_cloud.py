@@ -13,6 +13,8 @@ import pytest
 
 from keytools import keymanager
 from keytools.volume_types import cinder_api, manage, spec
+from tests.helpers.cli import keytools_argv
+from tests.helpers.kill import kill_when, spawn
 
 ADMIN = ("--os-cloud", "sandbox-admin")
 DEMO = ("--os-cloud", "sandbox-demo")
@@ -279,26 +281,16 @@ def test_concurrent_creates_converge(cloud, admin_cinder) -> None:
 @pytest.mark.parametrize("kill_after", ["/types returned with HTTP 200", "/encryption returned with HTTP 200"])
 def test_kill_9_during_create_then_rerun_converges(kt, cloud, admin_cinder, kill_after: str) -> None:
     """SIGKILL the CLI right after Cinder answered the type POST (or the encryption POST), then rerun."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
     n = name(f"kill{len(kill_after)}")
     log = cloud.state.path("logs", "cinder.log")
     offset = log.stat().st_size
-    proc = subprocess.Popen([sys.executable, "-m", "keytools", *ADMIN, "volume-type", "create", n],
-                            env=cloud.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
+
+    def answered() -> bool:
         with open(log, errors="replace") as handle:
             handle.seek(offset)
-            if kill_after in handle.read():
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-        time.sleep(0.005)
-    proc.wait(timeout=30)
+            return kill_after in handle.read()
+
+    kill_when(spawn(keytools_argv(*ADMIN, "volume-type", "create", n), cloud.env()), answered, timeout=60, poll=0.005)
     rerun = as_json(kt(*ADMIN, "volume-type", "create", n, "-f", "json"))
     assert rerun["action"] in ("created", "unchanged")
     record = cinder_api.find_type(admin_cinder, n)

@@ -1,7 +1,9 @@
-"""Seed a Cinder database (schema from ``cinder-manage db sync``) with ConfKeyManager-era rows.
+"""Seed a Cinder database (schema from ``cinder-manage db sync``) and Nova cell databases with
+ConfKeyManager-era rows.
 
-Used by the tests, the demo and the benchmark: rows are inserted with SQLAlchemy into the tables
-cinder's own migrations created, with the columns cinder requires and ``deleted = 0``.
+Used by the tests, the demo (scripts/demo.d) and the benchmarks, never by keytools itself: rows
+are inserted with SQLAlchemy into the tables cinder's and nova's own migrations created, with the
+columns they require and ``deleted = 0``.
 """
 
 from __future__ import annotations
