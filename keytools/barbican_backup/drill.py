@@ -24,7 +24,8 @@ from keytools import keymanager
 from keytools.barbican_backup import barbican_conf, operations
 from keytools.barbican_backup.archive import KeySource
 from keytools.barbican_backup.database import open_database
-from keytools.errors import KeytoolsError
+from keytools.errors import (AuthenticationFailed, Forbidden, KeytoolsError, NotFound, ProblemsFound,
+                             ServiceUnavailable, UsageError)
 from keytools.logs import log_event
 from keytools.service_errors import is_not_found, translate
 
@@ -40,9 +41,14 @@ class Step:
     detail: str = ""
 
 
-class StepReport:
-    """What both drill reports (in-place and scratch) share: timed steps, JSON as_dict."""
+# A drill that could not run (bad input, unreachable, no rights) fails with its own error and exit code.
+COULD_NOT_RUN = (UsageError, NotFound, ServiceUnavailable, Forbidden, AuthenticationFailed)
 
+
+class StepReport:
+    """What both drill reports (in-place and scratch) share: timed steps, JSON as_dict, failure."""
+
+    result: str
     steps: list[Step]
 
     def as_dict(self) -> dict[str, Any]:
@@ -51,6 +57,17 @@ class StepReport:
     @property
     def failed_step(self) -> Step | None:
         return next((s for s in self.steps if not s.ok), None)
+
+    def failure(self, cause: KeytoolsError | None) -> KeytoolsError | None:
+        """What the drill fails with once the report is shown (None when it passed): ``cause``,
+        the error that stopped a step, when the drill could not run; else ProblemsFound."""
+        if self.result == "pass":
+            return None
+        if isinstance(cause, COULD_NOT_RUN):
+            return cause
+        failed = self.failed_step
+        return ProblemsFound(f"the Barbican restore drill failed at '{failed.name if failed else '?'}'"
+                             + (f": {failed.detail}" if failed and failed.detail else ""))
 
 
 @dataclass
@@ -116,6 +133,10 @@ class Drill:
 
     def step(self, name: str) -> contextlib.AbstractContextManager[Step]:
         return run_step(self, name, DrillFailed, "Barbican")
+
+    def failure(self) -> KeytoolsError | None:
+        """After run(): what ``keytools barbican drill --in-place`` fails with, if anything."""
+        return self.report.failure(self.error)
 
     def _payload(self, ref: str) -> bytes:
         payload = self.client.secrets.get(ref).payload
