@@ -8,7 +8,7 @@ traceback only with ``--debug``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 # Documented exit codes (README "Exit codes"). Commands with a richer contract (verify) reuse these.
 EXIT_OK = 0
@@ -20,11 +20,14 @@ EXIT_FORBIDDEN = 5  # authenticated but not allowed (missing role)
 EXIT_STATE = 6  # refused because of the state of the cloud (in use, still migrating, locked)
 EXIT_INTERNAL = 70  # unexpected error: a bug, please report with --debug output
 
+_E = TypeVar("_E", bound="KeytoolsError")  # typing.Self needs Python 3.11
+
 
 class KeytoolsError(Exception):
     """Base class: ``message`` says what is wrong, ``hint`` what to do about it.
 
-    Commands that print a report and then fail (verify, audit) use the two optional parts:
+    Commands that print a report and then fail (verify, audit, volume-type check, swift check,
+    barbican drill, barbican kek rotate) use the two optional parts:
     ``details`` holds the facts established before the failure (what the report shows), and
     ``report`` renders them; the CLI root calls it before printing the one-line error, so every
     command fails the same way.
@@ -40,6 +43,12 @@ class KeytoolsError(Exception):
         self.hint = hint
         self.details: dict[str, Any] = dict(details or {})
         self.report = report
+
+    def with_report(self: _E, report: Callable[[], None]) -> _E:
+        """This error, to be raised once ``report`` has rendered what the command established:
+        ``raise failure.with_report(render)`` (the root renders, then prints the one-line error)."""
+        self.report = report
+        return self
 
     def one_line(self) -> str:
         text = self.message.rstrip(".")

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
 from keytools import image_signature as sig
+from keytools import secret_store
 from keytools.errors import CertificateError
 from sign.certs import check_dates
 from sign.keys import check_key_strength
@@ -49,10 +50,6 @@ def _status(cert: x509.Certificate) -> str:
     return "valid"
 
 
-def _uuid_of(ref: str) -> str:
-    return ref.rstrip("/").rsplit("/", 1)[-1]
-
-
 def describe(uuid: str, name: str | None, cert: x509.Certificate) -> StoredCert:
     return StoredCert(uuid, name, cert.subject.rfc4514_string(), sig.fingerprint(cert),
                       cert.not_valid_after_utc.isoformat(), sig.key_description(cert.public_key()),
@@ -63,9 +60,8 @@ def store(session: Any, cert: x509.Certificate, name: str | None = None,
           allow_weak_key: bool = False, where: str = "certificate") -> StoredCert:
     """Store ``cert`` as the documented certificate secret; idempotent per certificate.
 
-    Barbican secrets are immutable, so a rerun (say after a crash between the POST and the
-    printed UUID) finds the secret stored before by its name and fingerprint instead of adding a
-    second copy.
+    A rerun (say after a crash between the POST and the printed UUID) finds the secret stored
+    before by its name and fingerprint instead of adding a second copy (keytools.secret_store).
     """
     from keytools import keymanager
     from keytools.service_errors import translated
@@ -83,26 +79,14 @@ def store(session: Any, cert: x509.Certificate, name: str | None = None,
     algorithm = "RSA" if isinstance(public, rsa.RSAPublicKey) else \
         "DSA" if isinstance(public, dsa.DSAPublicKey) else "EC"
     with translated("Barbican", f"storing {where}"):
-        client = keymanager.barbican_client(session)
-        for secret in client.secrets.list(name=name, secret_type="certificate", limit=100):
-            try:
-                if sig.fingerprint(sig.load_certificate(_payload(secret))) == fp:
-                    return describe(_uuid_of(secret.secret_ref), name, cert)
-            except ValueError:
-                continue
-        secret = client.secrets.create(
-            name=name, payload=base64.b64encode(pem).decode("ascii"),
-            payload_content_type="application/octet-stream", payload_content_encoding="base64",
-            secret_type="certificate", algorithm=algorithm)
-        ref = secret.store()
-    stored = describe(_uuid_of(ref), name, cert)
-    stored.created = True
+        found = secret_store.store_once(
+            keymanager.barbican_client(session), name, "certificate",
+            lambda payload: sig.fingerprint(sig.load_certificate(payload)) == fp,
+            payload=base64.b64encode(pem).decode("ascii"), payload_content_type="application/octet-stream",
+            payload_content_encoding="base64", algorithm=algorithm)
+    stored = describe(found.id, name, cert)
+    stored.created = not found.reused
     return stored
-
-
-def _payload(secret: Any) -> bytes:
-    payload = secret.payload
-    return payload if isinstance(payload, bytes) else str(payload).encode()
 
 
 def list_stored(session: Any, limit: int = 200) -> list[StoredCert]:
@@ -114,9 +98,9 @@ def list_stored(session: Any, limit: int = 200) -> list[StoredCert]:
     with translated("Barbican", "listing certificates"):
         client = keymanager.barbican_client(session)
         for secret in client.secrets.list(secret_type="certificate", limit=limit):
-            uuid = _uuid_of(secret.secret_ref)
+            uuid = secret_store.secret_id(secret.secret_ref)
             try:
-                cert = sig.load_certificate(_payload(secret))
+                cert = sig.load_certificate(secret_store.payload_bytes(secret))
             except ValueError:
                 rows.append(StoredCert(uuid, secret.name, "(not an X.509 certificate)", "-", "-", "-",
                                        "unreadable"))

@@ -70,8 +70,6 @@ class _ProgressReader:
 def upload(session: Any, image_path: str | os.PathLike[str], properties: dict[str, str],
            options: ImageOptions, progress: Callable[[int], None] | None = None) -> UploadedImage:
     """Create the image with ``properties`` and upload ``image_path``; return id and status."""
-    from keytools.service_errors import http_status  # keystoneauth only when uploading
-
     client = glance_client(session)
     try:
         image = client.images.create(name=options.name, disk_format=options.disk_format,
@@ -91,7 +89,7 @@ def upload(session: Any, image_path: str | os.PathLike[str], properties: dict[st
         _delete_quietly(client, image_id)
         if not isinstance(exc, Exception):
             raise
-        if http_status(exc) == 400 and "Signature verification failed" in str(exc):
+        if _refused_signature(exc):
             raise ProblemsFound(f"Glance rejected the upload of {image_path}: Signature verification "
                                 f"failed (image {image_id} deleted)",
                                 "The data does not match img_signature: sign this exact file again") from None
@@ -99,6 +97,18 @@ def upload(session: Any, image_path: str | os.PathLike[str], properties: dict[st
     final = client.images.get(image_id)
     return UploadedImage(image_id, final.get("name"), final.get("status"), final.get("size"),
                          {k: final.get(k) for k in properties})
+
+
+def _refused_signature(exc: Exception) -> bool:
+    """Glance refused the data because it does not match img_signature.
+
+    Glance turns cursive's SignatureVerificationError into a plain 400 (glance/api/v2/
+    image_data.py), like a bad store or size: its fixed explanation is the only thing that tells
+    them apart, so this is the one place that reads an error's text.
+    """
+    from keytools.service_errors import http_status  # keystoneauth only when uploading
+
+    return http_status(exc) == 400 and "Signature verification failed" in str(exc)
 
 
 def _glance_error(exc: Exception, what: str, image_id: str | None = None) -> KeytoolsError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from keytools.errors import ConfigError, KeytoolsError, ServiceUnavailable
+from keytools.errors import ConfigError, KeytoolsError, NotFound, ProblemsFound, UsageError
 from swift_middleware import rootsecrets, settings, usagestate
 
 OURS = ("egg:keytools#keymaster", "swift_middleware.keymaster:filter_factory")
@@ -38,11 +38,20 @@ class CheckReport:
     pipeline: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     keys: list[rootsecrets.LoadedKey] = field(default_factory=list)
-    error: KeytoolsError | None = None  # why keys could not be loaded (decides the exit code)
+    cause: KeytoolsError | None = None  # why keys could not be loaded, when that decides the exit code
 
     @property
     def ok(self) -> bool:
-        return self.error is None and all(f.ok for f in self.findings)
+        return self.cause is None and all(f.ok for f in self.findings)
+
+    def failure(self) -> KeytoolsError | None:
+        """What the check fails with once the report is shown: why the keys could not be loaded
+        (unreachable, credentials or access refused), else ProblemsFound; None when all is well."""
+        if self.cause is not None:
+            return self.cause
+        if not self.ok:
+            return ProblemsFound(f"{self.path}: {sum(not f.ok for f in self.findings)} check(s) failed")
+        return None
 
     def add(self, check: str, ok: bool, message: str) -> None:
         self.findings.append(Finding(check, ok, message))
@@ -155,15 +164,10 @@ def check(path: str, attempts: int = 0) -> CheckReport:
                    "every non-active root secret was counted by key-usage")
     try:
         loaded = rootsecrets.fetch_with_retries(km_settings, _Quiet(), attempts=attempts)
-    except rootsecrets.RootSecretRefused as exc:
-        report.add("SWIFT006 root secrets", False, exc.one_line())
-        return report
-    except ServiceUnavailable as exc:
-        report.error = exc
-        report.add("SWIFT006 root secrets", False, exc.one_line())
-        return report
     except KeytoolsError as exc:
-        report.error = exc if exc.exit_code != 2 else None
+        # A refused or missing secret, a bad option: a failed check. Anything else (unreachable,
+        # credentials or read access refused) is the cause the command fails with.
+        report.cause = None if isinstance(exc, (UsageError, NotFound)) else exc
         report.add("SWIFT006 root secrets", False, exc.one_line())
         return report
     report.keys = list(loaded.keys)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 import click
 
 from keytools import output
 from keytools.context import RunContext, pass_run
-from keytools.errors import ProblemsFound
+from keytools.errors import ProblemsFound, UsageError
 from swift_middleware import check as check_mod
 from swift_middleware import newkey
+
+if TYPE_CHECKING:  # swift's own modules load only for the commands that need them
+    from swift_middleware.reencrypt import ReencryptReport
 
 
 @click.group()
@@ -37,20 +43,23 @@ def check(proxy_conf: str, retries: int, output_format: str) -> None:
     unreachable; 5 credentials refused or no read access to a secret.
     """
     report = check_mod.check(proxy_conf, attempts=retries)
+    render = functools.partial(_render_check, report, output_format)
+    failure = report.failure()
+    if failure is not None:  # the root shows the report, then the one-line error
+        raise failure.with_report(render)
+    render()
+
+
+def _render_check(report: check_mod.CheckReport, output_format: str) -> None:
     if output_format == "json":
         output.emit(report.as_dict(), "json")
-    else:
-        output.emit([f.as_dict() for f in report.findings], "table", ["check", "ok", "message"],
-                    ["Check", "OK", "Message"])
-        if report.keys:
-            output.emit([k.as_dict() for k in report.keys], "table",
-                        ["option", "key_id", "algorithm", "bit_length", "fingerprint", "active"],
-                        ["Option", "Key id", "Algorithm", "Bits", "Fingerprint", "Active"])
-    if report.error is not None:
-        raise report.error
-    if not report.ok:
-        failed = sum(not f.ok for f in report.findings)
-        raise ProblemsFound(f"{proxy_conf}: {failed} check(s) failed")
+        return
+    output.emit([f.as_dict() for f in report.findings], "table", ["check", "ok", "message"],
+                ["Check", "OK", "Message"])
+    if report.keys:
+        output.emit([k.as_dict() for k in report.keys], "table",
+                    ["option", "key_id", "algorithm", "bit_length", "fingerprint", "active"],
+                    ["Option", "Key id", "Algorithm", "Bits", "Fingerprint", "Active"])
 
 
 @swift.command(name="new-key")
@@ -88,7 +97,7 @@ def new_key(run: RunContext, proxy_conf: str | None, secret_id: str | None, name
     session = run.session()
     if migrate_from_inline:
         if not proxy_conf:
-            raise click.UsageError("--migrate-from-inline needs --proxy-conf")
+            raise UsageError("--migrate-from-inline needs --proxy-conf")
         found, active, _filter = newkey.inline_secrets(proxy_conf)
         keys = newkey.store_inline(session, found, name, list(acl_users))
         lines = newkey.migration_lines(keys, active)
@@ -238,16 +247,21 @@ def reencrypt(proxy_config: str, accounts: tuple[str, ...], from_key: str, journ
     with _maybe_progress(progress, "Re-encrypting", holder) as (advance, on_total):
         report = reenc.run(setup, list(accounts), from_key, journal_path, dry_run, rate_limit,
                            concurrency, advance=advance, on_total=on_total)
+    render = functools.partial(_render_reencrypt, report, output_format)
+    if report.failures:  # the root shows the report, then the one-line error
+        raise ProblemsFound(f"{len(report.failures)} object(s) could not be re-encrypted; rerun "
+                            "to retry them", report=render)
+    render()
+
+
+def _render_reencrypt(report: ReencryptReport, output_format: str) -> None:
     if output_format == "json":
         output.emit(report.as_dict(), "json")
-    else:
-        output.emit([{"outcome": k, "objects": v} for k, v in report.counts.items()], "table",
-                    ["outcome", "objects"], ["Outcome", "Objects"])
-        for line in report.failures[:20]:
-            click.echo(f"failed: {line}", err=True)
-    if report.failures:
-        raise ProblemsFound(f"{len(report.failures)} object(s) could not be re-encrypted; rerun "
-                            "to retry them")
+        return
+    output.emit([{"outcome": k, "objects": v} for k, v in report.counts.items()], "table",
+                ["outcome", "objects"], ["Outcome", "Objects"])
+    for line in report.failures[:20]:
+        click.echo(f"failed: {line}", err=True)
 
 
 @swift.command(name="retire-key")

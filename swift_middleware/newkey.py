@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from keytools import redaction
+from keytools import redaction, secret_store
 from keytools.errors import ConfigError, ServiceUnavailable, UsageError
 from keytools.service_errors import translated
 from swift_middleware import check, rootsecrets, settings
@@ -39,10 +39,6 @@ class NewKey:
         return {"option": self.option, "secret_id": self.secret_id, "key_id": self.key_id,
                 "secret_ref": self.secret_ref, "bit_length": self.bit_length,
                 "fingerprint": self.fingerprint, "reused": self.reused}
-
-
-def key_id_of(ref: str) -> str:
-    return ref.rstrip("/").rsplit("/", 1)[-1]
 
 
 def existing_secret_ids(proxy_conf: str) -> tuple[list[str | None], str | None]:
@@ -102,7 +98,7 @@ def order_key(session: Any, name: str, option: str, secret_id: str, acl_users: l
         payload = client.secrets.get(ref).payload
         redaction.register_secret(payload)
         _grant(client, session, ref, acl_users)
-    return NewKey(option, secret_id, key_id_of(ref), ref, len(payload) * 8, rootsecrets.fingerprint(payload))
+    return NewKey(option, secret_id, secret_store.secret_id(ref), ref, len(payload) * 8, rootsecrets.fingerprint(payload))
 
 
 def inline_secrets(proxy_conf: str) -> tuple[dict[str | None, bytes], str | None, str]:
@@ -161,19 +157,11 @@ def store_inline(session: Any, secrets_by_id: dict[str | None, bytes], name: str
             secret_name = f"{name}-{secret_id}" if secret_id else name
             option = f"key_id_{secret_id}" if secret_id else "key_id"
             wanted = rootsecrets.fingerprint(raw)
-            ref, reused = None, False
-            for candidate in client.secrets.list(name=secret_name):
-                if candidate.secret_type == "symmetric" and candidate.name == secret_name:
-                    payload = client.secrets.get(candidate.secret_ref).payload
-                    if isinstance(payload, bytes) and rootsecrets.fingerprint(payload) == wanted:
-                        ref, reused = candidate.secret_ref, True
-                        break
-            if ref is None:
-                ref = client.secrets.create(name=secret_name, payload=raw, algorithm="aes",
-                                            bit_length=len(raw) * 8, mode="ctr",
-                                            secret_type="symmetric").store()
-            _grant(client, session, ref, acl_users)
-            result.append(NewKey(option, secret_id, key_id_of(ref), ref, len(raw) * 8, wanted, reused))
+            stored = secret_store.store_once(
+                client, secret_name, "symmetric", lambda payload, wanted=wanted: rootsecrets.fingerprint(payload) == wanted,
+                payload=raw, algorithm="aes", bit_length=len(raw) * 8, mode="ctr")
+            _grant(client, session, stored.ref, acl_users)
+            result.append(NewKey(option, secret_id, stored.id, stored.ref, len(raw) * 8, wanted, stored.reused))
     return result
 
 

@@ -12,15 +12,14 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from keytools import redaction
+from keytools import redaction, service_errors
 from keytools.errors import (AuthenticationFailed, ConfigError, Forbidden, KeytoolsError,
                              ServiceUnavailable)
-from keytools.service_errors import http_status, is_transient
-from swift_middleware.settings import KeymasterSettings, KeyRef
+from swift_middleware.settings import SECRET_OPTIONS, KeymasterSettings, KeyRef
 
 MIN_BITS = 256
 Sleep = Callable[[float], None]
@@ -65,7 +64,7 @@ def make_session(settings: KeymasterSettings) -> Any:
     from keystoneauth1 import loading
     from keystoneauth1 import session as ks_session
 
-    for name in ("password", "application_credential_secret"):
+    for name in SECRET_OPTIONS:
         redaction.register_secret(settings.auth_options.get(name))
     try:
         plugin = loading.get_plugin_loader(settings.auth_type).load_from_options(
@@ -85,42 +84,28 @@ def key_manager(settings: KeymasterSettings, session: Any) -> Any:
     return SessionBarbicanKeyManager(session, endpoint.rstrip("/"))
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen = 0
-    current: BaseException | None = exc
-    while current is not None and seen < 6:
-        yield current
-        current = current.__cause__ or current.__context__
-        seen += 1
-
-
 def _classify(exc: BaseException, ref: KeyRef | None, settings: KeymasterSettings) -> KeytoolsError:
-    """Turn a client failure into ours; ServiceUnavailable means 'worth retrying'."""
-    from castellan.common import exception as castellan_exc
-    from keystoneauth1 import exceptions as ksa_exc
-
+    """Turn a client failure into ours, by type and status; ServiceUnavailable means 'worth retrying'."""
     if isinstance(exc, KeytoolsError):
         return exc
     what = f"{ref.option} = {ref.key_id}" if ref else "the keymaster credentials"
     text = " ".join(redaction.redact(str(exc)).split()) or type(exc).__name__
     text = text.split(": HTTPConnectionPool(")[0][:300]  # keystoneauth repeats urllib3's whole story
-    chain = list(_chain(exc))
-    status = next((s for s in map(http_status, chain) if s), None)
-    if any(isinstance(e, ksa_exc.Unauthorized) for e in chain) or status == 401:
+    if service_errors.is_unauthorized(exc):
         return AuthenticationFailed(f"Keystone refused the keymaster credentials in {settings.where}",
                                     "Check username, password, project and domain names")
-    if any(isinstance(e, ksa_exc.EndpointNotFound) for e in chain):
+    if service_errors.is_endpoint_missing(exc):
         return ConfigError(f"{settings.where}: no key-manager endpoint in the service catalog",
                            "Set barbican_endpoint, or barbican_region_name/barbican_endpoint_type")
-    if any(isinstance(e, castellan_exc.ManagedObjectNotFoundError) for e in chain) or status == 404:
+    if service_errors.is_not_found(exc):
         return ConfigError(f"{settings.where}: {what}: Barbican has no such secret",
                            "Check the id with 'openstack secret get'")
-    if status == 403 or "Forbidden" in text:
+    if service_errors.is_forbidden(exc):
         return Forbidden(f"{settings.where}: {what}: Barbican refused to return the secret to the "
                          "keymaster user",
                          "Give that user read access (an ACL: 'openstack acl user add --user <id> "
                          "<secret href>') or a reader role in the secret's project")
-    if any(is_transient(e) for e in chain):
+    if service_errors.is_transient(exc):
         return ServiceUnavailable(f"cannot load {what} from Barbican: {text}",
                                   "Check that Keystone and Barbican are reachable from the proxy")
     return ConfigError(f"{settings.where}: {what}: {text}")

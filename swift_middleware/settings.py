@@ -32,6 +32,7 @@ STARTUP_OPTIONS = ("startup", "startup_retries", "startup_backoff", "startup_bac
 # Options that must not sit in the filter section when keymaster_config_path is set (as upstream).
 KEYMASTER_OPTS = ("auth_endpoint", *PASSWORD_OPTIONS, *APP_CRED_OPTIONS, "reauthenticate",
                   "api_class", "key_id*", *BARBICAN_OPTIONS, "active_root_secret_id")
+# Credentials masked in every log line and error (rootsecrets.make_session registers them).
 SECRET_OPTIONS = ("password", "application_credential_secret")
 
 STARTUP_MODES = ("strict", "lazy")

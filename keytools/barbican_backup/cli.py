@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,9 +17,14 @@ from keytools.barbican_backup.archive import KeySource
 from keytools.barbican_backup.barbican_conf import DEFAULT_CONFIG
 from keytools.barbican_backup.db_mysql import DUMP_TOOLS
 from keytools.context import RunContext, pass_run
-from keytools.errors import EXIT_FORBIDDEN, EXIT_UNREACHABLE, EXIT_USAGE, KeytoolsError, ProblemsFound, UsageError
+from keytools.errors import ProblemsFound, UsageError
 from keytools.fileutil import read_user_file
 from keytools.output import emit, format_option, is_tty
+
+if TYPE_CHECKING:  # the drills load their dependencies only when a drill runs
+    from keytools.barbican_backup.drill import Drill, DrillReport, StepReport
+    from keytools.barbican_backup.kek import RotationReport
+    from keytools.barbican_backup.scratch_drill import ScratchDrill, ScratchReport
 
 LOG = logging.getLogger("keytools.barbican")
 
@@ -249,31 +256,45 @@ def drill_cmd(ctx: click.Context, config: str | None, archive: str | None, passp
                          "The drill backs up --config under a throwaway key")
     drill = ScratchDrill(config=None if archive else (config or DEFAULT_CONFIG), archive=archive, source=source,
                          sample=sample, seed=seed, port=port, scratch_db=scratch_db, progress=_progress)
-    report = drill.run()
+    drill.run()
+    _finish(drill, functools.partial(_render_scratch, drill.report, output_format))
+
+
+def _finish(drill: Drill | ScratchDrill, render: Callable[[], None]) -> None:
+    """Show the report; a drill that did not pass then fails (the root renders, then the error)."""
+    failure = drill.failure()
+    if failure is not None:
+        raise failure.with_report(render)
+    render()
+
+
+def _render_steps(report: StepReport) -> None:
+    emit([{"step": s.name, "result": "ok" if s.ok else "FAILED", "seconds": f"{s.seconds:.3f}",
+           "detail": s.detail} for s in report.steps], "table",
+         ["step", "result", "seconds", "detail"], ["Step", "Result", "Seconds", "Detail"])
+
+
+def _render_scratch(report: ScratchReport, output_format: str) -> None:
     if output_format == "json":
         emit(report.as_dict(), "json")
-    else:
-        emit([{"step": s.name, "result": "ok" if s.ok else "FAILED", "seconds": f"{s.seconds:.3f}",
-               "detail": s.detail} for s in report.steps], "table",
-             ["step", "result", "seconds", "detail"], ["Step", "Result", "Seconds", "Detail"])
-        for problem in report.problems[:20]:
-            click.echo(f"LOST: {problem}")
-        if len(report.problems) > 20:
-            click.echo(f"... and {len(report.problems) - 20} more (--format json lists all)")
-        click.echo(f"drill {report.result.upper()} in {report.seconds:.1f} s: "
-                   f"{report.secrets_checked}/{report.secrets_total} secrets checked"
-                   + (f" (sample {report.sample}, seed {report.seed})" if report.sample is not None else ""))
-    _finish(report, drill.error)
+        return
+    _render_steps(report)
+    for problem in report.problems[:20]:
+        click.echo(f"LOST: {problem}")
+    if len(report.problems) > 20:
+        click.echo(f"... and {len(report.problems) - 20} more (--format json lists all)")
+    click.echo(f"drill {report.result.upper()} in {report.seconds:.1f} s: "
+               f"{report.secrets_checked}/{report.secrets_total} secrets checked"
+               + (f" (sample {report.sample}, seed {report.seed})" if report.sample is not None else ""))
 
 
-def _finish(report: Any, error: KeytoolsError | None) -> None:
-    failed = report.failed_step
-    if report.result != "pass" and error is not None and error.exit_code in (
-            EXIT_UNREACHABLE, EXIT_FORBIDDEN, EXIT_USAGE):
-        raise error  # could not run (unreachable, no rights, bad input): its own exit code
-    if report.result != "pass":
-        raise ProblemsFound(f"the Barbican restore drill failed at '{failed.name if failed else '?'}'"
-                            + (f": {failed.detail}" if failed and failed.detail else ""))
+def _render_in_place(report: DrillReport, output_format: str, keep: bool) -> None:
+    if output_format == "json":
+        emit(report.as_dict(), "json")
+        return
+    _render_steps(report)
+    click.echo(f"drill {report.result.upper()} in {report.seconds:.1f} s"
+               + (f"; kept order {report.order}, secrets {', '.join(report.secrets)}" if keep else ""))
 
 
 @click.command("drill-in-place", hidden=True)
@@ -293,17 +314,8 @@ def _in_place(run: RunContext, config: str, keep: bool, yes: bool, output_format
         click.confirm("The drill restores Barbican's database to a backup taken during the drill; "
                       "writes by others meanwhile are lost. Continue?", abort=True, err=True)
     drill = Drill(run.session(), config, keep=keep, progress=_progress)
-    report = drill.run()
-    data = report.as_dict()
-    if output_format == "json":
-        emit(data, "json")
-    else:
-        emit([{"step": s.name, "result": "ok" if s.ok else "FAILED", "seconds": f"{s.seconds:.3f}",
-               "detail": s.detail} for s in report.steps], "table",
-             ["step", "result", "seconds", "detail"], ["Step", "Result", "Seconds", "Detail"])
-        click.echo(f"drill {report.result.upper()} in {report.seconds:.1f} s"
-                   + (f"; kept order {report.order}, secrets {', '.join(report.secrets)}" if keep else ""))
-    _finish(report, drill.error)
+    drill.run()
+    _finish(drill, functools.partial(_render_in_place, drill.report, output_format, keep))
 
 
 @barbican.group("kek")
@@ -384,17 +396,21 @@ def kek_rotate_cmd(configs: tuple[str, ...], backup_out: str | None, passphrase_
             raise UsageError("--new-kek-stdin: nothing on stdin", "Pipe the new KEK (a Fernet key) in")
     rotation = kek.Rotation(list(configs) or [DEFAULT_CONFIG], backup_out, source, new_kek=new,
                             state_file=state_file, until=until, sample=sample, seed=seed, progress=_progress)
-    report = rotation.run()
+    render = functools.partial(_render_rotation, rotation.run(), output_format)
+    if rotation.error is not None:  # the stage that stopped it: the root shows the report, then the error
+        raise rotation.error.with_report(render)
+    render()
+
+
+def _render_rotation(report: RotationReport, output_format: str) -> None:
     if output_format == "json":
         emit(report.as_dict(), "json")
-    else:
-        emit([{"stage": s.stage, "result": s.result, "seconds": f"{s.seconds:.3f}", "detail": s.detail}
-              for s in report.stages], "table", ["stage", "result", "seconds", "detail"],
-             ["Stage", "Result", "Seconds", "Detail"])
-        click.echo(f"old KEK(s) {', '.join(report.old) or '-'} -> new {report.new or '-'}: "
-                   + ("rotation finished" if report.finished else "rotation pending (rerun to continue)"))
-    if rotation.error is not None:
-        raise rotation.error
+        return
+    emit([{"stage": s.stage, "result": s.result, "seconds": f"{s.seconds:.3f}", "detail": s.detail}
+          for s in report.stages], "table", ["stage", "result", "seconds", "detail"],
+         ["Stage", "Result", "Seconds", "Detail"])
+    click.echo(f"old KEK(s) {', '.join(report.old) or '-'} -> new {report.new or '-'}: "
+               + ("rotation finished" if report.finished else "rotation pending (rerun to continue)"))
 
 
 @barbican.command("rbac-check", short_help="Who loses secret access under enforce_new_defaults = True.")

@@ -24,8 +24,10 @@ from keytools import keymanager
 from keytools.barbican_backup import barbican_conf, operations
 from keytools.barbican_backup.archive import KeySource
 from keytools.barbican_backup.database import open_database
-from keytools.errors import KeytoolsError
+from keytools.errors import (AuthenticationFailed, Forbidden, KeytoolsError, NotFound, ProblemsFound,
+                             ServiceUnavailable, UsageError)
 from keytools.logs import log_event
+from keytools.secret_store import secret_id
 from keytools.service_errors import is_not_found, translate
 
 LOG = logging.getLogger("keytools.barbican.drill")
@@ -40,9 +42,14 @@ class Step:
     detail: str = ""
 
 
-class StepReport:
-    """What both drill reports (in-place and scratch) share: timed steps, JSON as_dict."""
+# A drill that could not run (bad input, unreachable, no rights) fails with its own error and exit code.
+COULD_NOT_RUN = (UsageError, NotFound, ServiceUnavailable, Forbidden, AuthenticationFailed)
 
+
+class StepReport:
+    """What both drill reports (in-place and scratch) share: timed steps, JSON as_dict, failure."""
+
+    result: str
     steps: list[Step]
 
     def as_dict(self) -> dict[str, Any]:
@@ -51,6 +58,17 @@ class StepReport:
     @property
     def failed_step(self) -> Step | None:
         return next((s for s in self.steps if not s.ok), None)
+
+    def failure(self, cause: KeytoolsError | None) -> KeytoolsError | None:
+        """What the drill fails with once the report is shown (None when it passed): ``cause``,
+        the error that stopped a step, when the drill could not run; else ProblemsFound."""
+        if self.result == "pass":
+            return None
+        if isinstance(cause, COULD_NOT_RUN):
+            return cause
+        failed = self.failed_step
+        return ProblemsFound(f"the Barbican restore drill failed at '{failed.name if failed else '?'}'"
+                             + (f": {failed.detail}" if failed and failed.detail else ""))
 
 
 @dataclass
@@ -97,10 +115,6 @@ def run_step(drill: Any, name: str, failure: type[Exception], service: str) -> I
                   "barbican.drill.step", step=name, ok=record.ok, seconds=record.seconds)
 
 
-def _id(ref: str) -> str:
-    return ref.rstrip("/").rsplit("/", 1)[-1]
-
-
 class Drill:
     def __init__(self, session: ks_session.Session, config: str, keep: bool = False,
                  progress: Callable[[str], None] | None = None) -> None:
@@ -116,6 +130,10 @@ class Drill:
 
     def step(self, name: str) -> contextlib.AbstractContextManager[Step]:
         return run_step(self, name, DrillFailed, "Barbican")
+
+    def failure(self) -> KeytoolsError | None:
+        """After run(): what ``keytools barbican drill --in-place`` fails with, if anything."""
+        return self.report.failure(self.error)
 
     def _payload(self, ref: str) -> bytes:
         payload = self.client.secrets.get(ref).payload
@@ -160,22 +178,22 @@ class Drill:
             order = c.orders.create_key(name=f"keytools-drill-{self.tag}-key", algorithm="aes",
                                         bit_length=256, mode="cbc")
             order_ref = self.order_ref = order.submit()
-            self.report.order = _id(order_ref)
+            self.report.order = secret_id(order_ref)
             key_ref = self._wait_order(order_ref)
-            self.report.secrets.append(_id(key_ref))
+            self.report.secrets.append(secret_id(key_ref))
             self.payloads[key_ref] = self._payload(key_ref)
             if len(self.payloads[key_ref]) != 32:
                 raise DrillFailed(f"the ordered key has {len(self.payloads[key_ref])} bytes, not 32")
-            st.detail = f"key {_id(key_ref)}"
+            st.detail = f"key {secret_id(key_ref)}"
         with self.step("store a test secret") as st:
             value = f"keytools-drill-{self.tag}-{pysecrets.token_hex(16)}"
             secret = c.secrets.create(name=f"keytools-drill-{self.tag}-secret", payload=value)
             secret_ref = secret.store()
-            self.report.secrets.append(_id(secret_ref))
+            self.report.secrets.append(secret_id(secret_ref))
             self.payloads[secret_ref] = self._payload(secret_ref)
             if self.payloads[secret_ref] != value.encode():
                 raise DrillFailed("the stored secret reads back with another payload")
-            st.detail = f"secret {_id(secret_ref)}"
+            st.detail = f"secret {secret_id(secret_ref)}"
         archive = tmp / "drill-backup.ktbak"
         source = KeySource.random()
         with self.step("back up") as st:
@@ -191,7 +209,7 @@ class Drill:
             c.orders.delete(order_ref)
             st.detail = f"{len(self.payloads)} secrets and 1 order"
         with self.step("confirm they are gone"):
-            still = [_id(r) for r in self.payloads if not self._gone(r)]
+            still = [secret_id(r) for r in self.payloads if not self._gone(r)]
             if still:
                 raise DrillFailed(f"still readable after delete: {', '.join(still)}")
         with self.step("restore") as st:
@@ -200,12 +218,12 @@ class Drill:
         with self.step("confirm they are back with identical payloads") as st:
             for ref, payload in self.payloads.items():
                 if self._gone(ref):
-                    raise DrillFailed(f"secret {_id(ref)} did not come back: is --config {self.config} the "
+                    raise DrillFailed(f"secret {secret_id(ref)} did not come back: is --config {self.config} the "
                                       "barbican.conf of the Barbican in the catalog?")
                 if self._payload(ref) != payload:
-                    raise DrillFailed(f"secret {_id(ref)} came back with another payload")
+                    raise DrillFailed(f"secret {secret_id(ref)} came back with another payload")
             if c.orders.get(order_ref).status != "ACTIVE":
-                raise DrillFailed(f"order {_id(order_ref)} did not come back ACTIVE")
+                raise DrillFailed(f"order {secret_id(order_ref)} did not come back ACTIVE")
             st.detail = f"{len(self.payloads)} payloads identical, order ACTIVE"
 
     def _wait_order(self, order_ref: str) -> str:
@@ -233,7 +251,7 @@ class Drill:
                     try:
                         self.client.secrets.delete(ref)
                     except Exception as exc:  # keep going: report what is left behind
-                        problems.append(f"secret {_id(ref)}: {exc}")
+                        problems.append(f"secret {secret_id(ref)}: {exc}")
         if self.order_ref:
             with contextlib.suppress(Exception):
                 self.client.orders.delete(self.order_ref)

@@ -72,6 +72,10 @@ class ScratchDrill:
     def step(self, name: str) -> contextlib.AbstractContextManager[Step]:
         return run_step(self, name, Loss, "the scratch Barbican")
 
+    def failure(self) -> KeytoolsError | None:
+        """After run(): what ``keytools barbican drill`` fails with, if anything."""
+        return self.report.failure(self.error)
+
     def run(self) -> ScratchReport:
         started = time.monotonic()
         try:

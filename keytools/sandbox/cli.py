@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from keytools import output
+from keytools.errors import ProblemsFound
 from keytools.sandbox import manager
 from keytools.sandbox.state import StateDir, default_state_dir
 
@@ -76,8 +77,7 @@ def status(state_dir: Path | None, output_format: str) -> None:
     """Show each service's pid, port, URL and health."""
     state = _state(state_dir)
     if not state.exists():
-        click.echo(f"no sandbox in {state.root}", err=True)
-        raise SystemExit(1)
+        raise ProblemsFound(f"no sandbox in {state.root}", "Run 'keytools sandbox up' first")
     output.emit([s.as_dict() for s in manager.status(state)], output_format, _COLUMNS)
 
 

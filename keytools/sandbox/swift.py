@@ -24,6 +24,7 @@ from keytools.fileutil import atomic_write, private_dir
 from keytools.sandbox import bootstrap, configs, processes
 from keytools.sandbox.services import ServiceSpec, run_checked
 from keytools.sandbox.state import SandboxConfig, StateDir
+from keytools.secret_store import secret_id
 
 ROOT_SECRET_NAME = "swift-root-secret"
 PART_POWER = 8
@@ -175,7 +176,7 @@ def ensure_root_secret(state: StateDir, cfg: SandboxConfig) -> str:
             ref = client.secrets.create(name=ROOT_SECRET_NAME, payload=secrets.token_bytes(32),
                                         algorithm="aes", bit_length=256, mode="ctr",
                                         secret_type="symmetric").store()
-    key_id = ref.rstrip("/").rsplit("/", 1)[-1]
+    key_id = secret_id(ref)
     if "swift-key-acl" not in cfg.initialized:
         keystone = ks_client.Client(session=session, interface="public")
         swift_user = next(u for u in keystone.users.list(name="swift") if u.name == "swift")
