@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import Callable
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +12,15 @@ from keystoneauth1 import session as ks_session
 
 from keytools import auth, oslo_ini, output, rbac
 from keytools.context import RunContext, pass_run
-from keytools.errors import KeytoolsError, StateError, UsageError
+from keytools.errors import StateError, UsageError
 from keytools.logs import log_event
 from keytools.service_errors import translated
-from migrate import config, engine, logparse, preflight, repair, services
+from migrate import config, engine, logparse, runner, services
 from migrate import journal as jr
 from migrate.barbican import Barbican
 from migrate.consumer import CinderConsumer, Consumer
 from migrate.db import CinderDB
-from migrate.engine import LOG, MSG_NO_ITEMS, Scope
+from migrate.engine import LOG, Scope
 
 DEFAULT_CONCURRENCY = 8
 
@@ -217,7 +216,7 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
                         ["id", "volume_id", "repair", "reason"])
 
 
-@migrate.command()
+@migrate.command("run")
 @source_options
 @scope_options
 @click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True,
@@ -240,7 +239,7 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @output.format_option
 @pass_run
-def run(runctx: RunContext, output_format: str, host: str | None, cluster: str | None, only: str | None,
+def run_cmd(run: RunContext, output_format: str, host: str | None, cluster: str | None, only: str | None,
         cell: str | None, concurrency: int, cleanup: bool, grant_creator: bool, admin_cloud: str | None,
         acl_mode: str, timeout: float, retries: int, progress: bool | None, **kw: Any) -> None:
     """Migrate: one new Barbican secret per volume, backup and instance, rows updated by compare-and-swap.
@@ -256,68 +255,27 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
         raise UsageError("--grant-creator needs --admin-cloud NAME", "Name a clouds.yaml cloud with admin rights")
     readers = None
     if acl_mode == "project":
-        readers = _project_readers(runctx, admin_cloud)
+        readers = _project_readers(run, admin_cloud)
     settings, built = _consumers(kw, readers)
-    scope = _scope(host, cluster, only, cell)
-    outcomes: list[engine.Outcome] = []
-    held = contextlib.ExitStack()  # per-service run locks (Glance: no conditional update to rely on)
+    options = runner.RunOptions(concurrency=concurrency, cleanup=cleanup, grant_creator=grant_creator,
+                                admin_cloud=admin_cloud, progress=progress)
     try:
-        for consumer, _ in built:
-            consumer.check()
-            if cell and consumer.service == "nova":
-                _check_cell(consumer, cell)
-        cinder = next((c for c, _ in built if isinstance(c, CinderConsumer)), None)
-        engine.check_decision(settings, cinder.db if cinder else None)
-        for consumer, path in built:
-            exclusive = getattr(consumer, "exclusive", None)
-            if exclusive is not None:
-                held.enter_context(exclusive(path))
-        barbican: Barbican | None = None
-        check: rbac.CreateCheck | None = None
-        for consumer, path in built:
-            pending = jr.replay(path)
-            total = sum(consumer.count(t, scope) for t in scope.tables_of(consumer))
-            if total == 0 and not pending.unresolved_intents():
-                if barbican is None and (cleanup or _needs_read_back(consumer, scope, path)):
-                    barbican = _barbican(runctx, settings, concurrency, timeout, retries, kw)
-                outcomes.append(_nothing_to_do(consumer, scope, path, pending, settings, barbican, cleanup, host))
-                continue
-            if check is None:
-                try:  # cinder: creating the client authenticates, finds and contacts Barbican
-                    barbican = barbican or _barbican(runctx, settings, concurrency, timeout, retries, kw)
-                    check = preflight.probe(barbican)
-                except KeytoolsError as exc:
-                    engine.client_failed(consumer, exc)
-                    raise
-            assert barbican is not None
-            with jr.Journal(path) as journal:
-                preflight.ensure_can_create(barbican, journal, grant_creator, admin_cloud, check)
-                migrator = engine.Migrator(settings, consumer, barbican, journal, concurrency, progress)
-                try:
-                    outcomes.append(migrator.run(scope, cleanup))
-                except Exception:
-                    outcomes.append(migrator.outcome)
-                    _emit_outcomes(outcomes, output_format)
-                    raise
-        _emit_outcomes(outcomes, output_format)
+        result = runner.migrate_services(settings, built, _scope(host, cluster, only, cell),
+                                         lambda: _barbican(run, settings, concurrency, timeout, retries, kw),
+                                         options)
+        _emit_outcomes(result.outcomes, output_format)
+        if result.error is not None:
+            raise result.error
     finally:
-        held.close()
         for consumer, _ in built:
             consumer.dispose()
 
 
-def _check_cell(consumer: Consumer, cell: str) -> None:
-    names = [c.name for c in getattr(consumer, "cells").cells]
-    if cell not in names:
-        raise UsageError(f"--cell {cell}: no such Nova cell (cells: {', '.join(names)})",
-                         "Give a cell name from cell_mappings ('nova-manage cell_v2 list_cells')")
-
-
-def _project_readers(runctx: RunContext, admin_cloud: str | None) -> Any:
+def _project_readers(run: RunContext, admin_cloud: str | None) -> Any:
     """--acl project: every member of the volume's project (Keystone, at migration time)."""
     from keytools.keystone_members import ProjectMembers
 
-    session = auth.session_from_cloud(admin_cloud) if admin_cloud else runctx.session()
+    session = auth.session_from_cloud(admin_cloud) if admin_cloud else run.session()
     members = ProjectMembers(session)
 
     def readers(item: Any) -> list[str]:
@@ -326,43 +284,6 @@ def _project_readers(runctx: RunContext, admin_cloud: str | None) -> Any:
         return members(item.project_id)
 
     return readers
-
-
-def _needs_read_back(consumer: Consumer, scope: engine.Scope, path: Path) -> bool:
-    """Only a Barbican read-back can tell whether some stranded snapshot may be repaired."""
-    if not isinstance(consumer, CinderConsumer):
-        return False
-    return any(d.reason == repair.NOT_CHECKED for d in repair.assess(
-        consumer.db, scope.host, scope.cluster, "volumes" in scope.tables, path, None))
-
-
-def _nothing_to_do(consumer: Consumer, scope: engine.Scope, path: Path, pending: jr.Replay,
-                   settings: config.Settings, barbican: Barbican | None, cleanup: bool,
-                   host: str | None) -> engine.Outcome:
-    outcome = engine.Outcome(journal=str(path), service=consumer.service,
-                             migrated=({"volumes": 0, "snapshots": 0, "backups": 0} if consumer.service == "cinder"
-                                       else dict.fromkeys(consumer.tables, 0)))
-    key = settings.fixed_key or b""
-    repaired, outcome.snapshots_left = consumer.repair(
-        scope, path, (lambda k: barbican.holds(k, key)) if barbican else None)
-    outcome.repaired_snapshots = len(repaired)
-    if consumer.service == "cinder":
-        log_event(LOG, logging.INFO, MSG_NO_ITEMS, config.SKIP_NOTHING_TO_MIGRATE, host=host)
-    else:
-        log_event(LOG, logging.INFO, f"Not migrating {consumer.service} keys because no "
-                  f"{'/'.join(consumer.tables)} use the all-zeros key id.", "nothing_to_migrate",
-                  service=consumer.service)
-    outcome.skipped = config.SKIP_NOTHING_TO_MIGRATE
-    if engine.unrecorded_done(consumer, pending):
-        with jr.Journal(path) as journal:
-            engine.reconcile(consumer, journal, pending)
-    outcome.orphans = engine.find_orphans(consumer, pending)
-    if outcome.orphans and cleanup and barbican is not None:
-        with jr.Journal(path) as journal:
-            m = engine.Migrator(settings, consumer, barbican, journal, 1, progress=False)
-            outcome.deleted_orphans = m.delete_orphans(outcome.orphans)
-    outcome.remaining = consumer.log_status()
-    return outcome
 
 
 def _emit_outcomes(outcomes: list[engine.Outcome], output_format: str) -> None:
@@ -417,7 +338,7 @@ def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
                    "and every volume still on the all-zeros id; VOLUME_ID=PATH (repeatable) names one.")
 @output.format_option
 @pass_run
-def verify(runctx: RunContext, output_format: str, concurrency: int, luks: tuple[str, ...], **kw: Any) -> None:
+def verify(run: RunContext, output_format: str, concurrency: int, luks: tuple[str, ...], **kw: Any) -> None:
     """Check every row this migration moved: the secret exists, holds fixed_key, the owner may read it.
 
     Rows come from each service's journal (volumes, backups, instances, images). Each secret's
@@ -443,7 +364,7 @@ def verify(runctx: RunContext, output_format: str, concurrency: int, luks: tuple
             raise ConfigError("fixed_key is not set, so secrets cannot be compared with it",
                               "Pass --fixed-key-file or --config-file with [key_manager] fixed_key")
         cinder = next(((c, p) for c, p in built if isinstance(c, CinderConsumer)), None)
-        barbican = _barbican(runctx, settings, concurrency, kw=kw)
+        barbican = _barbican(run, settings, concurrency, kw=kw)
         for consumer, path in built:
             reports.append(run_verify(consumer, barbican, settings.fixed_key, path, concurrency))
         if spec and cinder is not None:
@@ -599,7 +520,7 @@ def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], f
 @click.option("--force", is_flag=True, help="Finish although rows are still on the all-zeros key id.")
 @output.format_option
 @pass_run
-def finish(runctx: RunContext, revoke_creator: bool, admin_cloud: str | None, user: str | None,
+def finish(run: RunContext, revoke_creator: bool, admin_cloud: str | None, user: str | None,
            project: str | None, role: str | None, force: bool, output_format: str, **kw: Any) -> None:
     """Close the migration: refuse while rows remain, then remove the temporary role.
 
@@ -626,7 +547,7 @@ def finish(runctx: RunContext, revoke_creator: bool, admin_cloud: str | None, us
         grants = [g for _, path in built for g in _grants(path)]
         if user or project or role or not grants:
             if not (user and project):
-                sess = _session(runctx, settings)
+                sess = _session(run, settings)
                 with translated("Keystone", "reading the migrating user"):
                     access = sess.auth.get_access(sess)
                 user = user or access.username
