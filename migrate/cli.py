@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-import logging
 from pathlib import Path
 from typing import Any
 
 import click
 from keystoneauth1 import session as ks_session
 
-from keytools import auth, oslo_ini, output, rbac
+from keytools import auth, oslo_ini, output
 from keytools.context import RunContext, pass_run
-from keytools.errors import StateError, UsageError
-from keytools.logs import log_event
-from keytools.service_errors import translated
+from keytools.errors import UsageError
 from migrate import config, engine, logparse, runner, services
+from migrate import finish as fin
 from migrate import journal as jr
 from migrate.barbican import Barbican
 from migrate.consumer import CinderConsumer, Consumer
 from migrate.db import CinderDB
-from migrate.engine import LOG, Scope
+from migrate.engine import Scope
 
 DEFAULT_CONCURRENCY = 8
 
@@ -528,53 +526,16 @@ def finish(run: RunContext, revoke_creator: bool, admin_cloud: str | None, user:
     backups made before Queens carry the all-zeros id only inside their data).
     """
     settings, built = _consumers(kw)
-    remaining: dict[str, int] = {}
+    request = fin.RevokeRequest(admin_cloud, user, project, role) if revoke_creator else None
     try:
-        for consumer, _ in built:
-            consumer.check()
-            remaining.update(consumer.remaining())
+        result = fin.finish_migration(built, force, request, lambda: _session(run, settings))
     finally:
         for consumer, _ in built:
             consumer.dispose()
-    left = sum(remaining.values())
-    if left and not force:
-        raise StateError(f"{', '.join(f'{n} {t[:-1]}(s)' for t, n in remaining.items() if n)} still use the all-zeros key id",
-                         "Run 'keytools migrate run' (and check 'keytools migrate status') first, or pass --force")
-    result: dict[str, Any] = {"remaining": remaining, "revoked": []}
-    if revoke_creator:
-        if not admin_cloud:
-            raise UsageError("--revoke-creator needs --admin-cloud NAME", "Name a clouds.yaml cloud with admin rights")
-        grants = [g for _, path in built for g in _grants(path)]
-        if user or project or role or not grants:
-            if not (user and project):
-                sess = _session(run, settings)
-                with translated("Keystone", "reading the migrating user"):
-                    access = sess.auth.get_access(sess)
-                user = user or access.username
-                project = project or access.project_name
-            grants = [{"user": user, "project": project, "role": role or "creator"}]
-        admin = auth.session_from_cloud(admin_cloud)
-        for g in grants:
-            removed = rbac.revoke_role(admin, g["user"], g["project"], g["role"])
-            result["revoked"].append({**g, "removed": removed})
-            log_event(LOG, logging.INFO, f"Revoked role {g['role']} from {g['user']} in project {g['project']}"
-                      if removed else f"{g['user']} had no role {g['role']} in project {g['project']}",
-                      "revoked_role", **g, removed=removed)
-    result["next"] = ("Retire fixed_key: back it up, then remove [key_manager]/[keymgr] fixed_key from "
-                      "cinder.conf and nova.conf on every node (keytools fixed-key)")
     if output_format == "json":
-        output.emit(result, "json")
+        output.emit(result.as_dict(), "json")
         return
-    click.echo(f"Nothing left on the all-zeros key id: {not left}.")
-    for g in result["revoked"]:
-        click.echo(f"Role {g['role']} of {g['user']} in {g['project']}: {'removed' if g['removed'] else 'was not set'}.")
-    click.echo(f"Next: {result['next']}.")
-
-
-def _grants(path: Path) -> list[dict[str, str]]:
-    seen: dict[tuple[str, str, str], dict[str, str]] = {}
-    for doc in jr.records(path):
-        if doc.get("op") == "granted":
-            g = {"user": doc["user"], "project": doc["project"], "role": doc["role"]}
-            seen[(g["user"], g["project"], g["role"])] = g
-    return list(seen.values())
+    click.echo(f"Nothing left on the all-zeros key id: {not result.left}.")
+    for g in result.revoked:
+        click.echo(f"Role {g.role} of {g.user} in {g.project}: {'removed' if g.removed else 'was not set'}.")
+    click.echo(f"Next: {result.next}.")
