@@ -132,14 +132,7 @@ class CinderConsumer:
         return self.db.user_id(table, row_id)
 
     def referenced(self, key_id: str) -> bool:
-        import sqlalchemy as sa
-
-        with self.db.engine.connect() as conn:
-            for name in ("volumes", "snapshots", "backups"):
-                t = self.db.table(name)
-                if conn.execute(sa.select(t.c.id).where(t.c.encryption_key_id == key_id).limit(1)).first():
-                    return True
-        return False
+        return self.db.referenced(key_id)
 
     def repair(self, scope: Any, journal_path: Path,
                holds: Checker | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
