@@ -82,14 +82,6 @@ def _settings(kw: dict[str, Any], names: list[str]) -> config.Settings:
                        service_conf=kw.get("nova_config_file"))
 
 
-def _load(kw: dict[str, Any]) -> tuple[config.Settings, CinderDB, Path]:
-    """Cinder only (status/finish of the original path)."""
-    settings = _settings(kw, ["cinder"])
-    db = CinderDB(settings.db_url)
-    path = jr.journal_path(kw.get("state_dir"), db.describe())
-    return settings, db, path
-
-
 def _consumers(kw: dict[str, Any], readers: Any = None) -> tuple[config.Settings, list[tuple[Consumer, Path]]]:
     """Every selected service's consumer and its journal (one per service identity)."""
     names = services.selected(kw)
