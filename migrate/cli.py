@@ -337,9 +337,8 @@ def verify(run: RunContext, output_format: str, concurrency: int, luks: tuple[st
     must use the same id. With --luks, each volume's key must also open the volume's LUKS header.
     Prints a table of problems and exits 1 if there are any.
     """
-    from keytools.errors import ConfigError, ProblemsFound
     from migrate import luks as lk
-    from migrate.verify import verify as run_verify
+    from migrate import readback
 
     spec = lk.PathSpec.parse(luks) if luks else None
     cryptsetup = lk.find_cryptsetup() if spec else ""
@@ -347,67 +346,30 @@ def verify(run: RunContext, output_format: str, concurrency: int, luks: tuple[st
         raise UsageError("--luks checks Cinder volumes, but no Cinder database is given",
                          "Pass --config-file cinder.conf or --db-url (and --service cinder if you name services)")
     settings, built = _consumers(kw)
-    reports = []
-    luks_results: list[lk.LuksResult] = []
     try:
-        if not settings.fixed_key:
-            raise ConfigError("fixed_key is not set, so secrets cannot be compared with it",
-                              "Pass --fixed-key-file or --config-file with [key_manager] fixed_key")
-        cinder = next(((c, p) for c, p in built if isinstance(c, CinderConsumer)), None)
-        barbican = _barbican(run, settings, concurrency, kw=kw)
-        for consumer, path in built:
-            reports.append(run_verify(consumer, barbican, settings.fixed_key, path, concurrency))
-        if spec and cinder is not None:
-            luks_results = _luks_check(cinder[0], cinder[1], spec, barbican, settings.fixed_key, cryptsetup)
+        result = readback.verify_migration(settings, built, lambda: _barbican(run, settings, concurrency, kw=kw),
+                                           concurrency, spec, cryptsetup)
     finally:
         for consumer, _ in built:
             consumer.dispose()
-    problems = [p for r in reports for p in r["problems"]]
-    bad_luks = [r for r in luks_results if not r.ok]
     if output_format == "json":
-        doc: dict[str, Any] = reports[0] if len(reports) == 1 else {"services": reports}
-        if spec:
-            doc = {**doc, "luks": [r.as_dict() for r in luks_results]}
-        output.emit(doc, "json")
+        output.emit(result.as_dict(), "json")
     else:
-        for report in reports:
-            left = ", ".join(f"{n} {t}" for t, n in report["remaining"].items())
-            click.echo(f"{report['service']}: checked {report['checked']} migrated row(s); "
-                       f"{len(report['problems'])} problem(s); left on the all-zeros id: {left}.")
-            if report["problems"]:
-                output.emit(report["problems"], "table", ["table", "id", "secret_id", "problem"])
-        if spec:
-            click.echo(f"LUKS: {len(luks_results) - len(bad_luks)} of {len(luks_results)} volume header(s) "
-                       "open with their key.")
-            if luks_results:
-                output.emit([r.as_dict() for r in luks_results], "table",
+        for report in result.reports:
+            left = ", ".join(f"{n} {t}" for t, n in report.remaining.items())
+            click.echo(f"{report.service}: checked {report.checked} migrated row(s); "
+                       f"{len(report.problems)} problem(s); left on the all-zeros id: {left}.")
+            if report.problems:
+                output.emit(report.problems, "table", ["table", "id", "secret_id", "problem"])
+        if result.luks is not None:
+            ok = len(result.luks) - len(result.bad_luks)
+            click.echo(f"LUKS: {ok} of {len(result.luks)} volume header(s) open with their key.")
+            if result.luks:
+                output.emit([r.as_dict() for r in result.luks], "table",
                             ["volume_id", "key_id", "path", "result", "detail"])
-    if problems or bad_luks:
-        what = [f"{len(problems)} problem(s) among migrated rows"] if problems else []
-        if bad_luks:
-            what.append(f"{len(bad_luks)} LUKS header(s) not opened by their key")
-        hint = "See the table; rerun 'keytools migrate run' for rows still to migrate"
-        if bad_luks:
-            hint = ("See the table: a header its key does not open holds data fixed_key cannot decrypt, so do not "
-                    "retire fixed_key until it is explained; fix a wrong --luks path or template and rerun")
-        raise ProblemsFound("; ".join(what), hint)
-
-
-def _luks_check(consumer: CinderConsumer, path: Path, spec: Any, barbican: Barbican, fixed_key: bytes,
-                cryptsetup: str) -> list[Any]:
-    """Each selected volume's key (Barbican secret, or fixed_key while on the all-zeros id)."""
-    from keytools.errors import KeytoolsError
-    from migrate import luks as lk
-    from migrate.barbican import ref_for
-
-    def key_for(kid: str | None) -> bytes:
-        if kid is None:
-            raise KeytoolsError("no such volume in the Cinder database (or deleted)")
-        if kid == jr.FIXED_KEY_ID:
-            return fixed_key
-        return barbican.payload(ref_for(barbican.endpoint, kid))
-
-    return lk.check_volumes(lk.cinder_volumes(consumer.db, path, spec), spec, key_for, cryptsetup)
+    failure = result.failure()
+    if failure is not None:
+        raise failure
 
 
 @migrate.command()
