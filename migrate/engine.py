@@ -13,7 +13,6 @@ are retried first.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 import traceback
@@ -23,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import click
-
 from keytools import output
 from keytools.errors import ConfigError, Forbidden, KeytoolsError, NotFound, ServiceUnavailable, StateError
 from keytools.logs import log_event
+from keytools.progress import progress
 from keytools.service_errors import SECRET_FORBIDDEN, is_forbidden
 from migrate import journal as jr
 from migrate import repair
@@ -371,17 +369,9 @@ class Migrator:
         self._repair(scope)
         reconcile(self.consumer, self.journal, self.replay)
         self._resolve_lost_refs()
-        bar = click.progressbar(length=self.outcome.total, label="Migrating", file=sys.stderr) \
-            if self.progress and self.outcome.total else None
-        if bar is not None:
-            if self._force_bar:
-                bar._is_atty = True  # click draws only on a terminal otherwise
-            bar.__enter__()
-        try:
-            self._pump(self._items(scope), bar.update if bar is not None else None)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
+        show = (True if self._force_bar else None) if self.progress and self.outcome.total else False
+        with progress(self.outcome.total, "Migrating", enabled=show, show_pos=False) as advance:
+            self._pump(self._items(scope), advance)
         self._search_uncertain()
         self.outcome.orphans = self.find_orphans()
         if cleanup and not self.outcome.aborted:
