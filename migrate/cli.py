@@ -16,7 +16,7 @@ from migrate import config, engine, logparse, runner, services
 from migrate import finish as fin
 from migrate import journal as jr
 from migrate.barbican import Barbican
-from migrate.consumer import CinderConsumer, Consumer
+from migrate.consumer import Consumer
 from migrate.db import CinderDB
 from migrate.engine import Scope
 
@@ -162,47 +162,34 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
     snapshots that follow their volume, stranded snapshots a run would repair, Nova instances per
     cell, secrets a rerun would reuse and orphan secrets from earlier runs.
     """
-    from migrate.plan import make_plan, make_service_plan
+    from migrate.plan import plan_services
 
     settings, built = _consumers(kw)
-    scope = _scope(host, cluster, only, cell)
-    results = []
     try:
-        for consumer, path in built:
-            if isinstance(consumer, CinderConsumer):
-                result = make_plan(settings, consumer.db, scope, path)
-                if acl_mode == "project":
-                    result["actions"] = [a.replace("each with a read ACL for the row's user",
-                                                   "each with a read ACL for the row's user (volumes: every "
-                                                   "member of the volume's project, listed from Keystone when "
-                                                   "the run starts)") for a in result["actions"]]
-            else:
-                result = make_service_plan(settings, consumer, scope, path,
-                                           getattr(consumer, "acl_note", "the owning user (user_id)"))
-            results.append(result)
+        result = plan_services(settings, built, _scope(host, cluster, only, cell), acl_mode)
     finally:
         for consumer, _ in built:
             consumer.dispose()
     if output_format == "json":
-        output.emit(results[0] if len(results) == 1 else {"services": results}, "json")
+        output.emit(result.as_dict(), "json")
         return
-    for result in results:
-        if len(results) > 1:
-            click.echo(f"== {result['service']} ==")
-        click.echo(f"Decision: {result['decision']}: {result['message']}")
-        click.echo(f"{'Glance' if result['service'] == 'glance' else 'Database'}: {result['database']}   "
-                   f"backend: {result['backend']}   "
-                   f"fixed_key: {result['key_bits'] or 'not set'}{' bits' if result['key_bits'] else ''}")
-        output.emit([{"table": t, "rows": n} for t, n in result["to_migrate"].items()], "table", ["table", "rows"])
-        if result["by_host_project"]:
+    for plan in result.plans:
+        if len(result.plans) > 1:
+            click.echo(f"== {plan.service} ==")
+        click.echo(f"Decision: {plan.decision}: {plan.message}")
+        click.echo(f"{'Glance' if plan.service == 'glance' else 'Database'}: {plan.database}   "
+                   f"backend: {plan.backend}   "
+                   f"fixed_key: {plan.key_bits or 'not set'}{' bits' if plan.key_bits else ''}")
+        output.emit([{"table": t, "rows": n} for t, n in plan.to_migrate.items()], "table", ["table", "rows"])
+        if plan.by_host_project:
             cols = {"nova": ["table", "cell", "host", "project", "rows"],
                     "glance": ["table", "project", "rows", "acl_users"]}.get(
-                        result["service"], ["table", "host", "project", "rows"])
-            output.emit(result["by_host_project"], "table", cols)
-        for action in result["actions"]:
+                        plan.service, ["table", "host", "project", "rows"])
+            output.emit(plan.by_host_project, "table", cols)
+        for action in plan.actions:
             click.echo(f"- would {action}")
-        if result.get("snapshots"):
-            output.emit([{**d, "repair": "yes" if d["repair"] else "no"} for d in result["snapshots"]], "table",
+        if plan.snapshots:
+            output.emit([{**d, "repair": "yes" if d["repair"] else "no"} for d in plan.snapshots], "table",
                         ["id", "volume_id", "repair", "reason"])
 
 
