@@ -12,12 +12,11 @@ from keystoneauth1 import session as ks_session
 from keytools import auth, oslo_ini, output
 from keytools.context import RunContext, pass_run
 from keytools.errors import UsageError
-from migrate import config, engine, logparse, runner, services
+from migrate import config, engine, runner, services
 from migrate import finish as fin
 from migrate import journal as jr
 from migrate.barbican import Barbican
 from migrate.consumer import Consumer
-from migrate.db import CinderDB
 from migrate.engine import Scope
 
 DEFAULT_CONCURRENCY = 8
@@ -387,63 +386,31 @@ def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], f
     abort, and the last status line. keytools' own text and JSON lines are read too. A pattern
     that matches nothing or a file that cannot be read is an error (exit 2).
     """
-    logs = tuple(files) + tuple(logs)
-    nova_given = bool(nova_config_file or nova_api_db_url or nova_db_url)
-    if not (config_file or db_url or logs or nova_given or glance_cloud):
-        raise UsageError("nothing to report on",
-                         "Pass --config-file/--db-url, --nova-api-db-url, --glance-cloud and/or --log FILE")
-    result: dict[str, Any] = {}
-    if glance_cloud:
-        from keytools.glance_images import GlanceImages, count_by_project
+    from migrate.status import migration_status
 
-        images = GlanceImages(auth.session_from_cloud(glance_cloud), glance_endpoint)
-        images.check_admin()
-        by_project = count_by_project(images.fixed_key_images())
-        result["glance"] = {"remaining": {"images": sum(by_project.values())},
-                            "by_project": [{"table": "images", "project": p, "rows": n} for p, n in by_project.items()]}
-    if nova_given:
-        from keytools.nova_db import NovaCells, load_settings
-
-        cells = NovaCells(load_settings(nova_config_file, nova_api_db_url, nova_db_url))
-        try:
-            cells.check()
-            result["nova"] = {"remaining": {"instances": cells.count()}, "by_cell": cells.breakdown()}
-        finally:
-            cells.dispose()
-    if config_file or db_url:
-        if db_url is None:
-            db_url = config.load(config_file, None, None, "barbican").db_url if config_file else None
-        db = CinderDB(db_url or "")
-        try:
-            db.check()
-            result["remaining"] = db.global_counts()
-            result["by_host"] = [r for t in ("volumes", "backups") for r in db.breakdown(t)]
-            result["stranded_snapshots"] = len(db.stranded_snapshots())
-        finally:
-            db.dispose()
-    if logs:
-        result["hosts"] = logparse.summarize(list(logs))
+    result = migration_status(config_file, db_url, tuple(files) + tuple(logs), nova_config_file, nova_api_db_url,
+                              nova_db_url, glance_cloud, glance_endpoint)
     if output_format == "json":
-        output.emit(result, "json")
+        output.emit(result.as_dict(), "json")
         return
-    if "remaining" in result:
-        r = result["remaining"]
+    if result.cinder_remaining is not None:
+        r = result.cinder_remaining
         click.echo(f"Left on the all-zeros key id (all hosts): {r['volumes']} volume(s), {r['snapshots']} "
                    f"snapshot(s), {r['backups']} backup(s).")
-        if result["by_host"]:
-            output.emit(result["by_host"], "table", ["table", "host", "project", "rows"])
-    if "nova" in result:
+        if result.cinder_by_host:
+            output.emit(result.cinder_by_host, "table", ["table", "host", "project", "rows"])
+    if result.nova is not None:
         click.echo(f"Left on the all-zeros ephemeral key id (all cells): "
-                   f"{result['nova']['remaining']['instances']} instance(s).")
-        if result["nova"]["by_cell"]:
-            output.emit(result["nova"]["by_cell"], "table", ["table", "cell", "host", "project", "rows"])
-    if "glance" in result:
+                   f"{result.nova['remaining']['instances']} instance(s).")
+        if result.nova["by_cell"]:
+            output.emit(result.nova["by_cell"], "table", ["table", "cell", "host", "project", "rows"])
+    if result.glance is not None:
         click.echo(f"Left on the all-zeros cinder_encryption_key_id (all projects): "
-                   f"{result['glance']['remaining']['images']} image(s).")
-        if result["glance"]["by_project"]:
-            output.emit(result["glance"]["by_project"], "table", ["table", "project", "rows"])
-    if logs:
-        output.emit(result["hosts"], "table",
+                   f"{result.glance['remaining']['images']} image(s).")
+        if result.glance["by_project"]:
+            output.emit(result.glance["by_project"], "table", ["table", "project", "rows"])
+    if result.hosts is not None:
+        output.emit(result.hosts, "table",
                     ["host", "service", "state", "started", "migrated", "errors", "last_status"])
 
 
