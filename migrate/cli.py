@@ -1,8 +1,9 @@
-"""``keytools migrate``: click wiring only; the work is in migrate.engine, plan, verify, logparse."""
+"""``keytools migrate``: click wiring only; the work is in migrate.runner, plan, readback, status, finish."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,8 +82,11 @@ def _settings(kw: dict[str, Any], names: list[str]) -> config.Settings:
                        service_conf=kw.get("nova_config_file"))
 
 
-def _consumers(kw: dict[str, Any], readers: Any = None) -> tuple[config.Settings, list[tuple[Consumer, Path]]]:
-    """Every selected service's consumer and its journal (one per service identity)."""
+@contextlib.contextmanager
+def _consumers(kw: dict[str, Any],
+               readers: Any = None) -> Iterator[tuple[config.Settings, list[tuple[Consumer, Path]]]]:
+    """Every selected service's consumer and its journal (one per service identity), disposed
+    of when the block ends."""
     names = services.selected(kw)
     settings = _settings(kw, names)
     built: list[tuple[Consumer, Path]] = []
@@ -90,11 +94,10 @@ def _consumers(kw: dict[str, Any], readers: Any = None) -> tuple[config.Settings
         for name in names:
             consumer = services.build(name, kw, settings, readers if name == "cinder" else None)
             built.append((consumer, jr.journal_path(kw.get("state_dir"), consumer.identity())))
-    except Exception:
+        yield settings, built
+    finally:
         for consumer, _ in built:
             consumer.dispose()
-        raise
-    return settings, built
 
 
 def _session(run: RunContext, settings: config.Settings, service_conf: str | None = None) -> ks_session.Session:
@@ -163,12 +166,8 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
     """
     from migrate.plan import plan_services
 
-    settings, built = _consumers(kw)
-    try:
+    with _consumers(kw) as (settings, built):
         result = plan_services(settings, built, _scope(host, cluster, only, cell), acl_mode)
-    finally:
-        for consumer, _ in built:
-            consumer.dispose()
     if output_format == "json":
         output.emit(result.as_dict(), "json")
         return
@@ -232,19 +231,15 @@ def run_cmd(run: RunContext, output_format: str, host: str | None, cluster: str 
     readers = None
     if acl_mode == "project":
         readers = _project_readers(run, admin_cloud)
-    settings, built = _consumers(kw, readers)
     options = runner.RunOptions(concurrency=concurrency, cleanup=cleanup, grant_creator=grant_creator,
                                 admin_cloud=admin_cloud, progress=progress)
-    try:
+    with _consumers(kw, readers) as (settings, built):
         result = runner.migrate_services(settings, built, _scope(host, cluster, only, cell),
                                          lambda: _barbican(run, settings, concurrency, timeout, retries, kw),
                                          options)
-        _emit_outcomes(result.outcomes, output_format)
-        if result.error is not None:
-            raise result.error
-    finally:
-        for consumer, _ in built:
-            consumer.dispose()
+    _emit_outcomes(result.outcomes, output_format)
+    if result.error is not None:
+        raise result.error
 
 
 def _project_readers(run: RunContext, admin_cloud: str | None) -> Any:
@@ -331,13 +326,9 @@ def verify(run: RunContext, output_format: str, concurrency: int, luks: tuple[st
     if spec and "cinder" not in services.selected(kw):
         raise UsageError("--luks checks Cinder volumes, but no Cinder database is given",
                          "Pass --config-file cinder.conf or --db-url (and --service cinder if you name services)")
-    settings, built = _consumers(kw)
-    try:
+    with _consumers(kw) as (settings, built):
         result = readback.verify_migration(settings, built, lambda: _barbican(run, settings, concurrency, kw=kw),
                                            concurrency, spec, cryptsetup)
-    finally:
-        for consumer, _ in built:
-            consumer.dispose()
     if output_format == "json":
         output.emit(result.as_dict(), "json")
     else:
@@ -433,13 +424,9 @@ def finish(run: RunContext, revoke_creator: bool, admin_cloud: str | None, user:
     After this, retire fixed_key from cinder.conf and nova.conf on every node (keep a safe copy:
     backups made before Queens carry the all-zeros id only inside their data).
     """
-    settings, built = _consumers(kw)
     request = fin.RevokeRequest(admin_cloud, user, project, role) if revoke_creator else None
-    try:
+    with _consumers(kw) as (settings, built):
         result = fin.finish_migration(built, force, request, lambda: _session(run, settings))
-    finally:
-        for consumer, _ in built:
-            consumer.dispose()
     if output_format == "json":
         output.emit(result.as_dict(), "json")
         return

@@ -31,7 +31,7 @@ from migrate import journal as jr
 from migrate import repair
 from migrate.barbican import Barbican, PayloadMismatch, cinder_text, key_id
 from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, SKIP_NOTHING_TO_MIGRATE, Settings
-from migrate.consumer import Consumer
+from migrate.consumer import Consumer, log_remaining
 from migrate.db import CinderDB, Item
 
 LOG = logging.getLogger("keytools.migrate")
@@ -79,20 +79,12 @@ def client_failed(consumer: Consumer, exc: BaseException) -> None:
 def log_status(db: CinderDB) -> dict[str, int]:
     """cinder's closing assessment: global counts, all hosts, cinder's wording (``backups(s)``, sic)."""
     counts = db.global_counts()
-    if counts["volumes"] == 0:
-        log_event(LOG, logging.INFO, "No volumes are using the ConfKeyManager's encryption_key_id.",
-                  "status_no_volumes", table="volumes", remaining=0)
-    else:
-        log_event(LOG, logging.WARNING, f"There are still {counts['volumes']} volume(s) using the "
-                  "ConfKeyManager's all-zeros encryption key ID.", "status_volumes_remaining",
-                  table="volumes", remaining=counts["volumes"])
-    if counts["backups"] == 0:
-        log_event(LOG, logging.INFO, "No backups are known to be using the ConfKeyManager's encryption_key_id.",
-                  "status_no_backups", table="backups", remaining=0)
-    else:
-        log_event(LOG, logging.WARNING, f"There are still {counts['backups']} backups(s) using the "
-                  "ConfKeyManager's all-zeros encryption key ID.", "status_backups_remaining",
-                  table="backups", remaining=counts["backups"])
+    log_remaining("volumes", counts["volumes"],
+                  "There are still {n} volume(s) using the ConfKeyManager's all-zeros encryption key ID.",
+                  "No volumes are using the ConfKeyManager's encryption_key_id.")
+    log_remaining("backups", counts["backups"],
+                  "There are still {n} backups(s) using the ConfKeyManager's all-zeros encryption key ID.",
+                  "No backups are known to be using the ConfKeyManager's encryption_key_id.")
     return counts
 
 
