@@ -18,7 +18,7 @@ from typing import Any
 from keytools.errors import ConfigError, KeytoolsError, ProblemsFound
 from migrate import journal as jr
 from migrate import luks as lk
-from migrate.barbican import Barbican, key_id, ref_for
+from migrate.barbican import Barbican, key_id
 from migrate.config import Settings
 from migrate.consumer import CinderConsumer, Consumer
 
@@ -174,7 +174,7 @@ def luks_check(consumer: CinderConsumer, path: Path, spec: lk.PathSpec, barbican
             raise KeytoolsError("no such volume in the Cinder database (or deleted)")
         if kid == jr.FIXED_KEY_ID:
             return fixed_key
-        return barbican.payload(ref_for(barbican.endpoint, kid))
+        return barbican.payload(barbican.ref_of(kid))
 
     return lk.check_volumes(lk.cinder_volumes(consumer.db, path, spec), spec, key_for, cryptsetup)
 
