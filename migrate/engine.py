@@ -31,7 +31,7 @@ from migrate import journal as jr
 from migrate import repair
 from migrate.barbican import Barbican, PayloadMismatch, cinder_text, key_id
 from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, SKIP_NOTHING_TO_MIGRATE, Settings
-from migrate.consumer import Consumer, log_remaining
+from migrate.consumer import Consumer, log_status
 from migrate.db import CinderDB, Item
 
 LOG = logging.getLogger("keytools.migrate")
@@ -45,12 +45,6 @@ MSG_ERROR = "Error migrating encryption key: %s"
 MSG_CLIENT_ERROR = "Aborting encryption key migration due to error creating Barbican client: %s"
 # oslo.log does not summarise these built-in exceptions (formatters._get_error_summary)
 _NO_SUMMARY = (TypeError, ValueError, KeyError, AttributeError, ImportError)
-
-
-def item_line(item: Item) -> str:
-    """cinder's per-item line: it logs ``type(item).__name__``, which is ``VolumeMigration`` for
-    cinder-volume (cinder/volume/volume_migration.py) and ``Backup`` for cinder-backup."""
-    return f"Migrating {'VolumeMigration' if item.table == 'volumes' else 'Backup'} {item.id} encryption key to Barbican"
 
 
 def error_summary(exc: BaseException) -> str:
@@ -74,18 +68,6 @@ def client_failed(consumer: Consumer, exc: BaseException) -> None:
     log_event(LOG, logging.ERROR, MSG_CLIENT_ERROR % text + error_summary(exc), "barbican_client_error",
               error=text)
     consumer.log_status()
-
-
-def log_status(db: CinderDB) -> dict[str, int]:
-    """cinder's closing assessment: global counts, all hosts, cinder's wording (``backups(s)``, sic)."""
-    counts = db.global_counts()
-    log_remaining("volumes", counts["volumes"],
-                  "There are still {n} volume(s) using the ConfKeyManager's all-zeros encryption key ID.",
-                  "No volumes are using the ConfKeyManager's encryption_key_id.")
-    log_remaining("backups", counts["backups"],
-                  "There are still {n} backups(s) using the ConfKeyManager's all-zeros encryption key ID.",
-                  "No backups are known to be using the ConfKeyManager's encryption_key_id.")
-    return counts
 
 
 def check_decision(settings: Settings, db: CinderDB | None = None) -> None:
@@ -492,25 +474,6 @@ class Migrator:
         return deleted
 
 
-def repair_stranded(db: CinderDB, scope: Scope, journal_path: Any,
-                    check: repair.Checker | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Repair the stranded snapshots that provably belong to a half-finished migration of a
-    volume in scope (see migrate.repair); log and return (repaired, left alone with why)."""
-    repaired, left = [], []
-    for d in repair.assess(db, scope.host, scope.cluster, "volumes" in scope.tables, journal_path, check):
-        fields = {"table": "snapshots", "id": d.id, "volume_id": d.volume_id, "host": d.volume_host,
-                  "secret_id": d.volume_key, "reason": d.reason}
-        if not d.repair:
-            left.append(d.as_dict())
-            log_event(LOG, logging.INFO if d.reason == repair.OUT_OF_SCOPE else logging.WARNING,
-                      f"Left snapshot {d.id} on the all-zeros key id: {d.detail}", "snapshot_left_alone", **fields)
-        elif d.volume_key and db.repair_snapshot(d.id, d.volume_key):
-            repaired.append(d.as_dict())
-            log_event(LOG, logging.INFO, f"Repaired snapshot {d.id}: it now uses the key of its volume "
-                      f"{d.volume_id}, as cinder would have ({d.detail})", "repaired_snapshot", **fields)
-    return repaired, left
-
-
 def unrecorded_done(consumer: Consumer, replay: jr.Replay) -> list[tuple[str, str, str]]:
     """Rows a killed run swapped but could not journal as ``done`` (killed between the
     compare-and-swap and the fsync): the row points at one of its journaled secrets."""
@@ -547,4 +510,4 @@ def find_orphans(consumer: Consumer, replay: jr.Replay) -> list[dict[str, str]]:
     return found
 
 
-__all__ = ["MSG_NO_ITEMS", "Migrator", "Scope", "Outcome", "check_decision", "log_status", "find_orphans"]
+__all__ = ["MSG_NO_ITEMS", "Migrator", "Scope", "Outcome", "check_decision", "find_orphans"]
