@@ -1,7 +1,10 @@
-"""Create a Cinder database schema with Cinder's own migrations (``cinder-manage db sync``).
+"""Cinder's database: its schema, the all-zeros key id and what ``fixed-key`` asks of it.
 
-Used by the sandbox's cinder-api, the migrate tests and benchmarks: the schema keytools reads and
-writes is always the one the installed Cinder creates, never a hand-written imitation.
+``sync_schema`` creates the schema with Cinder's own migrations (``cinder-manage db sync``) for
+the sandbox's cinder-api, the migrate tests and benchmarks: the schema keytools reads and writes
+is always the one the installed Cinder creates, never a hand-written imitation. The rows on the
+all-zeros id are read by ``keytools.cinder_rows.CinderRows`` (imported lazily: importing this
+module for ``FIXED_KEY_ID`` does not load SQLAlchemy).
 """
 
 from __future__ import annotations
@@ -44,31 +47,13 @@ FIXED_KEY_TABLES = ("volumes", "snapshots", "backups")
 def count_fixed_key_rows(db_url: str) -> dict[str, int]:
     """Non-deleted rows per table still on the all-zeros key id (cinder's exact test: string
     equality, ``deleted`` false; a NULL ``deleted`` is invisible to cinder too)."""
-    import sqlalchemy as sa
+    from keytools.cinder_rows import CinderRows
 
-    from keytools.errors import ServiceUnavailable as _Unavailable
-
+    rows = CinderRows(db_url)
     try:
-        engine = sa.create_engine(db_url)
-    except Exception as exc:
-        raise UsageError(f"database URL not usable: {type(exc).__name__}",
-                         "Give a SQLAlchemy URL such as mysql+pymysql://user:pw@host/cinder") from None
-    counts: dict[str, int] = {}
-    try:
-        with engine.connect() as conn:
-            for table in FIXED_KEY_TABLES:
-                counts[table] = conn.execute(
-                    sa.text(f"SELECT COUNT(*) FROM {table} WHERE encryption_key_id = :zeros "  # noqa: S608
-                            "AND deleted = :false"), {"zeros": FIXED_KEY_ID, "false": False}).scalar_one()
-    except sa.exc.OperationalError as exc:
-        raise _Unavailable(f"cannot read the Cinder database: {exc.orig.__class__.__name__}",
-                           "Check [database] connection and that the database is up") from None
-    except sa.exc.ProgrammingError:
-        raise UsageError("the database is not a Cinder database (tables volumes/snapshots/backups missing)",
-                         "Point --db-url at Cinder's database") from None
+        return rows.global_counts()
     finally:
-        engine.dispose()
-    return counts
+        rows.dispose()
 
 
 class CinderReferences:
@@ -82,55 +67,21 @@ class CinderReferences:
     service = "cinder"
 
     def __init__(self, db_url: str) -> None:
-        import sqlalchemy as sa
+        from keytools.cinder_rows import CinderRows
 
-        try:
-            self.url = sa.engine.make_url(db_url)
-            self.engine = sa.create_engine(self.url)
-        except Exception as exc:
-            raise UsageError(f"Cinder database URL not usable: {type(exc).__name__}",
-                             "Give a SQLAlchemy URL such as mysql+pymysql://user:pw@host/cinder") from None
+        self.rows = CinderRows(db_url)
 
     def describe(self) -> str:
-        return self.url.render_as_string(hide_password=True)
+        return self.rows.describe()
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        self.rows.dispose()
 
     def references(self) -> list:
-        import sqlalchemy as sa
-
         from keytools.fixed_key_refs import Reference
 
-        queries = {
-            "volumes": "SELECT host AS loc, project_id, COUNT(*) FROM volumes WHERE encryption_key_id = :z "
-                       "AND deleted = :f GROUP BY host, project_id",
-            "snapshots": "SELECT v.host AS loc, s.project_id, COUNT(*) FROM snapshots s LEFT JOIN volumes v "
-                         "ON v.id = s.volume_id WHERE s.encryption_key_id = :z AND s.deleted = :f "
-                         "GROUP BY v.host, s.project_id",
-            "backups": "SELECT host AS loc, project_id, COUNT(*) FROM backups WHERE encryption_key_id = :z "
-                       "AND deleted = :f GROUP BY host, project_id",
-            "backups_may_depend": "SELECT b.host AS loc, b.project_id, COUNT(*) FROM backups b JOIN volumes v "
-                                  "ON v.id = b.volume_id WHERE b.encryption_key_id IS NULL AND b.deleted = :f "
-                                  "AND v.volume_type_id IN (SELECT volume_type_id FROM encryption) "
-                                  "GROUP BY b.host, b.project_id",
-        }
-        found = []
-        try:
-            with self.engine.connect() as conn:
-                names = set(sa.inspect(conn).get_table_names())
-                missing = [t for t in (*FIXED_KEY_TABLES, "encryption") if t not in names]
-                if missing:
-                    raise UsageError(f"{self.describe()} is not a Cinder database (no table {', '.join(missing)})",
-                                     "Point --db-url at Cinder's database")
-                for kind, sql in queries.items():
-                    for loc, project, n in conn.execute(sa.text(sql), {"z": FIXED_KEY_ID, "f": False}):
-                        found.append(Reference("cinder", kind, loc, project, int(n),
-                                               certain=kind != "backups_may_depend"))
-        except sa.exc.OperationalError as exc:
-            raise ServiceUnavailable(f"cannot read the Cinder database {self.describe()}: "
-                                     f"{' '.join(str(exc.orig).split())[:160]}",
-                                     "Check [database] connection and that the database is up") from None
-        except sa.exc.ProgrammingError:
-            raise UsageError(f"{self.describe()} is not a Cinder database", "Point --db-url at Cinder's database") from None
-        return found
+        self.rows.check(("encryption",))
+        groups = {"volumes": self.rows.breakdown("volumes"), "snapshots": self.rows.snapshot_breakdown(),
+                  "backups": self.rows.breakdown("backups"), "backups_may_depend": self.rows.backups_may_depend()}
+        return [Reference("cinder", kind, g["host"], g["project"], int(g["rows"]), certain=kind != "backups_may_depend")
+                for kind, found in groups.items() for g in found]

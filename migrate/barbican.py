@@ -140,7 +140,7 @@ class Barbican:
     def ref_of(self, key: str) -> str:
         """The secret ref of a key id (cinder keeps only the id in its rows)."""
         base = self.endpoint[:-3] if self.endpoint.endswith("/v1") else self.endpoint
-        return ref_for(base, key)
+        return f"{base}/v1/secrets/{key}"
 
     def holds(self, key: str, expected: bytes) -> tuple[bool | None, str]:
         """Does the secret with this key id hold ``expected``? (True/False, or None when it cannot
@@ -171,10 +171,6 @@ class Barbican:
 def key_id(ref: str) -> str:
     """cinder's key id: the last path element of the secret ref."""
     return ref.rstrip("/").rpartition("/")[2]
-
-
-def ref_for(endpoint: str, key: str) -> str:
-    return f"{endpoint}/v1/secrets/{key}"
 
 
 def cinder_text(exc: BaseException) -> str:

@@ -1,27 +1,24 @@
-"""``keytools migrate``: click wiring only; the work is in migrate.engine, plan, verify, logparse."""
+"""``keytools migrate``: click wiring only; the work is in migrate.runner, plan, readback, status, finish."""
 
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 from keystoneauth1 import session as ks_session
 
-from keytools import auth, oslo_ini, output, rbac
+from keytools import auth, oslo_ini, output
 from keytools.context import RunContext, pass_run
-from keytools.errors import KeytoolsError, StateError, UsageError
-from keytools.logs import log_event
-from keytools.service_errors import translated
-from migrate import config, engine, logparse, preflight, repair, services
+from keytools.errors import UsageError
+from migrate import config, engine, runner, services
+from migrate import finish as fin
 from migrate import journal as jr
 from migrate.barbican import Barbican
-from migrate.consumer import CinderConsumer, Consumer
-from migrate.db import CinderDB
-from migrate.engine import LOG, MSG_NO_ITEMS, Scope
+from migrate.consumer import Consumer
+from migrate.engine import Scope
 
 DEFAULT_CONCURRENCY = 8
 
@@ -85,16 +82,11 @@ def _settings(kw: dict[str, Any], names: list[str]) -> config.Settings:
                        service_conf=kw.get("nova_config_file"))
 
 
-def _load(kw: dict[str, Any]) -> tuple[config.Settings, CinderDB, Path]:
-    """Cinder only (status/finish of the original path)."""
-    settings = _settings(kw, ["cinder"])
-    db = CinderDB(settings.db_url)
-    path = jr.journal_path(kw.get("state_dir"), db.describe())
-    return settings, db, path
-
-
-def _consumers(kw: dict[str, Any], readers: Any = None) -> tuple[config.Settings, list[tuple[Consumer, Path]]]:
-    """Every selected service's consumer and its journal (one per service identity)."""
+@contextlib.contextmanager
+def _consumers(kw: dict[str, Any],
+               readers: Any = None) -> Iterator[tuple[config.Settings, list[tuple[Consumer, Path]]]]:
+    """Every selected service's consumer and its journal (one per service identity), disposed
+    of when the block ends."""
     names = services.selected(kw)
     settings = _settings(kw, names)
     built: list[tuple[Consumer, Path]] = []
@@ -102,11 +94,10 @@ def _consumers(kw: dict[str, Any], readers: Any = None) -> tuple[config.Settings
         for name in names:
             consumer = services.build(name, kw, settings, readers if name == "cinder" else None)
             built.append((consumer, jr.journal_path(kw.get("state_dir"), consumer.identity())))
-    except Exception:
+        yield settings, built
+    finally:
         for consumer, _ in built:
             consumer.dispose()
-        raise
-    return settings, built
 
 
 def _session(run: RunContext, settings: config.Settings, service_conf: str | None = None) -> ks_session.Session:
@@ -173,51 +164,34 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
     snapshots that follow their volume, stranded snapshots a run would repair, Nova instances per
     cell, secrets a rerun would reuse and orphan secrets from earlier runs.
     """
-    from migrate.plan import make_plan, make_service_plan
+    from migrate.plan import plan_services
 
-    settings, built = _consumers(kw)
-    scope = _scope(host, cluster, only, cell)
-    results = []
-    try:
-        for consumer, path in built:
-            if isinstance(consumer, CinderConsumer):
-                result = make_plan(settings, consumer.db, scope, path)
-                if acl_mode == "project":
-                    result["actions"] = [a.replace("each with a read ACL for the row's user",
-                                                   "each with a read ACL for the row's user (volumes: every "
-                                                   "member of the volume's project, listed from Keystone when "
-                                                   "the run starts)") for a in result["actions"]]
-            else:
-                result = make_service_plan(settings, consumer, scope, path,
-                                           getattr(consumer, "acl_note", "the owning user (user_id)"))
-            results.append(result)
-    finally:
-        for consumer, _ in built:
-            consumer.dispose()
+    with _consumers(kw) as (settings, built):
+        result = plan_services(settings, built, _scope(host, cluster, only, cell), acl_mode)
     if output_format == "json":
-        output.emit(results[0] if len(results) == 1 else {"services": results}, "json")
+        output.emit(result.as_dict(), "json")
         return
-    for result in results:
-        if len(results) > 1:
-            click.echo(f"== {result['service']} ==")
-        click.echo(f"Decision: {result['decision']}: {result['message']}")
-        click.echo(f"{'Glance' if result['service'] == 'glance' else 'Database'}: {result['database']}   "
-                   f"backend: {result['backend']}   "
-                   f"fixed_key: {result['key_bits'] or 'not set'}{' bits' if result['key_bits'] else ''}")
-        output.emit([{"table": t, "rows": n} for t, n in result["to_migrate"].items()], "table", ["table", "rows"])
-        if result["by_host_project"]:
+    for plan in result.plans:
+        if len(result.plans) > 1:
+            click.echo(f"== {plan.service} ==")
+        click.echo(f"Decision: {plan.decision}: {plan.message}")
+        click.echo(f"{'Glance' if plan.service == 'glance' else 'Database'}: {plan.database}   "
+                   f"backend: {plan.backend}   "
+                   f"fixed_key: {plan.key_bits or 'not set'}{' bits' if plan.key_bits else ''}")
+        output.emit([{"table": t, "rows": n} for t, n in plan.to_migrate.items()], "table", ["table", "rows"])
+        if plan.by_host_project:
             cols = {"nova": ["table", "cell", "host", "project", "rows"],
                     "glance": ["table", "project", "rows", "acl_users"]}.get(
-                        result["service"], ["table", "host", "project", "rows"])
-            output.emit(result["by_host_project"], "table", cols)
-        for action in result["actions"]:
+                        plan.service, ["table", "host", "project", "rows"])
+            output.emit(plan.by_host_project, "table", cols)
+        for action in plan.actions:
             click.echo(f"- would {action}")
-        if result.get("snapshots"):
-            output.emit([{**d, "repair": "yes" if d["repair"] else "no"} for d in result["snapshots"]], "table",
+        if plan.snapshots:
+            output.emit([{**d, "repair": "yes" if d["repair"] else "no"} for d in plan.snapshots], "table",
                         ["id", "volume_id", "repair", "reason"])
 
 
-@migrate.command()
+@migrate.command("run")
 @source_options
 @scope_options
 @click.option("--concurrency", type=click.IntRange(1, 64), default=DEFAULT_CONCURRENCY, show_default=True,
@@ -240,7 +214,7 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @output.format_option
 @pass_run
-def run(runctx: RunContext, output_format: str, host: str | None, cluster: str | None, only: str | None,
+def run_cmd(run: RunContext, output_format: str, host: str | None, cluster: str | None, only: str | None,
         cell: str | None, concurrency: int, cleanup: bool, grant_creator: bool, admin_cloud: str | None,
         acl_mode: str, timeout: float, retries: int, progress: bool | None, **kw: Any) -> None:
     """Migrate: one new Barbican secret per volume, backup and instance, rows updated by compare-and-swap.
@@ -256,68 +230,23 @@ def run(runctx: RunContext, output_format: str, host: str | None, cluster: str |
         raise UsageError("--grant-creator needs --admin-cloud NAME", "Name a clouds.yaml cloud with admin rights")
     readers = None
     if acl_mode == "project":
-        readers = _project_readers(runctx, admin_cloud)
-    settings, built = _consumers(kw, readers)
-    scope = _scope(host, cluster, only, cell)
-    outcomes: list[engine.Outcome] = []
-    held = contextlib.ExitStack()  # per-service run locks (Glance: no conditional update to rely on)
-    try:
-        for consumer, _ in built:
-            consumer.check()
-            if cell and consumer.service == "nova":
-                _check_cell(consumer, cell)
-        cinder = next((c for c, _ in built if isinstance(c, CinderConsumer)), None)
-        engine.check_decision(settings, cinder.db if cinder else None)
-        for consumer, path in built:
-            exclusive = getattr(consumer, "exclusive", None)
-            if exclusive is not None:
-                held.enter_context(exclusive(path))
-        barbican: Barbican | None = None
-        check: rbac.CreateCheck | None = None
-        for consumer, path in built:
-            pending = jr.replay(path)
-            total = sum(consumer.count(t, scope) for t in scope.tables_of(consumer))
-            if total == 0 and not pending.unresolved_intents():
-                if barbican is None and (cleanup or _needs_read_back(consumer, scope, path)):
-                    barbican = _barbican(runctx, settings, concurrency, timeout, retries, kw)
-                outcomes.append(_nothing_to_do(consumer, scope, path, pending, settings, barbican, cleanup, host))
-                continue
-            if check is None:
-                try:  # cinder: creating the client authenticates, finds and contacts Barbican
-                    barbican = barbican or _barbican(runctx, settings, concurrency, timeout, retries, kw)
-                    check = preflight.probe(barbican)
-                except KeytoolsError as exc:
-                    engine.client_failed(consumer, exc)
-                    raise
-            assert barbican is not None
-            with jr.Journal(path) as journal:
-                preflight.ensure_can_create(barbican, journal, grant_creator, admin_cloud, check)
-                migrator = engine.Migrator(settings, consumer, barbican, journal, concurrency, progress)
-                try:
-                    outcomes.append(migrator.run(scope, cleanup))
-                except Exception:
-                    outcomes.append(migrator.outcome)
-                    _emit_outcomes(outcomes, output_format)
-                    raise
-        _emit_outcomes(outcomes, output_format)
-    finally:
-        held.close()
-        for consumer, _ in built:
-            consumer.dispose()
+        readers = _project_readers(run, admin_cloud)
+    options = runner.RunOptions(concurrency=concurrency, cleanup=cleanup, grant_creator=grant_creator,
+                                admin_cloud=admin_cloud, progress=progress)
+    with _consumers(kw, readers) as (settings, built):
+        result = runner.migrate_services(settings, built, _scope(host, cluster, only, cell),
+                                         lambda: _barbican(run, settings, concurrency, timeout, retries, kw),
+                                         options)
+    _emit_outcomes(result.outcomes, output_format)
+    if result.error is not None:
+        raise result.error
 
 
-def _check_cell(consumer: Consumer, cell: str) -> None:
-    names = [c.name for c in getattr(consumer, "cells").cells]
-    if cell not in names:
-        raise UsageError(f"--cell {cell}: no such Nova cell (cells: {', '.join(names)})",
-                         "Give a cell name from cell_mappings ('nova-manage cell_v2 list_cells')")
-
-
-def _project_readers(runctx: RunContext, admin_cloud: str | None) -> Any:
+def _project_readers(run: RunContext, admin_cloud: str | None) -> Any:
     """--acl project: every member of the volume's project (Keystone, at migration time)."""
     from keytools.keystone_members import ProjectMembers
 
-    session = auth.session_from_cloud(admin_cloud) if admin_cloud else runctx.session()
+    session = auth.session_from_cloud(admin_cloud) if admin_cloud else run.session()
     members = ProjectMembers(session)
 
     def readers(item: Any) -> list[str]:
@@ -326,43 +255,6 @@ def _project_readers(runctx: RunContext, admin_cloud: str | None) -> Any:
         return members(item.project_id)
 
     return readers
-
-
-def _needs_read_back(consumer: Consumer, scope: engine.Scope, path: Path) -> bool:
-    """Only a Barbican read-back can tell whether some stranded snapshot may be repaired."""
-    if not isinstance(consumer, CinderConsumer):
-        return False
-    return any(d.reason == repair.NOT_CHECKED for d in repair.assess(
-        consumer.db, scope.host, scope.cluster, "volumes" in scope.tables, path, None))
-
-
-def _nothing_to_do(consumer: Consumer, scope: engine.Scope, path: Path, pending: jr.Replay,
-                   settings: config.Settings, barbican: Barbican | None, cleanup: bool,
-                   host: str | None) -> engine.Outcome:
-    outcome = engine.Outcome(journal=str(path), service=consumer.service,
-                             migrated=({"volumes": 0, "snapshots": 0, "backups": 0} if consumer.service == "cinder"
-                                       else dict.fromkeys(consumer.tables, 0)))
-    key = settings.fixed_key or b""
-    repaired, outcome.snapshots_left = consumer.repair(
-        scope, path, (lambda k: barbican.holds(k, key)) if barbican else None)
-    outcome.repaired_snapshots = len(repaired)
-    if consumer.service == "cinder":
-        log_event(LOG, logging.INFO, MSG_NO_ITEMS, config.SKIP_NOTHING_TO_MIGRATE, host=host)
-    else:
-        log_event(LOG, logging.INFO, f"Not migrating {consumer.service} keys because no "
-                  f"{'/'.join(consumer.tables)} use the all-zeros key id.", "nothing_to_migrate",
-                  service=consumer.service)
-    outcome.skipped = config.SKIP_NOTHING_TO_MIGRATE
-    if engine.unrecorded_done(consumer, pending):
-        with jr.Journal(path) as journal:
-            engine.reconcile(consumer, journal, pending)
-    outcome.orphans = engine.find_orphans(consumer, pending)
-    if outcome.orphans and cleanup and barbican is not None:
-        with jr.Journal(path) as journal:
-            m = engine.Migrator(settings, consumer, barbican, journal, 1, progress=False)
-            outcome.deleted_orphans = m.delete_orphans(outcome.orphans)
-    outcome.remaining = consumer.log_status()
-    return outcome
 
 
 def _emit_outcomes(outcomes: list[engine.Outcome], output_format: str) -> None:
@@ -417,7 +309,7 @@ def _emit_outcome(outcome: engine.Outcome, output_format: str) -> None:
                    "and every volume still on the all-zeros id; VOLUME_ID=PATH (repeatable) names one.")
 @output.format_option
 @pass_run
-def verify(runctx: RunContext, output_format: str, concurrency: int, luks: tuple[str, ...], **kw: Any) -> None:
+def verify(run: RunContext, output_format: str, concurrency: int, luks: tuple[str, ...], **kw: Any) -> None:
     """Check every row this migration moved: the secret exists, holds fixed_key, the owner may read it.
 
     Rows come from each service's journal (volumes, backups, instances, images). Each secret's
@@ -426,77 +318,35 @@ def verify(runctx: RunContext, output_format: str, concurrency: int, luks: tuple
     must use the same id. With --luks, each volume's key must also open the volume's LUKS header.
     Prints a table of problems and exits 1 if there are any.
     """
-    from keytools.errors import ConfigError, ProblemsFound
     from migrate import luks as lk
-    from migrate.verify import verify as run_verify
+    from migrate import readback
 
     spec = lk.PathSpec.parse(luks) if luks else None
     cryptsetup = lk.find_cryptsetup() if spec else ""
     if spec and "cinder" not in services.selected(kw):
         raise UsageError("--luks checks Cinder volumes, but no Cinder database is given",
                          "Pass --config-file cinder.conf or --db-url (and --service cinder if you name services)")
-    settings, built = _consumers(kw)
-    reports = []
-    luks_results: list[lk.LuksResult] = []
-    try:
-        if not settings.fixed_key:
-            raise ConfigError("fixed_key is not set, so secrets cannot be compared with it",
-                              "Pass --fixed-key-file or --config-file with [key_manager] fixed_key")
-        cinder = next(((c, p) for c, p in built if isinstance(c, CinderConsumer)), None)
-        barbican = _barbican(runctx, settings, concurrency, kw=kw)
-        for consumer, path in built:
-            reports.append(run_verify(consumer, barbican, settings.fixed_key, path, concurrency))
-        if spec and cinder is not None:
-            luks_results = _luks_check(cinder[0], cinder[1], spec, barbican, settings.fixed_key, cryptsetup)
-    finally:
-        for consumer, _ in built:
-            consumer.dispose()
-    problems = [p for r in reports for p in r["problems"]]
-    bad_luks = [r for r in luks_results if not r.ok]
+    with _consumers(kw) as (settings, built):
+        result = readback.verify_migration(settings, built, lambda: _barbican(run, settings, concurrency, kw=kw),
+                                           concurrency, spec, cryptsetup)
     if output_format == "json":
-        doc: dict[str, Any] = reports[0] if len(reports) == 1 else {"services": reports}
-        if spec:
-            doc = {**doc, "luks": [r.as_dict() for r in luks_results]}
-        output.emit(doc, "json")
+        output.emit(result.as_dict(), "json")
     else:
-        for report in reports:
-            left = ", ".join(f"{n} {t}" for t, n in report["remaining"].items())
-            click.echo(f"{report['service']}: checked {report['checked']} migrated row(s); "
-                       f"{len(report['problems'])} problem(s); left on the all-zeros id: {left}.")
-            if report["problems"]:
-                output.emit(report["problems"], "table", ["table", "id", "secret_id", "problem"])
-        if spec:
-            click.echo(f"LUKS: {len(luks_results) - len(bad_luks)} of {len(luks_results)} volume header(s) "
-                       "open with their key.")
-            if luks_results:
-                output.emit([r.as_dict() for r in luks_results], "table",
+        for report in result.reports:
+            left = ", ".join(f"{n} {t}" for t, n in report.remaining.items())
+            click.echo(f"{report.service}: checked {report.checked} migrated row(s); "
+                       f"{len(report.problems)} problem(s); left on the all-zeros id: {left}.")
+            if report.problems:
+                output.emit(report.problems, "table", ["table", "id", "secret_id", "problem"])
+        if result.luks is not None:
+            ok = len(result.luks) - len(result.bad_luks)
+            click.echo(f"LUKS: {ok} of {len(result.luks)} volume header(s) open with their key.")
+            if result.luks:
+                output.emit([r.as_dict() for r in result.luks], "table",
                             ["volume_id", "key_id", "path", "result", "detail"])
-    if problems or bad_luks:
-        what = [f"{len(problems)} problem(s) among migrated rows"] if problems else []
-        if bad_luks:
-            what.append(f"{len(bad_luks)} LUKS header(s) not opened by their key")
-        hint = "See the table; rerun 'keytools migrate run' for rows still to migrate"
-        if bad_luks:
-            hint = ("See the table: a header its key does not open holds data fixed_key cannot decrypt, so do not "
-                    "retire fixed_key until it is explained; fix a wrong --luks path or template and rerun")
-        raise ProblemsFound("; ".join(what), hint)
-
-
-def _luks_check(consumer: CinderConsumer, path: Path, spec: Any, barbican: Barbican, fixed_key: bytes,
-                cryptsetup: str) -> list[Any]:
-    """Each selected volume's key (Barbican secret, or fixed_key while on the all-zeros id)."""
-    from keytools.errors import KeytoolsError
-    from migrate import luks as lk
-    from migrate.barbican import ref_for
-
-    def key_for(kid: str | None) -> bytes:
-        if kid is None:
-            raise KeytoolsError("no such volume in the Cinder database (or deleted)")
-        if kid == jr.FIXED_KEY_ID:
-            return fixed_key
-        return barbican.payload(ref_for(barbican.endpoint, kid))
-
-    return lk.check_volumes(lk.cinder_volumes(consumer.db, path, spec), spec, key_for, cryptsetup)
+    failure = result.failure()
+    if failure is not None:
+        raise failure
 
 
 @migrate.command()
@@ -527,63 +377,31 @@ def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], f
     abort, and the last status line. keytools' own text and JSON lines are read too. A pattern
     that matches nothing or a file that cannot be read is an error (exit 2).
     """
-    logs = tuple(files) + tuple(logs)
-    nova_given = bool(nova_config_file or nova_api_db_url or nova_db_url)
-    if not (config_file or db_url or logs or nova_given or glance_cloud):
-        raise UsageError("nothing to report on",
-                         "Pass --config-file/--db-url, --nova-api-db-url, --glance-cloud and/or --log FILE")
-    result: dict[str, Any] = {}
-    if glance_cloud:
-        from keytools.glance_images import GlanceImages, count_by_project
+    from migrate.status import migration_status
 
-        images = GlanceImages(auth.session_from_cloud(glance_cloud), glance_endpoint)
-        images.check_admin()
-        by_project = count_by_project(images.fixed_key_images())
-        result["glance"] = {"remaining": {"images": sum(by_project.values())},
-                            "by_project": [{"table": "images", "project": p, "rows": n} for p, n in by_project.items()]}
-    if nova_given:
-        from keytools.nova_db import NovaCells, load_settings
-
-        cells = NovaCells(load_settings(nova_config_file, nova_api_db_url, nova_db_url))
-        try:
-            cells.check()
-            result["nova"] = {"remaining": {"instances": cells.count()}, "by_cell": cells.breakdown()}
-        finally:
-            cells.dispose()
-    if config_file or db_url:
-        if db_url is None:
-            db_url = config.load(config_file, None, None, "barbican").db_url if config_file else None
-        db = CinderDB(db_url or "")
-        try:
-            db.check()
-            result["remaining"] = db.global_counts()
-            result["by_host"] = [r for t in ("volumes", "backups") for r in db.breakdown(t)]
-            result["stranded_snapshots"] = len(db.stranded_snapshots())
-        finally:
-            db.dispose()
-    if logs:
-        result["hosts"] = logparse.summarize(list(logs))
+    result = migration_status(config_file, db_url, tuple(files) + tuple(logs), nova_config_file, nova_api_db_url,
+                              nova_db_url, glance_cloud, glance_endpoint)
     if output_format == "json":
-        output.emit(result, "json")
+        output.emit(result.as_dict(), "json")
         return
-    if "remaining" in result:
-        r = result["remaining"]
+    if result.cinder_remaining is not None:
+        r = result.cinder_remaining
         click.echo(f"Left on the all-zeros key id (all hosts): {r['volumes']} volume(s), {r['snapshots']} "
                    f"snapshot(s), {r['backups']} backup(s).")
-        if result["by_host"]:
-            output.emit(result["by_host"], "table", ["table", "host", "project", "rows"])
-    if "nova" in result:
+        if result.cinder_by_host:
+            output.emit(result.cinder_by_host, "table", ["table", "host", "project", "rows"])
+    if result.nova is not None:
         click.echo(f"Left on the all-zeros ephemeral key id (all cells): "
-                   f"{result['nova']['remaining']['instances']} instance(s).")
-        if result["nova"]["by_cell"]:
-            output.emit(result["nova"]["by_cell"], "table", ["table", "cell", "host", "project", "rows"])
-    if "glance" in result:
+                   f"{result.nova['remaining']['instances']} instance(s).")
+        if result.nova["by_cell"]:
+            output.emit(result.nova["by_cell"], "table", ["table", "cell", "host", "project", "rows"])
+    if result.glance is not None:
         click.echo(f"Left on the all-zeros cinder_encryption_key_id (all projects): "
-                   f"{result['glance']['remaining']['images']} image(s).")
-        if result["glance"]["by_project"]:
-            output.emit(result["glance"]["by_project"], "table", ["table", "project", "rows"])
-    if logs:
-        output.emit(result["hosts"], "table",
+                   f"{result.glance['remaining']['images']} image(s).")
+        if result.glance["by_project"]:
+            output.emit(result.glance["by_project"], "table", ["table", "project", "rows"])
+    if result.hosts is not None:
+        output.emit(result.hosts, "table",
                     ["host", "service", "state", "started", "migrated", "errors", "last_status"])
 
 
@@ -599,61 +417,20 @@ def status(config_file: str | None, db_url: str | None, logs: tuple[str, ...], f
 @click.option("--force", is_flag=True, help="Finish although rows are still on the all-zeros key id.")
 @output.format_option
 @pass_run
-def finish(runctx: RunContext, revoke_creator: bool, admin_cloud: str | None, user: str | None,
+def finish(run: RunContext, revoke_creator: bool, admin_cloud: str | None, user: str | None,
            project: str | None, role: str | None, force: bool, output_format: str, **kw: Any) -> None:
     """Close the migration: refuse while rows remain, then remove the temporary role.
 
     After this, retire fixed_key from cinder.conf and nova.conf on every node (keep a safe copy:
     backups made before Queens carry the all-zeros id only inside their data).
     """
-    settings, built = _consumers(kw)
-    remaining: dict[str, int] = {}
-    try:
-        for consumer, _ in built:
-            consumer.check()
-            remaining.update(consumer.remaining())
-    finally:
-        for consumer, _ in built:
-            consumer.dispose()
-    left = sum(remaining.values())
-    if left and not force:
-        raise StateError(f"{', '.join(f'{n} {t[:-1]}(s)' for t, n in remaining.items() if n)} still use the all-zeros key id",
-                         "Run 'keytools migrate run' (and check 'keytools migrate status') first, or pass --force")
-    result: dict[str, Any] = {"remaining": remaining, "revoked": []}
-    if revoke_creator:
-        if not admin_cloud:
-            raise UsageError("--revoke-creator needs --admin-cloud NAME", "Name a clouds.yaml cloud with admin rights")
-        grants = [g for _, path in built for g in _grants(path)]
-        if user or project or role or not grants:
-            if not (user and project):
-                sess = _session(runctx, settings)
-                with translated("Keystone", "reading the migrating user"):
-                    access = sess.auth.get_access(sess)
-                user = user or access.username
-                project = project or access.project_name
-            grants = [{"user": user, "project": project, "role": role or "creator"}]
-        admin = auth.session_from_cloud(admin_cloud)
-        for g in grants:
-            removed = rbac.revoke_role(admin, g["user"], g["project"], g["role"])
-            result["revoked"].append({**g, "removed": removed})
-            log_event(LOG, logging.INFO, f"Revoked role {g['role']} from {g['user']} in project {g['project']}"
-                      if removed else f"{g['user']} had no role {g['role']} in project {g['project']}",
-                      "revoked_role", **g, removed=removed)
-    result["next"] = ("Retire fixed_key: back it up, then remove [key_manager]/[keymgr] fixed_key from "
-                      "cinder.conf and nova.conf on every node (keytools fixed-key)")
+    request = fin.RevokeRequest(admin_cloud, user, project, role) if revoke_creator else None
+    with _consumers(kw) as (settings, built):
+        result = fin.finish_migration(built, force, request, lambda: _session(run, settings))
     if output_format == "json":
-        output.emit(result, "json")
+        output.emit(result.as_dict(), "json")
         return
-    click.echo(f"Nothing left on the all-zeros key id: {not left}.")
-    for g in result["revoked"]:
-        click.echo(f"Role {g['role']} of {g['user']} in {g['project']}: {'removed' if g['removed'] else 'was not set'}.")
-    click.echo(f"Next: {result['next']}.")
-
-
-def _grants(path: Path) -> list[dict[str, str]]:
-    seen: dict[tuple[str, str, str], dict[str, str]] = {}
-    for doc in jr.records(path):
-        if doc.get("op") == "granted":
-            g = {"user": doc["user"], "project": doc["project"], "role": doc["role"]}
-            seen[(g["user"], g["project"], g["role"])] = g
-    return list(seen.values())
+    click.echo(f"Nothing left on the all-zeros key id: {not result.left}.")
+    for g in result.revoked:
+        click.echo(f"Role {g.role} of {g.user} in {g.project}: {'removed' if g.removed else 'was not set'}.")
+    click.echo(f"Next: {result.next}.")

@@ -44,7 +44,7 @@ from typing import Any, Protocol
 
 from keytools.cinder_db import FIXED_KEY_ID
 from keytools.logs import log_event
-from migrate.repair import Checker
+from migrate.repair import Checker, repair_stranded
 from migrate.db import CinderDB, Item
 
 LOG = logging.getLogger("keytools.migrate")
@@ -83,6 +83,24 @@ def log_remaining(table: str, left: int, still: str, none: str) -> None:
                   remaining=left)
     else:
         log_event(LOG, logging.INFO, none, f"status_no_{table}", table=table, remaining=0)
+
+
+def item_line(item: Item) -> str:
+    """cinder's per-item line: it logs ``type(item).__name__``, which is ``VolumeMigration`` for
+    cinder-volume (cinder/volume/volume_migration.py) and ``Backup`` for cinder-backup."""
+    return f"Migrating {'VolumeMigration' if item.table == 'volumes' else 'Backup'} {item.id} encryption key to Barbican"
+
+
+def log_status(db: CinderDB) -> dict[str, int]:
+    """cinder's closing assessment: global counts, all hosts, cinder's wording (``backups(s)``, sic)."""
+    counts = db.global_counts()
+    log_remaining("volumes", counts["volumes"],
+                  "There are still {n} volume(s) using the ConfKeyManager's all-zeros encryption key ID.",
+                  "No volumes are using the ConfKeyManager's encryption_key_id.")
+    log_remaining("backups", counts["backups"],
+                  "There are still {n} backups(s) using the ConfKeyManager's all-zeros encryption key ID.",
+                  "No backups are known to be using the ConfKeyManager's encryption_key_id.")
+    return counts
 
 
 def owner_only(item: Item) -> list[str]:
@@ -132,19 +150,10 @@ class CinderConsumer:
         return self.db.user_id(table, row_id)
 
     def referenced(self, key_id: str) -> bool:
-        import sqlalchemy as sa
-
-        with self.db.engine.connect() as conn:
-            for name in ("volumes", "snapshots", "backups"):
-                t = self.db.table(name)
-                if conn.execute(sa.select(t.c.id).where(t.c.encryption_key_id == key_id).limit(1)).first():
-                    return True
-        return False
+        return self.db.referenced(key_id)
 
     def repair(self, scope: Any, journal_path: Path,
                holds: Checker | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        from migrate.engine import repair_stranded
-
         return repair_stranded(self.db, scope, journal_path, holds)
 
     def remaining(self) -> dict[str, int]:
@@ -158,13 +167,9 @@ class CinderConsumer:
         return out
 
     def item_line(self, item: Item) -> str:
-        from migrate.engine import item_line
-
         return item_line(item)
 
     def log_status(self) -> dict[str, int]:
-        from migrate.engine import log_status
-
         return log_status(self.db)
 
     def follower_problems(self, item_id: str, secret_id: str) -> list[dict[str, Any]]:

@@ -13,26 +13,25 @@ are retried first.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
-
-import click
 
 from keytools import output
 from keytools.errors import ConfigError, Forbidden, KeytoolsError, NotFound, ServiceUnavailable, StateError
 from keytools.logs import log_event
+from keytools.progress import progress
 from keytools.service_errors import SECRET_FORBIDDEN, is_forbidden
 from migrate import journal as jr
 from migrate import repair
 from migrate.barbican import Barbican, PayloadMismatch, cinder_text, key_id
-from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, Settings
-from migrate.consumer import Consumer
+from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, SKIP_NOTHING_TO_MIGRATE, Settings
+from migrate.consumer import Consumer, log_status
 from migrate.db import CinderDB, Item
 
 LOG = logging.getLogger("keytools.migrate")
@@ -46,12 +45,6 @@ MSG_ERROR = "Error migrating encryption key: %s"
 MSG_CLIENT_ERROR = "Aborting encryption key migration due to error creating Barbican client: %s"
 # oslo.log does not summarise these built-in exceptions (formatters._get_error_summary)
 _NO_SUMMARY = (TypeError, ValueError, KeyError, AttributeError, ImportError)
-
-
-def item_line(item: Item) -> str:
-    """cinder's per-item line: it logs ``type(item).__name__``, which is ``VolumeMigration`` for
-    cinder-volume (cinder/volume/volume_migration.py) and ``Backup`` for cinder-backup."""
-    return f"Migrating {'VolumeMigration' if item.table == 'volumes' else 'Backup'} {item.id} encryption key to Barbican"
 
 
 def error_summary(exc: BaseException) -> str:
@@ -75,26 +68,6 @@ def client_failed(consumer: Consumer, exc: BaseException) -> None:
     log_event(LOG, logging.ERROR, MSG_CLIENT_ERROR % text + error_summary(exc), "barbican_client_error",
               error=text)
     consumer.log_status()
-
-
-def log_status(db: CinderDB) -> dict[str, int]:
-    """cinder's closing assessment: global counts, all hosts, cinder's wording (``backups(s)``, sic)."""
-    counts = db.global_counts()
-    if counts["volumes"] == 0:
-        log_event(LOG, logging.INFO, "No volumes are using the ConfKeyManager's encryption_key_id.",
-                  "status_no_volumes", table="volumes", remaining=0)
-    else:
-        log_event(LOG, logging.WARNING, f"There are still {counts['volumes']} volume(s) using the "
-                  "ConfKeyManager's all-zeros encryption key ID.", "status_volumes_remaining",
-                  table="volumes", remaining=counts["volumes"])
-    if counts["backups"] == 0:
-        log_event(LOG, logging.INFO, "No backups are known to be using the ConfKeyManager's encryption_key_id.",
-                  "status_no_backups", table="backups", remaining=0)
-    else:
-        log_event(LOG, logging.WARNING, f"There are still {counts['backups']} backups(s) using the "
-                  "ConfKeyManager's all-zeros encryption key ID.", "status_backups_remaining",
-                  table="backups", remaining=counts["backups"])
-    return counts
 
 
 def check_decision(settings: Settings, db: CinderDB | None = None) -> None:
@@ -166,26 +139,39 @@ class Outcome:
                 "rate_per_s": round(done / self.seconds, 1) if self.seconds else None,
                 "skipped": self.skipped, "journal": self.journal}
 
+    @classmethod
+    def for_consumer(cls, consumer: Consumer, journal_path: Path) -> Outcome:
+        """An empty outcome with the counters this service reports (cinder: its snapshots too)."""
+        return cls(journal=str(journal_path), service=consumer.service,
+                   migrated=({"volumes": 0, "snapshots": 0, "backups": 0}
+                             if consumer.service == "cinder" else dict.fromkeys(consumer.tables, 0)))
+
 
 class Migrator:
-    """One run against one service's objects (a ``Consumer``) and one Barbican."""
+    """One run against one service's objects (a ``Consumer``) and one Barbican.
 
-    def __init__(self, settings: Settings, consumer: Consumer, barbican: Barbican, journal: jr.Journal,
-                 concurrency: int = 8, progress: bool | None = None) -> None:
+    ``barbican`` may be None while there is nothing to migrate (``has_work`` is False) and no
+    read-back or cleanup needs it. ``journal`` is an open ``Journal`` or its path: a path is
+    opened on the first record (a run with nothing to do and nothing to reconcile writes none)
+    and closed by ``close()``."""
+
+    def __init__(self, settings: Settings, consumer: Consumer, barbican: Barbican | None,
+                 journal: jr.Journal | Path, concurrency: int = 8, progress: bool | None = None) -> None:
         if not settings.fixed_key:
             raise ConfigError("fixed_key is not set", "Pass --fixed-key-file")
         self.key: bytes = settings.fixed_key
         self.settings = settings
         self.consumer = consumer
         self.barbican = barbican
-        self.journal = journal
+        self.path = journal.path if isinstance(journal, jr.Journal) else Path(journal)
+        self._journal = journal if isinstance(journal, jr.Journal) else None
+        self._owned: jr.Journal | None = None
         self.concurrency = max(1, concurrency)
         self.progress = output.is_tty() if progress is None else progress
         self._force_bar = progress is True  # --progress: draw it even when stderr is not a terminal
-        self.replay = jr.replay(journal.path)
-        self.outcome = Outcome(journal=str(journal.path), service=consumer.service,
-                               migrated=({"volumes": 0, "snapshots": 0, "backups": 0}
-                                         if consumer.service == "cinder" else dict.fromkeys(consumer.tables, 0)))
+        self.replay = jr.replay(self.path)
+        self.outcome = Outcome.for_consumer(consumer, self.path)
+        self._counted: Scope | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._gate = threading.Condition()  # admission: who may start a row now
@@ -196,6 +182,28 @@ class Migrator:
         self._done = 0
         self._start = 0.0
 
+    @property
+    def journal(self) -> jr.Journal:
+        if self._journal is None:
+            self._journal = self._owned = jr.Journal(self.path)
+        return self._journal
+
+    def close(self) -> None:
+        """Close the journal if this Migrator opened it."""
+        if self._owned is not None:
+            self._owned.close()
+
+    def __enter__(self) -> Migrator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _barbican(self) -> Barbican:
+        if self.barbican is None:
+            raise KeytoolsError("internal error: this run needs Barbican but was given none")
+        return self.barbican
+
     # ---- per row ---------------------------------------------------------------------------------
 
     def _secret_for(self, item: Item) -> tuple[str, bool]:
@@ -204,12 +212,12 @@ class Migrator:
         spare = self.replay.reusable(item.table, item.id)
         if spare:
             try:
-                self.barbican.check_payload(spare, self.key)
+                self._barbican().check_payload(spare, self.key)
                 return spare, True
             except (PayloadMismatch, KeytoolsError) as exc:
                 LOG.debug("not reusing %s for %s %s: %s", spare, item.kind, item.id, exc)
         self.journal.record("intent", item.table, item.id, name=jr.secret_name(item.table, item.id))
-        ref, uncertain = self.barbican.create(jr.secret_name(item.table, item.id), self.key)
+        ref, uncertain = self._barbican().create(jr.secret_name(item.table, item.id), self.key)
         self.journal.record("stored", item.table, item.id, ref)
         if uncertain:
             with self._lock:
@@ -220,9 +228,9 @@ class Migrator:
         log_event(LOG, logging.INFO, self.consumer.item_line(item), "migrating_item", table=item.table, id=item.id,
                   host=item.host, service=self.consumer.service, **({"cell": item.where} if item.where else {}))
         ref, reused = self._secret_for(item)
-        self.barbican.grant_read(ref, self.consumer.readers(item))
+        self._barbican().grant_read(ref, self.consumer.readers(item))
         if not reused:  # a reused secret was read back just now
-            self.barbican.check_payload(ref, self.key)  # never point a row at a secret not read back
+            self._barbican().check_payload(ref, self.key)  # never point a row at a secret not read back
         new_id = key_id(ref)
         won, snaps = self.consumer.swap(item, new_id)
         if not won:
@@ -259,7 +267,7 @@ class Migrator:
     def _resolve_lost_refs(self) -> None:
         """Rows whose secret was being created when a previous run died: ask Barbican by name."""
         for table, row_id in self.replay.unresolved_intents():
-            refs = self.barbican.find(jr.secret_name(table, row_id))
+            refs = self._barbican().find(jr.secret_name(table, row_id))
             st = self.replay.row(table, row_id)
             for ref in refs:
                 if ref not in st.refs:
@@ -272,7 +280,7 @@ class Migrator:
         exist; journal every secret of that name so orphans are reported (and --cleanup works)."""
         for table, row_id in self._uncertain:
             try:
-                refs = self.barbican.find(jr.secret_name(table, row_id))
+                refs = self._barbican().find(jr.secret_name(table, row_id))
             except KeytoolsError as exc:
                 LOG.warning("Could not look for extra secrets of %s %s: %s", table, row_id, exc.message)
                 continue
@@ -302,7 +310,31 @@ class Migrator:
         with self._gate:
             self._gate.notify_all()
 
+    def has_work(self, scope: Scope) -> bool:
+        """Rows to migrate in scope, or a secret a killed run may have created but not journaled
+        (counted once per scope: ``run`` reuses the count)."""
+        if self._counted != scope:
+            self.outcome.total = sum(self.consumer.count(t, scope) for t in scope.tables_of(self.consumer))
+            self._counted = scope
+        return bool(self.outcome.total or self.replay.unresolved_intents())
+
+    def needs_read_back(self, scope: Scope) -> bool:
+        """With nothing to migrate, only a Barbican read-back can tell whether some stranded
+        snapshot may be repaired (cinder only)."""
+        if self.consumer.service != "cinder":
+            return False
+        db = getattr(self.consumer, "db")
+        return any(d.reason == repair.NOT_CHECKED for d in repair.assess(
+            db, scope.host, scope.cluster, "volumes" in scope.tables, self.path, None))
+
     def run(self, scope: Scope, cleanup: bool = False) -> Outcome:
+        """The whole job for this service: cinder's "Not migrating ..." exit when there is
+        nothing to do (stranded snapshots, reconciling and orphans are still handled), else the
+        migration. Raises after the closing status lines if any row failed."""
+        if not self.has_work(scope):
+            return self._nothing_to_do(scope, cleanup)
+        self._barbican()
+        self.journal  # noqa: B018 - opened here, never first in a worker thread
         start = time.monotonic()
         self._start = start
         LOG.info(MSG_STARTING, extra={"keytools_event": {"event": "start", "host": scope.host,
@@ -311,17 +343,9 @@ class Migrator:
         self._repair(scope)
         reconcile(self.consumer, self.journal, self.replay)
         self._resolve_lost_refs()
-        bar = click.progressbar(length=self.outcome.total, label="Migrating", file=sys.stderr) \
-            if self.progress and self.outcome.total else None
-        if bar is not None:
-            if self._force_bar:
-                bar._is_atty = True  # click draws only on a terminal otherwise
-            bar.__enter__()
-        try:
-            self._pump(self._items(scope), bar.update if bar is not None else None)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
+        show = (True if self._force_bar else None) if self.progress and self.outcome.total else False
+        with progress(self.outcome.total, "Migrating", enabled=show, show_pos=False) as advance:
+            self._pump(self._items(scope), advance)
         self._search_uncertain()
         self.outcome.orphans = self.find_orphans()
         if cleanup and not self.outcome.aborted:
@@ -331,6 +355,30 @@ class Migrator:
         if self.outcome.aborted or self._errors:
             raise self._final_error()
         return self.outcome
+
+    def _nothing_to_do(self, scope: Scope, cleanup: bool) -> Outcome:
+        """cinder's line for a host with nothing on the all-zeros id (keytools' own for Nova and
+        Glance); stranded snapshots are repaired (read back if Barbican is given), rows a killed
+        run swapped are journaled, orphans reported (deleted with ``cleanup`` and Barbican)."""
+        outcome = self.outcome
+        barbican = self.barbican
+        repaired, outcome.snapshots_left = self.consumer.repair(
+            scope, self.path, (lambda k: barbican.holds(k, self.key)) if barbican else None)
+        outcome.repaired_snapshots = len(repaired)
+        if self.consumer.service == "cinder":
+            log_event(LOG, logging.INFO, MSG_NO_ITEMS, SKIP_NOTHING_TO_MIGRATE, host=scope.host)
+        else:
+            log_event(LOG, logging.INFO, f"Not migrating {self.consumer.service} keys because no "
+                      f"{'/'.join(self.consumer.tables)} use the all-zeros key id.", "nothing_to_migrate",
+                      service=self.consumer.service)
+        outcome.skipped = SKIP_NOTHING_TO_MIGRATE
+        if unrecorded_done(self.consumer, self.replay):  # the journal is opened only to write
+            reconcile(self.consumer, self.journal, self.replay)
+        outcome.orphans = find_orphans(self.consumer, self.replay)
+        if outcome.orphans and cleanup and barbican is not None:
+            outcome.deleted_orphans = self.delete_orphans(outcome.orphans)
+        outcome.remaining = self.consumer.log_status()
+        return outcome
 
     def _pump(self, items: Iterator[Item], tick: Callable[[int], None] | None) -> None:
         """Feed the pool with at most ``4 x concurrency`` rows in flight: memory stays flat."""
@@ -399,13 +447,13 @@ class Migrator:
     # ---- repair and orphans -----------------------------------------------------------------------------
 
     def _repair(self, scope: Scope) -> None:
-        repaired, left = self.consumer.repair(scope, self.journal.path,
-                                              lambda key: self.barbican.holds(key, self.key))
+        repaired, left = self.consumer.repair(scope, self.path,
+                                              lambda key: self._barbican().holds(key, self.key))
         self.outcome.repaired_snapshots += len(repaired)
         self.outcome.snapshots_left = left
 
     def find_orphans(self) -> list[dict[str, str]]:
-        return find_orphans(self.consumer, jr.replay(self.journal.path))
+        return find_orphans(self.consumer, jr.replay(self.path))
 
     def delete_orphans(self, orphans: list[dict[str, str]]) -> int:
         deleted = 0
@@ -413,7 +461,7 @@ class Migrator:
             if self.consumer.referenced(key_id(orphan["ref"])):
                 continue  # a row uses it after all (another run's secret found by name)
             try:
-                self.barbican.delete(orphan["ref"])
+                self._barbican().delete(orphan["ref"])
             except NotFound:
                 pass  # already gone: as good as deleted
             except KeytoolsError as exc:
@@ -424,25 +472,6 @@ class Migrator:
             log_event(LOG, logging.INFO, f"Deleted orphan secret {key_id(orphan['ref'])}", "orphan_deleted",
                       table=orphan["table"], id=orphan["id"], secret_id=key_id(orphan["ref"]))
         return deleted
-
-
-def repair_stranded(db: CinderDB, scope: Scope, journal_path: Any,
-                    check: repair.Checker | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Repair the stranded snapshots that provably belong to a half-finished migration of a
-    volume in scope (see migrate.repair); log and return (repaired, left alone with why)."""
-    repaired, left = [], []
-    for d in repair.assess(db, scope.host, scope.cluster, "volumes" in scope.tables, journal_path, check):
-        fields = {"table": "snapshots", "id": d.id, "volume_id": d.volume_id, "host": d.volume_host,
-                  "secret_id": d.volume_key, "reason": d.reason}
-        if not d.repair:
-            left.append(d.as_dict())
-            log_event(LOG, logging.INFO if d.reason == repair.OUT_OF_SCOPE else logging.WARNING,
-                      f"Left snapshot {d.id} on the all-zeros key id: {d.detail}", "snapshot_left_alone", **fields)
-        elif d.volume_key and db.repair_snapshot(d.id, d.volume_key):
-            repaired.append(d.as_dict())
-            log_event(LOG, logging.INFO, f"Repaired snapshot {d.id}: it now uses the key of its volume "
-                      f"{d.volume_id}, as cinder would have ({d.detail})", "repaired_snapshot", **fields)
-    return repaired, left
 
 
 def unrecorded_done(consumer: Consumer, replay: jr.Replay) -> list[tuple[str, str, str]]:
@@ -481,4 +510,4 @@ def find_orphans(consumer: Consumer, replay: jr.Replay) -> list[dict[str, str]]:
     return found
 
 
-__all__ = ["MSG_NO_ITEMS", "Migrator", "Scope", "Outcome", "check_decision", "log_status", "find_orphans"]
+__all__ = ["MSG_NO_ITEMS", "Migrator", "Scope", "Outcome", "check_decision", "find_orphans"]

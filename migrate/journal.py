@@ -93,12 +93,6 @@ class Replay:
             return [r for r in st.refs if r != spare and r not in self.deleted]
         return [r for r in st.refs if r.rpartition("/")[2] != keep.rpartition("/")[2] and r not in self.deleted]
 
-    def known_refs(self) -> Iterator[tuple[str, str, str]]:
-        for (table, row_id), st in self.rows.items():
-            for ref in st.refs:
-                if ref not in self.deleted:
-                    yield table, row_id, ref
-
 
 class Journal:
     """Thread-safe appender; each record is one ``write`` on an O_APPEND fd, then fsync."""

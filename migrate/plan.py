@@ -6,6 +6,9 @@ any time (it reads, it never writes).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from migrate import journal as jr
@@ -15,8 +18,73 @@ from migrate.consumer import CinderConsumer, Consumer
 from migrate.db import CinderDB
 from migrate.engine import MSG_NO_ITEMS, MSG_STARTING, Scope, find_orphans
 
+OWNER_ACL = "each with a read ACL for the row's user"
+PROJECT_ACL = ("each with a read ACL for the row's user (volumes: every member of the volume's project, "
+               "listed from Keystone when the run starts)")
 
-def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any) -> dict[str, Any]:
+
+@dataclass
+class ServicePlan:
+    """One service's plan; the cinder-only parts (scope, stranded snapshots) are None elsewhere."""
+
+    service: str
+    decision: str
+    message: str
+    backend: str
+    key_bits: int | None
+    database: str
+    to_migrate: dict[str, int]
+    all_hosts: dict[str, int]
+    by_host_project: list[dict[str, Any]]
+    journal: dict[str, Any]
+    orphans: list[dict[str, str]]
+    actions: list[str]
+    scope: dict[str, Any] | None = None
+    stranded_snapshots: dict[str, Any] | None = None
+    snapshots: list[dict[str, Any]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"service": self.service, "decision": self.decision, "message": self.message,
+                               "backend": self.backend, "key_bits": self.key_bits, "database": self.database}
+        if self.scope is not None:
+            doc["scope"] = self.scope
+        doc.update(to_migrate=self.to_migrate, all_hosts=self.all_hosts, by_host_project=self.by_host_project)
+        if self.stranded_snapshots is not None:
+            doc["stranded_snapshots"] = self.stranded_snapshots
+        if self.snapshots is not None:
+            doc["snapshots"] = self.snapshots
+        doc.update(journal=self.journal, orphans=self.orphans, actions=self.actions)
+        return doc
+
+
+@dataclass
+class PlanResult:
+    plans: list[ServicePlan]
+
+    def as_dict(self) -> dict[str, Any]:
+        """One service: its plan; several: ``{"services": [...]}``."""
+        if len(self.plans) == 1:
+            return self.plans[0].as_dict()
+        return {"services": [p.as_dict() for p in self.plans]}
+
+
+def plan_services(settings: Settings, built: Sequence[tuple[Consumer, Path]], scope: Scope,
+                  acl_mode: str = "owner") -> PlanResult:
+    """Every service's plan (``built``: consumer, journal path); ``acl_mode`` as ``run --acl``."""
+    plans = []
+    for consumer, path in built:
+        if isinstance(consumer, CinderConsumer):
+            plan = make_plan(settings, consumer.db, scope, path)
+            if acl_mode == "project":
+                plan.actions = [a.replace(OWNER_ACL, PROJECT_ACL) for a in plan.actions]
+        else:
+            plan = make_service_plan(settings, consumer, scope, path,
+                                     getattr(consumer, "acl_note", "the owning user (user_id)"))
+        plans.append(plan)
+    return PlanResult(plans)
+
+
+def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any) -> ServicePlan:
     db.check()
     skip = settings.skip_reason()
     tables = {"volumes": db.count("volumes", scope.host, scope.cluster) if "volumes" in scope.tables else 0,
@@ -40,7 +108,7 @@ def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any)
         n = tables["volumes"] + tables["backups"]
         if n:
             actions.append(f"create {n - min(reusable, n)} Barbican secret(s) holding fixed_key "
-                           f"(AES, {settings.key_bits} bits, symmetric), each with a read ACL for the row's user")
+                           f"(AES, {settings.key_bits} bits, symmetric), {OWNER_ACL}")
         if reusable:
             actions.append(f"reuse {reusable} secret(s) a previous run stored but did not use")
         if tables["volumes"]:
@@ -66,20 +134,18 @@ def make_plan(settings: Settings, db: CinderDB, scope: Scope, journal_path: Any)
     by_host = []
     for table in scope.tables:
         by_host.extend(db.breakdown(table, scope.host, scope.cluster))
-    return {"service": "cinder", "decision": decision, "message": message, "backend": settings.backend,
-            "key_bits": settings.key_bits or None, "database": db.describe(),
-            "scope": {"host": scope.host, "cluster": scope.cluster, "tables": list(scope.tables)},
-            "to_migrate": tables, "all_hosts": db.global_counts(), "by_host_project": by_host,
-            "stranded_snapshots": {"repairable": len(repairable), "needs_read_back": len(to_check),
-                                   "left_alone": reasons},
-            "snapshots": [d.as_dict() for d in snapshots],
-            "journal": {"path": str(journal_path), "reusable_secrets": reusable,
-                        "unresolved_intents": len(replay.unresolved_intents()), "orphans": len(orphans)},
-            "orphans": orphans, "actions": actions}
+    return ServicePlan(
+        "cinder", decision, message, settings.backend, settings.key_bits or None, db.describe(),
+        tables, db.global_counts(), by_host,
+        {"path": str(journal_path), "reusable_secrets": reusable,
+         "unresolved_intents": len(replay.unresolved_intents()), "orphans": len(orphans)}, orphans, actions,
+        scope={"host": scope.host, "cluster": scope.cluster, "tables": list(scope.tables)},
+        stranded_snapshots={"repairable": len(repairable), "needs_read_back": len(to_check), "left_alone": reasons},
+        snapshots=[d.as_dict() for d in snapshots])
 
 
 def make_service_plan(settings: Settings, consumer: Consumer, scope: Scope, journal_path: Any,
-                      acl_note: str) -> dict[str, Any]:
+                      acl_note: str) -> ServicePlan:
     """The plan for a service without cinder's follower rows (nova instances, glance images)."""
     consumer.check()
     skip = settings.skip_reason()
@@ -104,9 +170,8 @@ def make_service_plan(settings: Settings, consumer: Consumer, scope: Scope, jour
                        "all-zeros id)")
     if orphans:
         actions.append(f"report {len(orphans)} orphan secret(s) from earlier runs (delete them with --cleanup)")
-    return {"service": consumer.service, "decision": decision, "message": message, "backend": settings.backend,
-            "key_bits": settings.key_bits or None, "database": consumer.describe(),
-            "to_migrate": tables, "all_hosts": consumer.remaining(), "by_host_project": consumer.breakdown(scope),
-            "journal": {"path": str(journal_path), "reusable_secrets": reusable,
-                        "unresolved_intents": len(replay.unresolved_intents()), "orphans": len(orphans)},
-            "orphans": orphans, "actions": actions}
+    return ServicePlan(
+        consumer.service, decision, message, settings.backend, settings.key_bits or None, consumer.describe(),
+        tables, consumer.remaining(), consumer.breakdown(scope),
+        {"path": str(journal_path), "reusable_secrets": reusable,
+         "unresolved_intents": len(replay.unresolved_intents()), "orphans": len(orphans)}, orphans, actions)

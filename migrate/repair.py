@@ -12,15 +12,19 @@ volume's secret, read back from Barbican, holds fixed_key.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from keytools.cinder_db import FIXED_KEY_ID
+from keytools.logs import log_event
 from migrate import journal as jr
 from migrate.barbican import key_id
 from migrate.db import CinderDB
+
+LOG = logging.getLogger("keytools.migrate")
 
 # why a snapshot is repaired
 BY_JOURNAL = "journal_migrated_volume"
@@ -106,3 +110,22 @@ def assess(db: CinderDB, host: str | None, cluster: str | None, volumes_in_scope
                 out.append(decide(False, UNREADABLE, f"volume {vid}'s secret {vkey} could not be read back "
                                   f"({why}); not proven to hold fixed_key"))
     return out
+
+
+def repair_stranded(db: CinderDB, scope: Any, journal_path: Any,
+                    check: Checker | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Repair the stranded snapshots that provably belong to a half-finished migration of a
+    volume in scope (see above); log and return (repaired, left alone with why)."""
+    repaired, left = [], []
+    for d in assess(db, scope.host, scope.cluster, "volumes" in scope.tables, journal_path, check):
+        fields = {"table": "snapshots", "id": d.id, "volume_id": d.volume_id, "host": d.volume_host,
+                  "secret_id": d.volume_key, "reason": d.reason}
+        if not d.repair:
+            left.append(d.as_dict())
+            log_event(LOG, logging.INFO if d.reason == OUT_OF_SCOPE else logging.WARNING,
+                      f"Left snapshot {d.id} on the all-zeros key id: {d.detail}", "snapshot_left_alone", **fields)
+        elif d.volume_key and db.repair_snapshot(d.id, d.volume_key):
+            repaired.append(d.as_dict())
+            log_event(LOG, logging.INFO, f"Repaired snapshot {d.id}: it now uses the key of its volume "
+                      f"{d.volume_id}, as cinder would have ({d.detail})", "repaired_snapshot", **fields)
+    return repaired, left

@@ -101,7 +101,7 @@ def _type_check(record: cinder_api.TypeRecord) -> TypeCheck:
     return TypeCheck(record.name, record.id, record.encryption, problems)
 
 
-def key_manager_from_config(path: str) -> KeyManagerCheck:
+def key_manager_check_from_config(path: str) -> KeyManagerCheck:
     """[key_manager] backend (or its deprecated name api_class) from cinder.conf and its .d files."""
     conf = oslo_ini.parse_with_conf_d(path)
     setting = conf.setting("key_manager", "backend") or conf.setting("key_manager", "api_class")
@@ -117,7 +117,7 @@ def key_manager_from_config(path: str) -> KeyManagerCheck:
     return KeyManagerCheck(value, where, [problem])
 
 
-def key_manager_from_api(cinder: Any, session: ks_session.Session) -> KeyManagerCheck:
+def key_manager_check_from_api(cinder: Any, session: ks_session.Session) -> KeyManagerCheck:
     """Infer the key manager from the encrypted volumes the caller can see (see module docstring)."""
     hint = "no encrypted volume visible to infer it from; give --config-file cinder.conf"
     try:
@@ -179,5 +179,5 @@ def run(session: ks_session.Session, names: list[str], key_manager: KeyManagerCh
     except Forbidden as exc:
         types, general = [], [f"type checks skipped: {exc.message}"]
     if km is None:
-        km = key_manager_from_api(cinder, session)
+        km = key_manager_check_from_api(cinder, session)
     return Report(types, km, creator_check(session), general)

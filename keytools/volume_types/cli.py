@@ -115,7 +115,7 @@ def check(run: RunContext, names: tuple[str, ...], config_file: str | None, outp
     is safe; whether Cinder's key manager is Barbican; whether the calling user may create the
     Barbican secret each encrypted volume needs. Exit 1 when anything is wrong.
     """
-    key_manager = check_mod.key_manager_from_config(config_file) if config_file else None
+    key_manager = check_mod.key_manager_check_from_config(config_file) if config_file else None
     report = check_mod.run(run.session(), list(names), key_manager)
     render = functools.partial(_render_check, report, output_format)
     count = report.problem_count()

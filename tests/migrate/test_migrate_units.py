@@ -357,7 +357,7 @@ def test_status_bad_log_paths_are_one_line_usage_errors(tmp_path, make, words):
 def test_snapshot_repair_converges_after_a_kill_midway(cinder_url, tmp_path):
     """Each repair is one compare-and-swap UPDATE: a run killed after some of them leaves the
     rest on the all-zeros id, and a rerun finishes exactly those (and then has nothing to do)."""
-    from migrate import engine
+    from migrate import engine, repair
 
     s = seed(cinder_url, volumes=1, snapshots_per_volume=3)
     db = CinderDB(cinder_url)
@@ -367,9 +367,9 @@ def test_snapshot_repair_converges_after_a_kill_midway(cinder_url, tmp_path):
         j.record("done", "volumes", s.volumes[0], "http://b/v1/secrets/k-j")
     assert db.repair_snapshot(s.snapshots[0], "k-j")  # the killed run got this far
     scope = engine.Scope()
-    repaired, left = engine.repair_stranded(db, scope, path, None)
+    repaired, left = repair.repair_stranded(db, scope, path, None)
     assert sorted(r["id"] for r in repaired) == sorted(s.snapshots[1:]) and left == []
     assert set(keys(cinder_url, "snapshots").values()) == {"k-j"}
-    assert engine.repair_stranded(db, scope, path, None) == ([], [])
+    assert repair.repair_stranded(db, scope, path, None) == ([], [])
     assert not db.repair_snapshot(s.snapshots[0], "other")  # CAS: a repaired snapshot is never moved again
     db.dispose()
