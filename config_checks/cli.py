@@ -75,8 +75,7 @@ def audit(roots: tuple[str, ...], per_node: bool, fmt: str, severity: str,
     if error is None:
         publish()
         return
-    error.report = publish  # the root shows the report, then the one-line error
-    raise error
+    raise error.with_report(publish)  # the root shows the report, then the one-line error
 
 
 def _publish(text: str, out_file: str | None, findings: int) -> None:

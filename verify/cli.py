@@ -61,8 +61,8 @@ def verify(run: context.RunContext, image: str | None, image_id: str | None, pro
         result = verify_image(props, image=image, image_id=image_id, cert_file=cert_file, trusted=trusted,
                               session=run.session, progress=progress.for_file)
     except KeytoolsError as exc:  # the root renders the report, then the one-line error
-        exc.report = functools.partial(_render, VerifyResult.failed(str(image_id or image), exc), output_format)
-        raise
+        raise exc.with_report(functools.partial(_render, VerifyResult.failed(str(image_id or image), exc),
+                                                output_format))
     _render(result, output_format)
 
 
