@@ -31,7 +31,7 @@ def _nova(kw: Options) -> ReferenceSource | Blind:
         settings = load_settings(kw.get("nova_config_file"), kw.get("nova_api_db_url"),
                                  tuple(kw.get("nova_db_url") or ()))
     except KeytoolsError as exc:
-        return Blind("nova", exc.message, exc.exit_code)
+        return Blind("nova", exc.message, type(exc))
     return NovaReferences(settings)
 
 
@@ -44,7 +44,7 @@ def _glance(kw: Options) -> ReferenceSource | Blind:
     try:
         session = auth.session_from_cloud(kw["glance_cloud"])
     except KeytoolsError as exc:
-        return Blind("glance", exc.message, exc.exit_code)
+        return Blind("glance", exc.message, type(exc))
     return GlanceReferences(GlanceImages(session, kw.get("glance_endpoint")))
 
 

@@ -58,7 +58,7 @@ class Blind:
 
     service: str
     reason: str
-    exit_code: int = 0  # of the error that made it blind (0: simply not configured)
+    error: type[KeytoolsError] | None = None  # the type of the error that made it blind (None: not configured)
 
     def as_dict(self) -> dict[str, Any]:
         return {"service": self.service, "reason": self.reason}
@@ -116,7 +116,7 @@ def take(sources: Mapping[str, ReferenceSource | Blind], ignore: Iterable[str] =
         try:
             refs = source.references()
         except KeytoolsError as exc:
-            inv.blind.append(Blind(service, exc.message, exc.exit_code))
+            inv.blind.append(Blind(service, exc.message, type(exc)))
             continue
         finally:
             source.dispose()

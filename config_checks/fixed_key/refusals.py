@@ -5,17 +5,23 @@ from __future__ import annotations
 from config_checks import secrets
 from config_checks.fixed_key.placements import OPTION
 from keytools import cinder_db, redaction
-from keytools.errors import Forbidden, KeytoolsError, ServiceUnavailable, StateError, UsageError
+from keytools.errors import (AuthenticationFailed, Forbidden, KeytoolsError, NotFound, ServiceUnavailable,
+                             StateError, UsageError)
 from keytools.fixed_key_refs import Inventory, Reference
+
+
+# Errors that keep their type (and so their exit code) when they made a service blind: bad input,
+# unreachable, forbidden. Anything else is a refusal by the state of the cloud (exit 6).
+_KEPT = (UsageError, NotFound, ServiceUnavailable, Forbidden, AuthenticationFailed)
 
 
 def check_inventory(inv: Inventory) -> None:
     """Refuse (exit 6) while anything references the all-zeros id or a service was not seen; an
     error that made a service blind keeps its own exit code (2 bad input, 4 unreachable)."""
-    failed = [b for b in inv.blocking_blind if b.exit_code]
+    failed = [b for b in inv.blocking_blind if b.error is not None]
     if failed:
         b = failed[0]
-        cls = {2: UsageError, 4: ServiceUnavailable, 5: Forbidden}.get(b.exit_code, StateError)
+        cls = b.error if b.error and issubclass(b.error, _KEPT) else StateError
         raise cls(f"{b.service}: {b.reason}; refusing to retire {OPTION}",
                   f"Fix it, or pass --ignore-service {b.service} if {b.service} never used fixed_key")
     if inv.total:
