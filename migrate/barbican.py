@@ -168,11 +168,6 @@ class Barbican:
         return self.call(head, f"reading {ref}")
 
 
-def key_id(ref: str) -> str:
-    """cinder's key id: the last path element of the secret ref."""
-    return ref.rstrip("/").rpartition("/")[2]
-
-
 def cinder_text(exc: BaseException) -> str:
     """The error text cinder would log (the client library's own message, e.g. ``Forbidden:
     Secret creation attempt not allowed - ...``), not our translated sentence."""

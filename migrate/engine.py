@@ -27,9 +27,10 @@ from keytools.errors import ConfigError, Forbidden, KeytoolsError, NotFound, Ser
 from keytools.logs import log_event
 from keytools.progress import progress
 from keytools.service_errors import SECRET_FORBIDDEN, is_forbidden
+from keytools.secret_store import secret_id
 from migrate import journal as jr
 from migrate import repair
-from migrate.barbican import Barbican, PayloadMismatch, cinder_text, key_id
+from migrate.barbican import Barbican, PayloadMismatch, cinder_text
 from migrate.config import SKIP_CONF_KEY_MANAGER, SKIP_NO_FIXED_KEY, SKIP_NOTHING_TO_MIGRATE, Settings
 from migrate.consumer import Consumer, log_status
 from migrate.db import CinderDB, Item
@@ -231,7 +232,7 @@ class Migrator:
         self._barbican().grant_read(ref, self.consumer.readers(item))
         if not reused:  # a reused secret was read back just now
             self._barbican().check_payload(ref, self.key)  # never point a row at a secret not read back
-        new_id = key_id(ref)
+        new_id = secret_id(ref)
         won, snaps = self.consumer.swap(item, new_id)
         if not won:
             self.journal.record("lost", item.table, item.id, ref)
@@ -458,7 +459,7 @@ class Migrator:
     def delete_orphans(self, orphans: list[dict[str, str]]) -> int:
         deleted = 0
         for orphan in orphans:
-            if self.consumer.referenced(key_id(orphan["ref"])):
+            if self.consumer.referenced(secret_id(orphan["ref"])):
                 continue  # a row uses it after all (another run's secret found by name)
             try:
                 self._barbican().delete(orphan["ref"])
@@ -469,8 +470,8 @@ class Migrator:
                 continue
             self.journal.record("deleted", ref=orphan["ref"])
             deleted += 1
-            log_event(LOG, logging.INFO, f"Deleted orphan secret {key_id(orphan['ref'])}", "orphan_deleted",
-                      table=orphan["table"], id=orphan["id"], secret_id=key_id(orphan["ref"]))
+            log_event(LOG, logging.INFO, f"Deleted orphan secret {secret_id(orphan['ref'])}", "orphan_deleted",
+                      table=orphan["table"], id=orphan["id"], secret_id=secret_id(orphan["ref"]))
         return deleted
 
 
@@ -482,7 +483,7 @@ def unrecorded_done(consumer: Consumer, replay: jr.Replay) -> list[tuple[str, st
         if st.done_ref or not st.refs:
             continue
         current = consumer.current_key(table, row_id)
-        ref = next((r for r in st.refs if current and key_id(r) == current), None)
+        ref = next((r for r in st.refs if current and secret_id(r) == current), None)
         if ref:
             found.append((table, row_id, ref))
     return found
@@ -505,8 +506,8 @@ def find_orphans(consumer: Consumer, replay: jr.Replay) -> list[dict[str, str]]:
             continue
         current = consumer.current_key(table, row_id)
         for ref in replay.orphans(table, row_id, current):
-            if not consumer.referenced(key_id(ref)):
-                found.append({"table": table, "id": row_id, "ref": ref, "secret_id": key_id(ref)})
+            if not consumer.referenced(secret_id(ref)):
+                found.append({"table": table, "id": row_id, "ref": ref, "secret_id": secret_id(ref)})
     return found
 
 

@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from keytools.errors import ConfigError, KeytoolsError, ProblemsFound
+from keytools.secret_store import secret_id
 from migrate import journal as jr
 from migrate import luks as lk
-from migrate.barbican import Barbican, key_id
+from migrate.barbican import Barbican
 from migrate.config import Settings
 from migrate.consumer import CinderConsumer, Consumer
 
@@ -60,7 +61,7 @@ class RowChecker:
             self.problems.append({"table": table, "id": row_id, "secret_id": secret, "problem": problem})
 
     def check_row(self, table: str, row_id: str, ref: str) -> None:
-        secret = key_id(ref)
+        secret = secret_id(ref)
         current = self.consumer.current_key(table, row_id)
         if current is None:
             with self._lock:

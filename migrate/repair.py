@@ -20,8 +20,8 @@ from typing import Any
 
 from keytools.cinder_db import FIXED_KEY_ID
 from keytools.logs import log_event
+from keytools.secret_store import secret_id
 from migrate import journal as jr
-from migrate.barbican import key_id
 from migrate.db import CinderDB
 
 LOG = logging.getLogger("keytools.migrate")
@@ -64,7 +64,7 @@ def _journal_keys(path: Path, volume_ids: set[str]) -> dict[str, str]:
         return found
     for table, row_id, ref in jr.iter_done(path):
         if table == "volumes" and row_id in volume_ids:
-            found[row_id] = key_id(ref)
+            found[row_id] = secret_id(ref)
     return found
 
 
