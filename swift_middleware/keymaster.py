@@ -117,6 +117,9 @@ class BackgroundLoader:
             except KeytoolsError as exc:
                 self.logger.error("keymaster: root secrets unusable (%s); answering 503 until this is "
                                   "fixed, retrying in %.1f s", exc.one_line(), delay)
+            except Exception as exc:  # noqa: BLE001 - a dead loader would answer 503 forever
+                self.logger.error("keymaster: unexpected %s while loading the root secrets; answering "
+                                  "503, retrying in %.1f s", type(exc).__name__, delay)
             else:
                 rootsecrets.log_loaded(self.logger, result)
                 rootsecrets.remember(self.settings, result)
