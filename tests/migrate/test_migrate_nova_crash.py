@@ -15,6 +15,7 @@ from tests.helpers.db_seed import instance_keys, seed_instances
 from tests.migrate.crash_helpers import kill_while_working, start
 
 TRIALS = 12
+MAX_TRIALS = 24  # more trials only until two kills landed mid-migration (a loaded machine is slower)
 SUBPROCESS_TRIALS = {5}
 
 
@@ -33,7 +34,8 @@ def test_nova_kill_9_trials_then_rerun_converges(kt, sandbox, nova_dbs, key_file
     key = bytes.fromhex(fixed_key_hex)
     outcomes = {"killed": 0, "finished": 0, "killed_mid_migration": 0}
     args = _args(nova_dbs["api"], key_file, state)
-    for trial in range(TRIALS):
+    trial = 0
+    while trial < TRIALS or (outcomes["killed_mid_migration"] < 2 and trial < MAX_TRIALS):
         rows = {"cell1": seed_instances(nova_dbs["cell1"], 2), "cell2": seed_instances(nova_dbs["cell2"], 2)}
         early = trial % 4 == 3
         outcome = kill_while_working(start(args, env, as_subprocess=trial in SUBPROCESS_TRIALS), rng, early)
@@ -56,6 +58,7 @@ def test_nova_kill_9_trials_then_rerun_converges(kt, sandbox, nova_dbs, key_file
                 named = {s.secret_ref.rpartition("/")[2]
                          for s in client.secrets.list(name=jr.secret_name("instances", uid))}
                 assert kid in named and named - {kid} <= orphans, f"unreported orphans for {uid}"
+        trial += 1
     assert outcomes["killed"] >= TRIALS // 2 and outcomes["killed_mid_migration"] >= 2, outcomes
     for path in state.iterdir():
         assert fixed_key_hex not in path.read_text()
@@ -63,5 +66,5 @@ def test_nova_kill_9_trials_then_rerun_converges(kt, sandbox, nova_dbs, key_file
     assert r.exit_code == 0, r.output
     r = kt("--os-cloud", "sandbox-demo", "migrate", "verify", "--nova-api-db-url", nova_dbs["api"], "--fixed-key-file",
            str(key_file), "--state-dir", str(state), "--format", "json")
-    assert r.exit_code == 0 and json.loads(r.stdout)["checked"] == TRIALS * 4, r.output
-    print(f"nova kill -9 trials: {outcomes}")
+    assert r.exit_code == 0 and json.loads(r.stdout)["checked"] == trial * 4, r.output
+    print(f"nova kill -9 trials ({trial}): {outcomes}")
