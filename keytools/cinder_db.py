@@ -9,21 +9,16 @@ module for ``FIXED_KEY_ID`` does not load SQLAlchemy).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
-from keytools.errors import ServiceUnavailable, UsageError
+from keytools.errors import ServiceUnavailable
+from keytools.tools import find_tool
 
 
 def cinder_manage() -> str:
-    exe = Path(sys.executable).with_name("cinder-manage")
-    found = str(exe) if exe.exists() else shutil.which("cinder-manage")
-    if not found:
-        raise UsageError("cinder-manage is not installed", "Install the sandbox extra: pip install 'keytools[sandbox]'")
-    return found
+    return find_tool("cinder-manage", "Install the sandbox extra: pip install 'keytools[sandbox]'")
 
 
 def sync_schema(db_url: str) -> None:

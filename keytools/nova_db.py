@@ -12,9 +12,7 @@ The schema used by tests and benchmarks is always made by nova's own tools (``no
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +25,7 @@ import sqlalchemy as sa
 from keytools import oslo_ini, redaction
 from keytools.errors import ConfigError, ServiceUnavailable, UsageError
 from keytools.fixed_key_refs import FIXED_KEY_ID, Reference
+from keytools.tools import find_tool
 
 NEED_COLUMNS = {"uuid", "ephemeral_key_uuid", "deleted", "user_id", "project_id", "host"}
 
@@ -331,11 +330,7 @@ class NovaReferences:
 # ---- schema from nova's own tools (tests, benchmarks, demo) -------------------------------------------
 
 def nova_manage() -> str:
-    exe = Path(sys.executable).with_name("nova-manage")
-    found = str(exe) if exe.exists() else shutil.which("nova-manage")
-    if not found:
-        raise UsageError("nova-manage is not installed", "Install the sandbox extra: pip install 'keytools[sandbox]'")
-    return found
+    return find_tool("nova-manage", "Install the sandbox extra: pip install 'keytools[sandbox]'")
 
 
 def _manage(conf: Path, *args: str) -> None:

@@ -9,9 +9,7 @@ order: a ``.bak`` copy first (0600), the result written atomically (0600).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,6 +19,7 @@ from typing import Any
 from keytools import redaction
 from keytools.errors import KeytoolsError, StateError
 from keytools.fileutil import atomic_write
+from keytools.tools import find_tool
 from swift_middleware import cryptometa, internal, settings
 from swift_middleware.reencrypt import resolve_key
 from swift_middleware.usage import UsageReport
@@ -70,10 +69,7 @@ def refuse_if_used(setup: internal.ProxySetup, old: str, report: UsageReport) ->
 
 
 def _crudini() -> str:
-    found = shutil.which("crudini", path=str(Path(sys.executable).parent)) or shutil.which("crudini")
-    if not found:
-        raise KeytoolsError("crudini is not installed", "Install it: pip install crudini")
-    return found
+    return find_tool("crudini", "Install it: pip install crudini", KeytoolsError)
 
 
 def without_option(path: Path, section: str, option: str) -> str:

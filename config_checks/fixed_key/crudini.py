@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import difflib
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,18 +15,15 @@ from pathlib import Path
 from config_checks.fixed_key.placements import OPTION
 from config_checks.rules.keymanager import FIXED_KEY_SECTIONS
 from keytools import oslo_ini, redaction
-from keytools.errors import ConfigError, UsageError
+from keytools.errors import ConfigError
+from keytools.tools import find_tool
 
 BOM = b"\xef\xbb\xbf"
 _HEADER = re.compile(r"^\s*\[([^\]]+)\]\s*$")
 
 
 def crudini_exe() -> str:
-    exe = Path(sys.executable).with_name("crudini")
-    found = str(exe) if exe.exists() else shutil.which("crudini")
-    if not found:
-        raise UsageError("crudini is not installed", "pip install crudini (or apt-get install crudini)")
-    return found
+    return find_tool("crudini", "pip install crudini (or apt-get install crudini)")
 
 
 def raw_sections(text: str, wanted: str) -> list[str]:

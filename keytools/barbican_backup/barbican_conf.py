@@ -11,9 +11,7 @@ import base64
 import binascii
 import hashlib
 import os
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from pathlib import Path
 from keytools import oslo_ini, redaction
 from keytools.errors import ConfigError, KeytoolsError
 from keytools.fileutil import atomic_write
+from keytools.tools import find_tool
 
 DEFAULT_CONFIG = "/etc/barbican/barbican.conf"
 KEK_SECTION, KEK_OPTION = "simple_crypto_plugin", "kek"
@@ -99,10 +98,7 @@ def _register_db_password(connection: str) -> None:
 
 
 def _crudini() -> str:
-    found = shutil.which("crudini", path=str(Path(sys.executable).parent)) or shutil.which("crudini")
-    if not found:
-        raise KeytoolsError("crudini is not installed", "Install it: pip install crudini")
-    return found
+    return find_tool("crudini", "Install it: pip install crudini", KeytoolsError)
 
 
 def write_keks(path: Path, keks: list[str]) -> Path:

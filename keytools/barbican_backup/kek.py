@@ -14,9 +14,7 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +31,7 @@ from keytools.barbican_backup.barbican_conf import BarbicanConfig, kek_fingerpri
 from keytools.barbican_backup.dbquery import reader
 from keytools.errors import KeytoolsError, ProblemsFound, StateError, UsageError
 from keytools.fileutil import atomic_write
+from keytools.tools import find_tool
 
 STAGES = ("plan", "backup", "stage", "rewrap", "validate", "retire")
 PLUGIN = "barbican.plugin.crypto.simple_crypto.SimpleCryptoPlugin"
@@ -372,10 +371,7 @@ def check_project_keks_format(kek: str) -> None:
 
 
 def barbican_manage() -> str:
-    found = shutil.which("barbican-manage", path=str(Path(sys.executable).parent)) or shutil.which("barbican-manage")
-    if not found:
-        raise UsageError("barbican-manage is not installed", "Install Barbican: pip install 'keytools[sandbox]'")
-    return found
+    return find_tool("barbican-manage", "Install Barbican: pip install 'keytools[sandbox]'")
 
 
 def run_rewrap(conf: BarbicanConfig) -> str:

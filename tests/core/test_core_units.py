@@ -235,3 +235,22 @@ def test_read_user_file_path_first_shape_and_missing_hint(tmp_path):
     assert info.value.exit_code == errors.EXIT_USAGE
     assert (info.value.message, info.value.hint) == (f"--kek-file {tmp_path}: cannot read (Is a directory)",
                                                      "Check the path and permissions")
+
+
+def test_find_tool_prefers_this_virtualenv_and_names_what_is_missing(monkeypatch, tmp_path):
+    import sys
+
+    from keytools.errors import KeytoolsError, UsageError
+    from keytools.tools import find_tool
+
+    from pathlib import Path
+
+    here = Path(sys.executable).parent / "crudini"
+    assert find_tool("crudini", "pip install crudini") == str(here)  # beside the interpreter first
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UsageError) as caught:
+        find_tool("no-such-tool-kt", "Install it")
+    assert caught.value.one_line() == "no-such-tool-kt is not installed. Install it."
+    with pytest.raises(KeytoolsError) as caught:
+        find_tool("no-such-tool-kt", "Install it", KeytoolsError)
+    assert caught.value.exit_code == 1
