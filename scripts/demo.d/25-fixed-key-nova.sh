@@ -8,27 +8,18 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 
 echo "== Cinder (cinder-manage db sync) and Nova (nova-manage: api_db sync, map_cell0, create_cell x2, db sync)"
 "$PY" - "$WORK" <<'PYEOF' 2> >(grep -v -i eventlet >&2)
-import secrets, sys
+import sys
 from pathlib import Path
 sys.path.insert(0, ".")
 from keytools.cinder_db import sync_schema
-from keytools.nova_db import create_databases
-from tests.helpers.db_seed import seed, seed_instances
+from tests.helpers.db_seed import nova_two_cells, seed, seed_instances
 w = Path(sys.argv[1])
 sync_schema(f"sqlite:///{w}/cinder.sqlite")
 seed(f"sqlite:///{w}/cinder.sqlite", volumes=2, snapshots_per_volume=1, backups=1)
-create_databases(f"sqlite:///{w}/nova_api.sqlite", f"sqlite:///{w}/cell0.sqlite",
-                 {"cell1": f"sqlite:///{w}/cell1.sqlite", "cell2": f"sqlite:///{w}/cell2.sqlite"})
+nova_two_cells(w)
 seed_instances(f"sqlite:///{w}/cell1.sqlite", 3, host="cmp-1")
 seed_instances(f"sqlite:///{w}/cell2.sqlite", 2, host="cmp-2")
 seed_instances(f"sqlite:///{w}/cell2.sqlite", 1, key_id=None)
-key = secrets.token_hex(32)
-(w / "fixed_key.hex").write_text(key + "\n")
-(w / "fixed_key.hex").chmod(0o600)
-conf = w / "nodes/ctl-0/var/lib/config-data/puppet-generated/nova/etc/nova"
-conf.mkdir(parents=True)
-(conf / "nova.conf").write_text(f"[api_database]\nconnection = sqlite:///{w}/nova_api.sqlite\n"
-                                f"[key_manager]\nbackend = barbican\nfixed_key = {key}\n")
 PYEOF
 SRC=(--db-url "sqlite:///$WORK/cinder.sqlite" --nova-config-file "$WORK/nodes/ctl-0/var/lib/config-data/puppet-generated/nova/etc/nova/nova.conf")
 STATE=(--state-dir "$WORK/state")

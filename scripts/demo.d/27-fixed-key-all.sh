@@ -10,29 +10,20 @@ rm -rf "$WORK" && mkdir -p "$WORK/devs"
 
 echo "== Cinder (cinder-manage), Nova (nova-manage, two cells), Glance images in two projects, LUKS headers"
 "$PY" - "$WORK" "$DEMO_STATE" <<'PYEOF' 2> >(grep -v -i eventlet >&2)
-import secrets, subprocess, shutil, sys
+import subprocess, shutil, sys
 from pathlib import Path
 sys.path.insert(0, ".")
 from keytools.cinder_db import sync_schema
-from keytools.nova_db import create_databases
 from keytools.sandbox import bootstrap
 from keytools.sandbox.state import StateDir
-from tests.helpers.db_seed import seed, seed_instances
+from tests.helpers.db_seed import nova_two_cells, seed, seed_instances
 w, state = Path(sys.argv[1]), StateDir(sys.argv[2])
 db = f"sqlite:///{w}/cinder.sqlite"
 sync_schema(db)
 vols = seed(db, volumes=3, snapshots_per_volume=1, backups=1).volumes
-create_databases(f"sqlite:///{w}/nova_api.sqlite", f"sqlite:///{w}/cell0.sqlite",
-                 {"cell1": f"sqlite:///{w}/cell1.sqlite", "cell2": f"sqlite:///{w}/cell2.sqlite"})
+key = nova_two_cells(w)
 seed_instances(f"sqlite:///{w}/cell1.sqlite", 2, host="cmp-1")
 seed_instances(f"sqlite:///{w}/cell2.sqlite", 1, host="cmp-2")
-key = secrets.token_hex(32)
-(w / "fixed_key.hex").write_text(key + "\n")
-(w / "fixed_key.hex").chmod(0o600)
-conf = w / "nodes/ctl-0/var/lib/config-data/puppet-generated/nova/etc/nova"
-conf.mkdir(parents=True)
-(conf / "nova.conf").write_text(f"[api_database]\nconnection = sqlite:///{w}/nova_api.sqlite\n"
-                                f"[key_manager]\nbackend = barbican\nfixed_key = {key}\n")
 cfg = state.load()
 for project, names in (("demo", ("upload-of-vol-a", "upload-of-vol-b")), ("service", ("golden-encrypted",))):
     s = bootstrap.admin_session(cfg, project)

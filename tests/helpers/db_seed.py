@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -127,3 +128,24 @@ def instance_keys(cell_url: str) -> dict[str, str | None]:
             return dict(conn.execute(sa.text("SELECT uuid, ephemeral_key_uuid FROM instances")).all())
     finally:
         engine.dispose()
+
+
+def nova_two_cells(work: Path) -> str:
+    """Nova as a TripleO controller has it, under ``work``: API, cell0 and two cell databases
+    (nova-manage), and a puppet-generated nova.conf naming the API database with a new fixed_key.
+    The key is also written to ``work/fixed_key.hex`` (0600, for --fixed-key-file) and returned."""
+    import secrets
+
+    from keytools.nova_db import create_databases
+
+    create_databases(f"sqlite:///{work}/nova_api.sqlite", f"sqlite:///{work}/cell0.sqlite",
+                     {"cell1": f"sqlite:///{work}/cell1.sqlite", "cell2": f"sqlite:///{work}/cell2.sqlite"})
+    key = secrets.token_hex(32)
+    key_file = work / "fixed_key.hex"
+    key_file.write_text(key + "\n")
+    key_file.chmod(0o600)
+    conf = work / "nodes/ctl-0/var/lib/config-data/puppet-generated/nova/etc/nova"
+    conf.mkdir(parents=True)
+    (conf / "nova.conf").write_text(f"[api_database]\nconnection = sqlite:///{work}/nova_api.sqlite\n"
+                                    f"[key_manager]\nbackend = barbican\nfixed_key = {key}\n")
+    return key
