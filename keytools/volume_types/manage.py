@@ -146,11 +146,15 @@ def _set_encryption(cinder: Any, type_id: str, request: Request, create: bool) -
             else:
                 cinder.volume_encryption_types.update(type_id, request.spec.as_body())
         except Exception as exc:
-            reason = " ".join(str(getattr(exc, "message", "") or "").split())
-            if create and getattr(exc, "code", None) == 400 and "already exists" in reason.lower():
-                _same_encryption_or_conflict(cinder, type_id, request)  # a concurrent run set it
+            if getattr(exc, "code", None) != 400:
+                raise
+            if create and cinder_api.encryption_of(cinder, type_id):  # by state: a concurrent run set it
+                _same_encryption_or_conflict(cinder, type_id, request)
                 return
-            if getattr(exc, "code", None) == 400 and "in use" in reason.lower():
+            # Cinder's only sign of "volumes use this type" is the 400's text: its volume list
+            # cannot filter by type (resource_filters.json), so there is no state to read instead.
+            reason = " ".join(str(getattr(exc, "message", "") or "").split())
+            if "in use" in reason.lower():
                 raise StateError(f"volume type {request.name!r} is in use; Cinder says: {reason}",
                                  "Cinder never changes the encryption of a type volumes use: create a "
                                  "new type and retype the volumes, or delete them first") from None
