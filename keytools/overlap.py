@@ -74,10 +74,11 @@ def forked(fn: Callable[[], T]) -> Callable[[], T]:
 
     ``fn`` must be self-contained and its value picklable (bytes, say): nothing it changes in
     memory comes back. Without ``os.fork``, or once other threads run (forking those is unsafe),
-    ``fn`` itself is returned and runs in the caller's thread, as before.
+    ``fn`` runs in the caller's thread instead, on the first call. Either way it runs once: later
+    calls give the same value or error.
     """
     if not hasattr(os, "fork") or threading.active_count() > 1:
-        return fn
+        return _once(fn)
     for stream in (sys.stdout, sys.stderr):  # so the child cannot write our buffered output again
         stream.flush()
     read_end, write_end = os.pipe()
@@ -96,6 +97,24 @@ def forked(fn: Callable[[], T]) -> Callable[[], T]:
                 data = pipe.read()  # blocks without the GIL until the child writes and exits
             os.waitpid(pid, 0)
             done.append(pickle.loads(data) if data else ("error", RuntimeError("the forked check died")))
+        kind, value = done[0]
+        if kind == "error":
+            raise value
+        return value  # type: ignore[no-any-return]
+
+    return result
+
+
+def _once(fn: Callable[[], T]) -> Callable[[], T]:
+    """``fn`` run on the first call only; later calls repeat its value or raise its error again."""
+    done: list[tuple[str, Any]] = []
+
+    def result() -> T:
+        if not done:
+            try:
+                done.append(("ok", fn()))
+            except BaseException as exc:
+                done.append(("error", exc))
         kind, value = done[0]
         if kind == "error":
             raise value

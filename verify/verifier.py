@@ -324,10 +324,11 @@ def forked_barbican_source(session_factory: Callable[[], Any], uuids: Iterable[s
     result = overlap.forked(fetch_all)
 
     def fetch(uuid: str) -> bytes:
-        pem, error = result().get(uuid, (None, None))
+        pem, error = result()[uuid]  # only the prefetched ids are ever asked for
         if error is not None:
             raise error
-        return pem if pem is not None else sig.fetch_certificate_pem(session_factory(), uuid)
+        assert pem is not None
+        return pem
 
     return pem_source(fetch)
 

@@ -74,8 +74,10 @@ def test_with_other_threads_running_it_runs_in_the_caller():
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
-        fetch = overlap.forked(os.getpid)
+        calls: list[int] = []
+        fetch = overlap.forked(lambda: calls.append(os.getpid()) or os.getpid())
         assert fetch() == os.getpid()  # forking a threaded process is unsafe: no fork
+        assert fetch() == os.getpid() and len(calls) == 1  # still run once, as in a child
     finally:
         stop.set()
         thread.join()
