@@ -15,6 +15,7 @@ def fetch_certificate_pem(session: Any, cert_uuid: str) -> bytes:
     caller may not read it.
     """
     from keytools import keymanager, service_errors  # the client libraries only when fetching
+    from keytools.secret_store import payload_bytes
 
     try:
         cert_uuid = check_uuid(cert_uuid, "certificate id")
@@ -24,7 +25,7 @@ def fetch_certificate_pem(session: Any, cert_uuid: str) -> bytes:
         try:
             secret = keymanager.barbican_client(session).secrets.get(cert_uuid)
             secret_type = secret.secret_type
-            payload = secret.payload
+            payload = payload_bytes(secret)  # the payload's GET
         except Exception as exc:
             if service_errors.http_status(exc) == 404:
                 raise CertificateError(f"certificate not found in Barbican with ID {cert_uuid}",
@@ -34,4 +35,4 @@ def fetch_certificate_pem(session: Any, cert_uuid: str) -> bytes:
     if secret_type != "certificate":
         raise CertificateError(f"Barbican secret {cert_uuid} is a {secret_type!r} secret, not a "
                                "certificate", "Pass the UUID printed by 'keytools cert store'")
-    return payload if isinstance(payload, bytes) else str(payload).encode()
+    return payload
