@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
-from keytools.barbican_backup import operations  # noqa: E402
-from keytools.barbican_backup.archive import ArchiveReader, ArchiveWriter, KeySource, read_header  # noqa: E402
+from keytools.barbican import operations  # noqa: E402
+from keytools.barbican.archive import ArchiveReader, ArchiveWriter, KeySource, read_header  # noqa: E402
 from timing import print_values, timed, write_results  # noqa: E402
 
 MIB = 1 << 20
@@ -147,7 +147,7 @@ def main() -> None:
         out["keytools_restore_s"] = round(timed(lambda: operations.restore(t / "a.ktbak", target, source)), 3)
         out["keytools_backup_mib_s"] = round(size / MIB / out["keytools_backup_s"])
         out["keytools_restore_mib_s"] = round(size / MIB / out["keytools_restore_s"])
-    from keytools.barbican_backup import archive
+    from keytools.barbican import archive
 
     if shutil.which("mariadbd") and "--no-mariadb" not in sys.argv:
         out.update(bench_mariadb(source))

@@ -26,9 +26,9 @@ sys.path.insert(0, str(REPO))
 import requests  # noqa: E402
 from cryptography.fernet import Fernet  # noqa: E402
 
-from keytools.barbican_backup import kek, scratch  # noqa: E402
-from keytools.barbican_backup.archive import KeySource  # noqa: E402
-from keytools.barbican_backup.scratch_drill import ScratchDrill  # noqa: E402
+from keytools.barbican import kek, scratch  # noqa: E402
+from keytools.barbican.archive import KeySource  # noqa: E402
+from keytools.barbican.scratch_drill import ScratchDrill  # noqa: E402
 from timing import stopwatch, write_results  # noqa: E402
 
 

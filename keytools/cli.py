@@ -38,7 +38,7 @@ SUBCOMMANDS: dict[str, str] = {
     "verify": "verify.cli:verify",
     "swift": "swift_middleware.cli:swift",
     "volume-type": "keytools.volume_types.cli:volume_type",
-    "barbican": "keytools.barbican_backup.cli:barbican",
+    "barbican": "keytools.barbican.cli:barbican",
 }
 
 _MISSING_EXTRA_HINT = {

@@ -47,8 +47,7 @@ echo "== keytools migrate verify: every migrated secret exists, holds fixed_key,
 
 echo "== keytools migrate status: remaining rows + per-host summary from cinder's and our logs"
 "$KEYTOOLS" migrate status --config-file "$CONF" --log "$WORK/ctl-0-keytools.log" \
-    --log ctl-0=/work/shared/data/cinder-logs/ctl-0-cinder-backup.log 2>/dev/null \
-    || "$KEYTOOLS" migrate status --config-file "$CONF" --log "$WORK/ctl-0-keytools.log"
+    --log ctl-0=tests/data/cinder-logs/ctl-0-cinder-backup.log
 
 echo "== keytools migrate finish --revoke-creator: all rows done, remove the temporary role"
 "$KEYTOOLS" migrate finish --config-file "$CONF" "${STATE[@]}" --revoke-creator --admin-cloud sandbox-admin

@@ -9,8 +9,8 @@ import struct
 
 import pytest
 
-from keytools.barbican_backup import sqldump
-from keytools.barbican_backup.archive import (MAGIC, ArchiveError, ArchiveReader, ArchiveWriter, KeySource,
+from keytools.barbican import sqldump
+from keytools.barbican.archive import (MAGIC, ArchiveError, ArchiveReader, ArchiveWriter, KeySource,
                                               parse_key_file, read_header)
 from keytools.errors import UsageError
 

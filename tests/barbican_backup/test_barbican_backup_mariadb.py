@@ -12,8 +12,8 @@ from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delet
                                      store_secrets)
 from sqlalchemy.engine import make_url
 
-from keytools.barbican_backup import operations
-from keytools.barbican_backup.db_mysql import MysqlDatabase
+from keytools.barbican import operations
+from keytools.barbican.db_mysql import MysqlDatabase
 from keytools.sandbox import configs
 from tests.helpers.cli import keytools_argv
 from tests.helpers.kill import kill_when, spawn
@@ -106,7 +106,7 @@ def test_restore_killed_midway_then_rerun(msb, madmin, tmp_path):
     and rerunning the same command completes the restore."""
     store_secrets(madmin, "maria-kill")
     archive = tmp_path / "k.ktbak"
-    from keytools.barbican_backup.archive import KeySource
+    from keytools.barbican.archive import KeySource
 
     source = KeySource.passphrase(PASSPHRASE, "test")
     manifest = operations.backup(barbican_conf(msb), archive, source, dump_tool="pymysql")

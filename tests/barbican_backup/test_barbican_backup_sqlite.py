@@ -14,9 +14,9 @@ import pytest
 from barbican_backup_helpers import (PASSPHRASE, barbican_conf, conf_copy, delete_all, kek_of, payload,
                                      store_secrets)
 
-from keytools.barbican_backup import operations
-from keytools.barbican_backup.archive import KeySource
-from keytools.barbican_backup.db_sqlite import stats_of
+from keytools.barbican import operations
+from keytools.barbican.archive import KeySource
+from keytools.barbican.db_sqlite import stats_of
 from tests.helpers.cli import keytools_argv
 from tests.helpers.kill import kill_when, spawn
 

@@ -17,8 +17,8 @@ import pytest
 from barbican_backup_helpers import PASSPHRASE, barbican_conf, conf_copy, store_secrets
 
 from keytools import keymanager
-from keytools.barbican_backup import scratch
-from keytools.barbican_backup.db_sqlite import stats_of
+from keytools.barbican import scratch
+from keytools.barbican.db_sqlite import stats_of
 from tests.helpers.cli import keytools_argv
 from tests.helpers.kill import kill_when, spawn
 

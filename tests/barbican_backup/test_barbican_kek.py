@@ -14,8 +14,8 @@ import pytest
 from barbican_backup_helpers import PASSPHRASE, barbican_conf, conf_copy, store_secrets
 from cryptography.fernet import Fernet
 
-from keytools.barbican_backup import barbican_conf as bconf
-from keytools.barbican_backup import kek, operations
+from keytools.barbican import barbican_conf as bconf
+from keytools.barbican import kek, operations
 from tests.helpers.cli import keytools_argv
 from tests.helpers.kill import kill_when, spawn
 

@@ -11,7 +11,7 @@ from keystoneauth1 import session as ks_session
 from keystoneclient.v3 import client as ks_client
 
 from keytools import keymanager
-from keytools.barbican_backup import rbac_check
+from keytools.barbican import rbac_check
 
 ROLE_SETS = {"rc-creator": ["creator"], "rc-observer": ["observer"], "rc-audit": ["audit"],
              "rc-member": ["member"], "rc-reader": ["reader"], "rc-both": ["creator", "member"],

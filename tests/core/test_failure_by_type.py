@@ -80,7 +80,7 @@ def test_with_report_keeps_the_error_and_its_type():
 
 
 def test_drill_failure_is_the_cause_only_when_the_drill_could_not_run():
-    from keytools.barbican_backup.drill import DrillReport, Step
+    from keytools.barbican.drill import DrillReport, Step
 
     report = DrillReport(result="fail", steps=[Step("back up", True, 0.1), Step("restore", False, 0.2, "boom")])
     for cause in (UsageError("bad"), NotFound("gone"), ServiceUnavailable("down"), Forbidden("no")):

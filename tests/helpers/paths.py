@@ -1,18 +1,11 @@
-"""Where the checkout and the project's shared real artefacts are."""
+"""Where the checkout and its test data are."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-def _shared_data() -> Path:
-    """The project's real artefacts (cinder logs...): $KEYTOOLS_SHARED_DATA, else ../shared/data
-    next to the checkout (a clone elsewhere, e.g. CI's 0700 one, has no ../shared)."""
-    given = os.environ.get("KEYTOOLS_SHARED_DATA")
-    return Path(given) if given else REPO.parent / "shared" / "data"
-
-
-SHARED_DATA = _shared_data()
+# Real artefacts the tests read (Cinder's own key-migration logs...), kept in the repository so
+# that a clone with nothing beside it passes: tests/data/<set>/README.md says where each came from.
+TEST_DATA = REPO / "tests" / "data"

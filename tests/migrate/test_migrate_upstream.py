@@ -1,7 +1,7 @@
 """cinder's own scenarios, run against keytools: the configs and rows of
 cinder/tests/unit/keymgr/test_migration.py (KeyMigrationTestCase), here on a real cinder-manage
 schema and the sandbox's real Barbican, with the decisions and log lines cinder's test asserts;
-and the real cinder 29 logs in ../shared/data/cinder-logs reproduced line for line (ids aside)."""
+and the real cinder 29 logs in tests/data/cinder-logs reproduced line for line (ids aside)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from keytools.errors import EXIT_STATE, EXIT_UNREACHABLE, EXIT_USAGE
 from migrate import logparse
 from tests.helpers.db_seed import keys, seed
 from tests.helpers.fault_proxy import FaultProxy
-from tests.helpers.paths import SHARED_DATA
+from tests.helpers.paths import TEST_DATA
 
-LOGS = SHARED_DATA / "cinder-logs"
+LOGS = TEST_DATA / "cinder-logs"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # cinder's fake_constants
 UUID1, UUID2 = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"

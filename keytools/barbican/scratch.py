@@ -30,8 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from keytools.barbican_backup.barbican_conf import KEK_OPTION, KEK_SECTION
-from keytools.barbican_backup.scratch_app import PASTE
+from keytools.barbican.barbican_conf import KEK_OPTION, KEK_SECTION
+from keytools.barbican.scratch_app import PASTE
 from keytools.errors import ServiceUnavailable, UsageError
 from keytools.fileutil import atomic_write, private_dir
 
@@ -163,7 +163,7 @@ def run(work: Path, connection: str, keks: list[str], port: int | None = None,
                HOME=str(home))
     argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{chosen}", "--workers", str(workers),
             "--worker-class", "sync", "--timeout", "300", "--graceful-timeout", "2", "--log-level", "warning",
-            "keytools.barbican_backup.scratch_app:app()"]
+            "keytools.barbican.scratch_app:app()"]
     log_path = work / "barbican.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,

@@ -21,9 +21,9 @@ from typing import Any
 from keystoneauth1 import session as ks_session
 
 from keytools import keymanager
-from keytools.barbican_backup import barbican_conf, operations
-from keytools.barbican_backup.archive import KeySource
-from keytools.barbican_backup.database import open_database
+from keytools.barbican import barbican_conf, operations
+from keytools.barbican.archive import KeySource
+from keytools.barbican.database import open_database
 from keytools.errors import (AuthenticationFailed, Forbidden, KeytoolsError, NotFound, ProblemsFound,
                              ServiceUnavailable, UsageError)
 from keytools.logs import log_event

@@ -1,4 +1,4 @@
-"""WSGI factory of the drill's scratch Barbican (``gunicorn keytools.barbican_backup.scratch_app:app()``).
+"""WSGI factory of the drill's scratch Barbican (``gunicorn keytools.barbican.scratch_app:app()``).
 
 Barbican's own API code (``barbican.api.app``) behind Barbican's own unauthenticated pipeline, with one
 addition: every request must carry the drill's random token, so no other local process can read the

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from keytools.barbican_backup.database import open_database
+from keytools.barbican.database import open_database
 from keytools.errors import ServiceUnavailable
 
 Query = Callable[[str], list[tuple[Any, ...]]]

@@ -4,7 +4,7 @@ shared types live in db_base.py."""
 
 from __future__ import annotations
 
-from keytools.barbican_backup.db_base import Database
+from keytools.barbican.db_base import Database
 from keytools.errors import UsageError
 
 
@@ -20,11 +20,11 @@ def open_database(url: str, dump_tool: str = "auto") -> Database:
                          "Fix barbican.conf: e.g. mysql+pymysql://barbican:PW@host/barbican") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        from keytools.barbican_backup.db_sqlite import SqliteDatabase
+        from keytools.barbican.db_sqlite import SqliteDatabase
 
         return SqliteDatabase(parsed)
     if backend in ("mysql", "mariadb"):
-        from keytools.barbican_backup.db_mysql import MysqlDatabase
+        from keytools.barbican.db_mysql import MysqlDatabase
 
         return MysqlDatabase(parsed, dump_tool)
     raise UsageError(f"database engine {backend!r} is not supported for backups",

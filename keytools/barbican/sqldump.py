@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from keytools.barbican_backup.archive import ArchiveError
+from keytools.barbican.archive import ArchiveError
 
 _CREATE = re.compile(r"^CREATE TABLE `([^`]+)`", re.S)
 _INSERT = re.compile(r"^INSERT INTO `([^`]+)`", re.S)

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from keytools.barbican_backup import faults
-from keytools.barbican_backup.archive import ArchiveError
-from keytools.barbican_backup.db_base import DATA_TABLES, Snapshot, Stats, build_stats
+from keytools.barbican import faults
+from keytools.barbican.archive import ArchiveError
+from keytools.barbican.db_base import DATA_TABLES, Snapshot, Stats, build_stats
 from keytools.errors import ServiceUnavailable, UsageError
 
 CHUNK = 1 << 20

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from keytools import redaction
-from keytools.barbican_backup import faults, sqldump
-from keytools.barbican_backup.db_base import Snapshot, Stats, build_stats
+from keytools.barbican import faults, sqldump
+from keytools.barbican.db_base import Snapshot, Stats, build_stats
 from keytools.errors import AuthenticationFailed, KeytoolsError, ServiceUnavailable, UsageError
 
 CHUNK = 1 << 20

@@ -12,9 +12,9 @@ import socket
 from typing import Any
 
 from keytools import __version__
-from keytools.barbican_backup.archive import ArchiveError
-from keytools.barbican_backup.barbican_conf import BarbicanConfig
-from keytools.barbican_backup.db_base import Snapshot
+from keytools.barbican.archive import ArchiveError
+from keytools.barbican.barbican_conf import BarbicanConfig
+from keytools.barbican.db_base import Snapshot
 
 KIND = "keytools-barbican-backup"
 REQUIRED = ("kind", "created_at", "db_engine", "kek_fingerprint", "counts")

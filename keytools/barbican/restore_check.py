@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from keytools.barbican_backup.scratch import Server
+from keytools.barbican.scratch import Server
 
 Query = Callable[[str], list[tuple[Any, ...]]]
 ACL_OPERATIONS = ("read",)

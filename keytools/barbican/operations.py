@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from keytools import redaction
-from keytools.barbican_backup import barbican_conf, faults, manifest as manifest_mod
-from keytools.barbican_backup.archive import (ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter,
+from keytools.barbican import barbican_conf, faults, manifest as manifest_mod
+from keytools.barbican.archive import (ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter,
                                               KeySource, read_header)
-from keytools.barbican_backup.database import open_database
-from keytools.barbican_backup.db_base import Database, Stats
+from keytools.barbican.database import open_database
+from keytools.barbican.db_base import Database, Stats
 from keytools.errors import ConfigError, StateError, UsageError
 from keytools.fileutil import atomic_writer
 from keytools.logs import log_event

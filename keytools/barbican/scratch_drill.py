@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keytools.barbican_backup import operations, scratch
-from keytools.barbican_backup.archive import KeySource
-from keytools.barbican_backup.database import open_database
-from keytools.barbican_backup.drill import Step, StepReport, run_step
-from keytools.barbican_backup.restore_check import ApiChecker, Inventory, choose, inventory
+from keytools.barbican import operations, scratch
+from keytools.barbican.archive import KeySource
+from keytools.barbican.database import open_database
+from keytools.barbican.drill import Step, StepReport, run_step
+from keytools.barbican.restore_check import ApiChecker, Inventory, choose, inventory
 from keytools.errors import KeytoolsError, UsageError
 
 COMPARED = ("secrets", "containers", "orders", "container_consumers")
@@ -197,7 +197,7 @@ class ScratchDrill:
 def _same_database(config: str, url: str) -> bool:
     from sqlalchemy.engine import make_url
 
-    from keytools.barbican_backup import barbican_conf
+    from keytools.barbican import barbican_conf
 
     try:
         prod = make_url(barbican_conf.load(config, need_kek=False).connection)

@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from keytools.barbican_backup import operations
-from keytools.barbican_backup.archive import KeySource
-from keytools.barbican_backup.barbican_conf import DEFAULT_CONFIG
-from keytools.barbican_backup.db_mysql import DUMP_TOOLS
+from keytools.barbican import operations
+from keytools.barbican.archive import KeySource
+from keytools.barbican.barbican_conf import DEFAULT_CONFIG
+from keytools.barbican.db_mysql import DUMP_TOOLS
 from keytools.context import RunContext, pass_run
 from keytools.errors import ProblemsFound, UsageError
 from keytools.fileutil import read_user_file
 from keytools.output import emit, format_option, is_tty
 
 if TYPE_CHECKING:  # the drills load their dependencies only when a drill runs
-    from keytools.barbican_backup.drill import Drill, DrillReport, StepReport
-    from keytools.barbican_backup.kek import RotationReport
-    from keytools.barbican_backup.scratch_drill import ScratchDrill, ScratchReport
+    from keytools.barbican.drill import Drill, DrillReport, StepReport
+    from keytools.barbican.kek import RotationReport
+    from keytools.barbican.scratch_drill import ScratchDrill, ScratchReport
 
 LOG = logging.getLogger("keytools.barbican")
 
@@ -248,7 +248,7 @@ def drill_cmd(ctx: click.Context, config: str | None, archive: str | None, passp
         raise UsageError("--keep and --yes belong to --in-place", "The scratch drill changes nothing: drop them")
     if archive and config:
         raise UsageError("--archive and --config exclude each other", "Prove either a live config or an archive")
-    from keytools.barbican_backup.scratch_drill import ScratchDrill
+    from keytools.barbican.scratch_drill import ScratchDrill
 
     source = key_source(passphrase_file, passphrase_env, key_file, confirm=False) if archive else None
     if not archive and (passphrase_file or passphrase_env or key_file):
@@ -305,7 +305,7 @@ def _render_in_place(report: DrillReport, output_format: str, keep: bool) -> Non
 @pass_run
 def _in_place(run: RunContext, config: str, keep: bool, yes: bool, output_format: str) -> None:
     """The rewinding drill against the live Barbican (``drill --in-place``)."""
-    from keytools.barbican_backup.drill import Drill
+    from keytools.barbican.drill import Drill
 
     if not yes:
         if not sys.stdin.isatty():
@@ -334,7 +334,7 @@ def kek_status_cmd(configs: tuple[str, ...], output_format: str) -> None:
     A rewrap must not run while the nodes differ: a node still encrypting new
     project KEKs with the old KEK would make them unreadable once it is retired.
     """
-    from keytools.barbican_backup import kek
+    from keytools.barbican import kek
 
     status = kek.node_status(list(configs))
     pending = kek.State(kek.default_state_file(configs[0]))
@@ -385,7 +385,7 @@ def kek_rotate_cmd(configs: tuple[str, ...], backup_out: str | None, passphrase_
     retire    drop the old KEKs -> restart Barbican on every node
     Rerun the same command after a kill or a failure: it resumes.
     """
-    from keytools.barbican_backup import kek
+    from keytools.barbican import kek
 
     source = (key_source(passphrase_file, passphrase_env, key_file, confirm=True)
               if (passphrase_file or passphrase_env or key_file) else None)
@@ -425,7 +425,7 @@ def rbac_check_cmd(run: RunContext, project: str | None, output_format: str) -> 
     Needs admin credentials (--os-cloud). Effective assignments (groups and implied
     roles included) are read from Keystone. Exit 1 when something would break.
     """
-    from keytools.barbican_backup import rbac_check
+    from keytools.barbican import rbac_check
 
     report = rbac_check.check(run.session(), project)
     if output_format == "json":

@@ -25,10 +25,10 @@ from typing import Any
 from cryptography import fernet
 
 from keytools import redaction
-from keytools.barbican_backup import barbican_conf, faults, operations
-from keytools.barbican_backup.archive import KeySource
-from keytools.barbican_backup.barbican_conf import BarbicanConfig, kek_fingerprint
-from keytools.barbican_backup.dbquery import reader
+from keytools.barbican import barbican_conf, faults, operations
+from keytools.barbican.archive import KeySource
+from keytools.barbican.barbican_conf import BarbicanConfig, kek_fingerprint
+from keytools.barbican.dbquery import reader
 from keytools.errors import KeytoolsError, ProblemsFound, StateError, UsageError
 from keytools.fileutil import atomic_write
 from keytools.tools import find_tool
@@ -316,7 +316,7 @@ class Rotation:
                                 f"{self.state.data['new']} alone (kek_data ids {', '.join(check.failed[:5])})",
                                 "Restart every Barbican node with the staged config, then rerun the rotation "
                                 "(the rewrap runs again)")
-        from keytools.barbican_backup.scratch_drill import ScratchDrill
+        from keytools.barbican.scratch_drill import ScratchDrill
 
         drill = ScratchDrill(config=self.configs[0], sample=self.sample, seed=self.seed, keks=new)
         report = drill.run()
