@@ -170,7 +170,7 @@ def side_by_side(server_url: str, key_file: Path, tmp: Path, env: dict[str, str]
         else:
             seed_instances(cell1, rows // 2)
             seed_instances(cell2, rows - rows // 2)
-            source = ["--nova-api-db-url", api]
+            source = ["--nova-api-db-url", api, "--admin-cloud", "sandbox-admin"]  # --acl project lists admins
         print(f"keytools migrate run --service {service}: {rows} rows, concurrency {concurrency}:", flush=True)
         run = run_cli(["--log-format", "json", "--os-cloud", "sandbox-demo", "migrate", "run", *source,
                        "--state-dir", str(tmp / f"st-{service}"), *common], env)

@@ -17,7 +17,8 @@ from migrate import config, engine, runner, services
 from migrate import finish as fin
 from migrate import journal as jr
 from migrate.barbican import Barbican
-from migrate.consumer import Consumer
+from migrate import nova as nova_acl
+from migrate.consumer import Consumer, Readers
 from migrate.engine import Scope
 
 DEFAULT_CONCURRENCY = 8
@@ -72,6 +73,16 @@ def scope_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+acl_option = click.option(
+    "--acl", "acl_mode", type=click.Choice(["owner", "project"]), default=None,
+    help="Read ACL of the new secrets. Cinder volumes: owner (default, cinder's behaviour: the volume's user) "
+         "or project (every member of the volume's project). Nova instances: project (default: the instance's "
+         "user, every member of its project and every admin, so colleagues' start/reboot and admins' rebuild, "
+         "migrate and evacuate keep working as with fixed_key) or owner (the instance's user only). Members "
+         "are listed from Keystone when the run starts (later ones are not added). Backups: their user; "
+         "Glance images: the owner project's members.")
+
+
 def _scope(host: str | None, cluster: str | None, only: str | None, cell: str | None = None) -> Scope:
     return Scope(host=host, cluster=cluster, tables=(only,) if only else ("volumes", "backups"), cell=cell)
 
@@ -83,8 +94,8 @@ def _settings(kw: dict[str, Any], names: list[str]) -> config.Settings:
 
 
 @contextlib.contextmanager
-def _consumers(kw: dict[str, Any],
-               readers: Any = None) -> Iterator[tuple[config.Settings, list[tuple[Consumer, Path]]]]:
+def _consumers(kw: dict[str, Any], readers: dict[str, Readers] | None = None
+               ) -> Iterator[tuple[config.Settings, list[tuple[Consumer, Path]]]]:
     """Every selected service's consumer and its journal (one per service identity), disposed
     of when the block ends."""
     names = services.selected(kw)
@@ -92,7 +103,7 @@ def _consumers(kw: dict[str, Any],
     built: list[tuple[Consumer, Path]] = []
     try:
         for name in names:
-            consumer = services.build(name, kw, settings, readers if name == "cinder" else None)
+            consumer = services.build(name, kw, settings, (readers or {}).get(name))
             built.append((consumer, jr.journal_path(kw.get("state_dir"), consumer.identity())))
         yield settings, built
     finally:
@@ -151,9 +162,7 @@ def migrate() -> None:
 @migrate.command()
 @source_options
 @scope_options
-@click.option("--acl", "acl_mode", type=click.Choice(["owner", "project"]), default="owner", show_default=True,
-              help="Read ACL of new Cinder volume secrets: the owning user (cinder's behaviour) or every member "
-                   "of the volume's project, listed from Keystone at migration time.")
+@acl_option
 @output.format_option
 def plan(output_format: str, host: str | None, cluster: str | None, only: str | None, cell: str | None,
          acl_mode: str, **kw: Any) -> None:
@@ -203,10 +212,7 @@ def plan(output_format: str, host: str | None, cluster: str | None, only: str | 
               "missing role (creator, or member under Barbican's new policy) with --admin-cloud credentials.")
 @click.option("--admin-cloud", metavar="NAME", help="clouds.yaml cloud with Keystone admin rights "
               "(for --grant-creator, and to list project members for --acl project).")
-@click.option("--acl", "acl_mode", type=click.Choice(["owner", "project"]), default="owner", show_default=True,
-              help="Read ACL of new Cinder volume secrets: the owning user (cinder's behaviour) or every member "
-                   "of the volume's project, listed from Keystone when the run starts (later members are not "
-                   "added). Backups and instances always get their owner.")
+@acl_option
 @click.option("--timeout", type=click.FloatRange(1, 600), default=30.0, show_default=True,
               help="Seconds to wait for one Barbican request.")
 @click.option("--retries", type=click.IntRange(0, 10), default=4, show_default=True,
@@ -228,9 +234,7 @@ def run_cmd(run: RunContext, output_format: str, host: str | None, cluster: str 
     """
     if grant_creator and not admin_cloud:
         raise UsageError("--grant-creator needs --admin-cloud NAME", "Name a clouds.yaml cloud with admin rights")
-    readers = None
-    if acl_mode == "project":
-        readers = _project_readers(run, admin_cloud)
+    readers = _readers(run, admin_cloud, acl_mode, services.selected(kw))
     options = runner.RunOptions(concurrency=concurrency, cleanup=cleanup, grant_creator=grant_creator,
                                 admin_cloud=admin_cloud, progress=progress)
     with _consumers(kw, readers) as (settings, built):
@@ -242,18 +246,23 @@ def run_cmd(run: RunContext, output_format: str, host: str | None, cluster: str 
         raise result.error
 
 
-def _project_readers(run: RunContext, admin_cloud: str | None) -> Any:
-    """--acl project: every member of the volume's project (Keystone, at migration time)."""
+def _readers(run: RunContext, admin_cloud: str | None, acl_mode: str | None,
+             names: list[str]) -> dict[str, Readers]:
+    """Each service's read-ACL function for ``--acl`` (see ``acl_option``): project-wide ACLs list
+    members from Keystone (--admin-cloud, else the run's credentials) when the run starts."""
+    modes = {"cinder": acl_mode or "owner", "nova": acl_mode or nova_acl.DEFAULT}
+    wanted = [n for n in names if modes.get(n) == "project"]
+    if not wanted:
+        return {}
     from keytools.keystone_members import ProjectMembers
 
-    session = auth.session_from_cloud(admin_cloud) if admin_cloud else run.session()
-    members = ProjectMembers(session)
-
-    def readers(item: Any) -> list[str]:
-        if item.table != "volumes":
-            return [item.user_id] if item.user_id else []
-        return members(item.project_id)
-
+    members = ProjectMembers(auth.session_from_cloud(admin_cloud) if admin_cloud else run.session())
+    readers: dict[str, Readers] = {}
+    if "cinder" in wanted:
+        readers["cinder"] = lambda item: (members(item.project_id) if item.table == "volumes"
+                                          else [item.user_id] if item.user_id else [])
+    if "nova" in wanted:
+        readers["nova"] = nova_acl.project_readers(members, admin_cloud)
     return readers
 
 

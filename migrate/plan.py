@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from migrate import journal as jr
+from migrate import nova
 from migrate import repair
 from migrate.config import SKIP_NOTHING_TO_MIGRATE, Settings
 from migrate.consumer import CinderConsumer, Consumer
@@ -69,14 +70,17 @@ class PlanResult:
 
 
 def plan_services(settings: Settings, built: Sequence[tuple[Consumer, Path]], scope: Scope,
-                  acl_mode: str = "owner") -> PlanResult:
-    """Every service's plan (``built``: consumer, journal path); ``acl_mode`` as ``run --acl``."""
+                  acl_mode: str | None = None) -> PlanResult:
+    """Every service's plan (``built``: consumer, journal path); ``acl_mode`` as ``run --acl`` (None:
+    each service's default)."""
     plans = []
     for consumer, path in built:
         if isinstance(consumer, CinderConsumer):
             plan = make_plan(settings, consumer.db, scope, path)
             if acl_mode == "project":
                 plan.actions = [a.replace(OWNER_ACL, PROJECT_ACL) for a in plan.actions]
+        elif consumer.service == "nova":
+            plan = make_service_plan(settings, consumer, scope, path, nova.ACL_NOTES[acl_mode or nova.DEFAULT])
         else:
             plan = make_service_plan(settings, consumer, scope, path,
                                      getattr(consumer, "acl_note", "the owning user (user_id)"))

@@ -5,9 +5,14 @@ cinder saves the volume, then each snapshot; a crash in between leaves snapshots
 id while their volume has its Barbican secret, and they need the volume's id. But a backup
 restore also gives a volume a new, different key (cinder/backup/manager.py) while its snapshots
 keep the all-zeros id and their fixed_key data: pointing those at the volume's key would make
-them undecryptable. So a snapshot is repaired only when its volume is inside the run's scope and
-either keytools' journal says keytools migrated that volume to exactly its current key, or the
-volume's secret, read back from Barbican, holds fixed_key.
+them undecryptable. So a snapshot is repaired only when keytools' journal says keytools migrated
+its volume to exactly its current key, or the volume's secret, read back from Barbican, holds
+fixed_key.
+
+Like cinder's own lines, decisions cover the run's scope only: a ``--host``/``--cluster`` run sees
+the snapshots whose volume row is on that host or cluster (a deleted volume's row keeps its host; a
+snapshot whose volume row is missing belongs to no host and is seen only by a run without
+``--host``/``--cluster``), and a run of ``--only backups`` sees none.
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ BY_PAYLOAD = "volume_key_is_fixed_key"
 # why one is left alone
 VOLUME_GONE = "volume_deleted_or_missing"
 VOLUME_NO_KEY = "volume_has_no_key"
-OUT_OF_SCOPE = "out_of_scope"
 OTHER_KEY = "volume_key_is_not_fixed_key"
 UNREADABLE = "volume_key_unreadable"
 NOT_CHECKED = "needs_read_back"  # plan: a run reads the secret back first
@@ -72,7 +76,11 @@ def assess(db: CinderDB, host: str | None, cluster: str | None, volumes_in_scope
            check: Checker | None) -> list[SnapshotDecision]:
     """Decide every stranded snapshot. ``check`` reads a volume's secret back (None in a plan:
     nothing is contacted, such snapshots are reported as needing the read-back)."""
-    rows = db.stranded_snapshots(host, cluster)
+    if not volumes_in_scope:
+        return []
+    scoped = bool(host or cluster)
+    rows = [r for r in db.stranded_snapshots(host, cluster)
+            if (r["in_scope"] if r["volume_row"] is not None else not scoped)]
     live = {r["volume_id"] for r in rows if r["volume_key"] and r["volume_row"] and not r["volume_deleted"]}
     journal = _journal_keys(journal_path, live)
     checked: dict[str, tuple[bool | None, str]] = {}
@@ -88,9 +96,6 @@ def assess(db: CinderDB, host: str | None, cluster: str | None, volumes_in_scope
                               "its snapshots (keep a copy of fixed_key)"))
         elif not vkey or vkey == FIXED_KEY_ID:
             out.append(decide(False, VOLUME_NO_KEY, f"volume {vid} has no key id"))
-        elif not volumes_in_scope or not r["in_scope"]:
-            out.append(decide(False, OUT_OF_SCOPE, f"volume {vid} (host {vhost}) is outside this run's scope "
-                              "(--host/--cluster/--only)"))
         elif journal.get(vid) == vkey:
             out.append(decide(True, BY_JOURNAL, f"keytools migrated volume {vid} to key {vkey} (journal)"))
         elif check is None:
@@ -122,8 +127,8 @@ def repair_stranded(db: CinderDB, scope: Any, journal_path: Any,
                   "secret_id": d.volume_key, "reason": d.reason}
         if not d.repair:
             left.append(d.as_dict())
-            log_event(LOG, logging.INFO if d.reason == OUT_OF_SCOPE else logging.WARNING,
-                      f"Left snapshot {d.id} on the all-zeros key id: {d.detail}", "snapshot_left_alone", **fields)
+            log_event(LOG, logging.WARNING, f"Left snapshot {d.id} on the all-zeros key id: {d.detail}",
+                      "snapshot_left_alone", **fields)
         elif d.volume_key and db.repair_snapshot(d.id, d.volume_key):
             repaired.append(d.as_dict())
             log_event(LOG, logging.INFO, f"Repaired snapshot {d.id}: it now uses the key of its volume "

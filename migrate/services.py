@@ -38,7 +38,7 @@ def _cinder(kw: Options, settings: Any, readers: Readers | None) -> Consumer:
 
 def _nova(kw: Options, settings: Any, readers: Readers | None) -> Consumer:
     nova = load_settings(kw.get("nova_config_file"), kw.get("nova_api_db_url"), tuple(kw.get("nova_db_url") or ()))
-    return NovaConsumer(NovaCells(nova))
+    return NovaConsumer(NovaCells(nova), readers)
 
 
 def _glance(kw: Options, settings: Any, readers: Readers | None) -> Consumer:

@@ -33,9 +33,10 @@ rc=0; "$KEYTOOLS" fixed-key retire --per-node "$WORK/nodes" --backup-dir "$WORK/
     --db-url "sqlite:///$WORK/cinder.sqlite" --ignore-service glance || rc=$?
 echo "exit code: $rc (6 = refused)"
 
-echo "== keytools migrate run: Cinder and Nova in one run (each its own journal, CAS per row)"
+echo "== keytools migrate run: Cinder and Nova in one run (each its own journal, CAS per row; Nova keys readable"
+echo "   by the instance's user, its project's members and the admins: --acl project, Nova's default)"
 "$KEYTOOLS" --os-cloud sandbox-demo migrate run "${SRC[@]}" --fixed-key-file "$WORK/fixed_key.hex" "${STATE[@]}" \
-    --concurrency 2 2> "$WORK/migrate.log"
+    --admin-cloud sandbox-admin --concurrency 2 2> "$WORK/migrate.log"
 grep -E "Migrating instance|No instances|No volumes" "$WORK/migrate.log" | head -4
 
 echo "== keytools migrate verify: both services"

@@ -55,7 +55,7 @@ echo "== keytools migrate plan: the Glance part says who will be able to read ea
 "$KEYTOOLS" "${MIG[@]}" plan --service glance --glance-cloud sandbox-admin "${KEY[@]}" | grep -E "^- would|Glance:"
 
 echo "== keytools migrate run: all three services, one journal each"
-"$KEYTOOLS" "${MIG[@]}" run "${SRC[@]}" "${KEY[@]}" --concurrency 2 2> "$WORK/migrate.log"
+"$KEYTOOLS" "${MIG[@]}" run "${SRC[@]}" "${KEY[@]}" --admin-cloud sandbox-admin --concurrency 2 2> "$WORK/migrate.log"
 grep -E "Migrating image|No volumes|No instances|No images" "$WORK/migrate.log" | head -5
 
 echo "== keytools migrate verify --luks: secrets hold fixed_key, ACLs name the readers, keys open the headers"

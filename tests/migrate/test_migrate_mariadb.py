@@ -95,7 +95,7 @@ def test_mariadb_nova_cells_concurrent_runs_and_verify(mariadb_sandbox, maria_no
     ids = seed_instances(maria_nova["cell1"], 6) + seed_instances(maria_nova["cell2"], 6)
     other = seed_instances(maria_nova["cell2"], 2, deleted=True)
     env = mariadb_sandbox.env()
-    args = ["--log-format", "json", "--os-cloud", "sandbox-demo", "migrate", "run", "--nova-api-db-url",
+    args = ["--log-format", "json", "--os-cloud", "sandbox-demo", "migrate", "run", "--admin-cloud", "sandbox-admin", "--nova-api-db-url",
             maria_nova["api"], "--fixed-key-file", str(key_file), "--concurrency", "4", "--format", "json"]
     procs = [subprocess.Popen([sys.executable, "-m", "keytools", *args, "--state-dir", str(tmp_path / f"st{n}")],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)

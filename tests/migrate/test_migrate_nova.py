@@ -26,8 +26,10 @@ OTHER = str(uuid.uuid4())
 
 
 def _nova_args(nova_dbs, key_file, state, *extra):
+    """Nova's default --acl project lists members and admins from Keystone: a run names an admin cloud."""
+    admin = ["--admin-cloud", "sandbox-admin"] if extra[:1] == ("run",) else []
     return ["--os-cloud", "sandbox-demo", "migrate", *extra[:1], "--nova-api-db-url", nova_dbs["api"],
-            "--fixed-key-file", str(key_file), "--state-dir", str(state), *extra[1:]]
+            "--fixed-key-file", str(key_file), "--state-dir", str(state), *admin, *extra[1:]]
 
 
 def _seed_cells(nova_dbs):
@@ -122,7 +124,7 @@ def test_nova_plan_run_verify_status_and_rerun(kt, sandbox, nova_dbs, key_file, 
 def test_cinder_and_nova_in_one_run(kt, sandbox, nova_dbs, cinder_url, key_file, tmp_path):
     seed(cinder_url, volumes=2, snapshots_per_volume=1, backups=1)
     _seed_cells(nova_dbs)
-    args = ["--os-cloud", "sandbox-demo", "migrate", "run", "--db-url", cinder_url, "--nova-api-db-url",
+    args = ["--os-cloud", "sandbox-demo", "migrate", "run", "--admin-cloud", "sandbox-admin", "--db-url", cinder_url, "--nova-api-db-url",
             nova_dbs["api"], "--fixed-key-file", str(key_file), "--state-dir", str(tmp_path / "st"),
             "--concurrency", "2", "--format", "json"]
     r = kt(*args)
@@ -138,21 +140,23 @@ def test_cinder_and_nova_in_one_run(kt, sandbox, nova_dbs, cinder_url, key_file,
 
 @pytest.fixture(scope="module")
 def two_projects(sandbox, admin_session):
-    """Real Keystone users: alice and carol in project A (member), bob in project B."""
+    """Real Keystone users: alice and carol in project A (member), bob in project B (member), ada an
+    admin of project C (as the cloud's admins are of their own project, not of the users')."""
     from keystoneclient.v3 import client as ks_client
 
     ks = ks_client.Client(session=admin_session, interface="public")
     tag = uuid.uuid4().hex[:6]
     member = next(r for r in ks.roles.list(name="member") if r.name == "member")
+    admin = next(r for r in ks.roles.list(name="admin") if r.name == "admin")
     made = {"users": [], "projects": []}
     out = {}
-    for pname, users in (("A", ("alice", "carol")), ("B", ("bob",))):
+    for pname, users in (("A", ("alice", "carol")), ("B", ("bob",)), ("C", ("ada",))):
         project = ks.projects.create(name=f"kt-{pname}-{tag}", domain="default")
         made["projects"].append(project)
         for uname in users:
             pw = secrets.token_urlsafe(12)
             user = ks.users.create(name=f"kt-{uname}-{tag}", password=pw, domain="default", default_project=project)
-            ks.roles.grant(member, user=user, project=project)
+            ks.roles.grant(admin if pname == "C" else member, user=user, project=project)
             made["users"].append(user)
             out[uname] = {"id": user.id, "name": user.name, "password": pw, "project": project.id}
     yield out
@@ -182,8 +186,10 @@ def _castellan_get(sandbox, user, key_id: str) -> bytes:
 def test_owner_reads_migrated_keys_with_own_token_other_project_refused(kt, sandbox, two_projects, nova_dbs,
                                                                           cinder_url, key_file, fixed_key_hex,
                                                                           tmp_path):
-    alice, bob, carol = two_projects["alice"], two_projects["bob"], two_projects["carol"]
+    alice, bob, carol, ada = (two_projects[n] for n in ("alice", "bob", "carol", "ada"))
     inst = seed_instances(nova_dbs["cell1"], 1, user_id=alice["id"], project_id=alice["project"])[0]
+    r = kt(*_nova_args(nova_dbs, key_file, tmp_path / "st", "plan"))
+    assert "every member of its project and every user holding the admin role" in r.stdout, r.output
     owner_vol = seed(cinder_url, volumes=1, user_id=alice["id"], project_id=alice["project"]).volumes[0]
     r = kt(*_nova_args(nova_dbs, key_file, tmp_path / "st", "run", "--db-url", cinder_url, "--concurrency", "1"))
     assert r.exit_code == 0, r.output
@@ -196,8 +202,23 @@ def test_owner_reads_migrated_keys_with_own_token_other_project_refused(kt, sand
         with pytest.raises(castellan_exc.KeyManagerError) as err:
             _castellan_get(sandbox, other, vol_key)
         assert "403" in str(err.value) or "Forbidden" in str(err.value)
+    # Nova's default --acl project: what worked with fixed_key keeps working. A colleague starts or
+    # reboots it, an admin of another project rebuilds, migrates or evacuates it; other projects do not.
+    assert _castellan_get(sandbox, carol, inst_key) == key
+    assert _castellan_get(sandbox, ada, inst_key) == key
     with pytest.raises(castellan_exc.KeyManagerError):
         _castellan_get(sandbox, bob, inst_key)
+    # --acl owner: the instance's user alone (colleagues and admins refused, and the plan says so)
+    solo = seed_instances(nova_dbs["cell1"], 1, user_id=alice["id"], project_id=alice["project"])[0]
+    r = kt(*_nova_args(nova_dbs, key_file, tmp_path / "st", "plan", "--acl", "owner"))
+    assert "the instance's user (user_id) only" in r.stdout and "admins cannot" in r.stdout, r.output
+    r = kt(*_nova_args(nova_dbs, key_file, tmp_path / "st", "run", "--acl", "owner"))
+    assert r.exit_code == 0, r.output
+    solo_key = instance_keys(nova_dbs["cell1"])[solo]
+    assert _castellan_get(sandbox, alice, solo_key) == key
+    for other in (carol, ada, bob):
+        with pytest.raises(castellan_exc.KeyManagerError):
+            _castellan_get(sandbox, other, solo_key)
     # --acl project: every member of the volume's project, listed from Keystone at migration time
     shared_vol = seed(cinder_url, volumes=1, user_id=alice["id"], project_id=alice["project"]).volumes[0]
     r = kt("--os-cloud", "sandbox-demo", "migrate", "run", "--db-url", cinder_url, "--fixed-key-file", str(key_file),
@@ -263,10 +284,10 @@ def test_bad_nova_input_one_line_error_nothing_changed(kt, sandbox, nova_dbs, ci
     elif case == "bad-cell-name":
         extra = ["--cell", "cell9"]
     if case == "no-source":
-        args = ["--os-cloud", "sandbox-demo", "migrate", "run", "--service", "nova", "--fixed-key-file", str(key_file),
+        args = ["--os-cloud", "sandbox-demo", "migrate", "run", "--admin-cloud", "sandbox-admin", "--service", "nova", "--fixed-key-file", str(key_file),
                 "--state-dir", str(tmp_path / "st")]
     else:
-        args = ["--os-cloud", "sandbox-demo", "migrate", "run", "--nova-api-db-url", api, "--fixed-key-file",
+        args = ["--os-cloud", "sandbox-demo", "migrate", "run", "--admin-cloud", "sandbox-admin", "--nova-api-db-url", api, "--fixed-key-file",
                 str(key_file), "--state-dir", str(tmp_path / "st"), *extra]
     r = kt(*args)
     assert r.exit_code == expect, r.output
@@ -287,7 +308,7 @@ def test_nova_config_file_is_understood(kt, sandbox, nova_dbs, tmp_path, fixed_k
     r = kt("migrate", "plan", "--nova-config-file", str(conf), "--state-dir", str(tmp_path / "st"), "--format", "json")
     assert r.exit_code == 0 and json.loads(r.stdout)["to_migrate"] == {"instances": 2}, r.output
     assert fixed_key_hex not in r.output
-    r = kt("--debug", "--os-cloud", "sandbox-demo", "migrate", "run", "--nova-config-file", str(conf), "--state-dir",
+    r = kt("--debug", "--os-cloud", "sandbox-demo", "migrate", "run", "--admin-cloud", "sandbox-admin", "--nova-config-file", str(conf), "--state-dir",
            str(tmp_path / "st"), "--concurrency", "1")
     assert r.exit_code == 0, r.output
     for form in (fixed_key_hex, fixed_key_hex.upper(), base64.b64encode(bytes.fromhex(fixed_key_hex)).decode()):
@@ -337,7 +358,7 @@ def test_row_swapped_but_not_journaled_done_is_reconciled_and_verified(kt, sandb
     seed_instances(nova_dbs["cell1"], 2)
     seed(cinder_url, volumes=1)
     state = tmp_path / "st"
-    args = ["--os-cloud", "sandbox-demo", "migrate", "run", "--db-url", cinder_url, "--nova-api-db-url",
+    args = ["--os-cloud", "sandbox-demo", "migrate", "run", "--admin-cloud", "sandbox-admin", "--db-url", cinder_url, "--nova-api-db-url",
             nova_dbs["api"], "--fixed-key-file", str(key_file), "--state-dir", str(state)]
     assert kt(*args).exit_code == 0
     assert _drop_done_records(state) == 3
@@ -350,3 +371,15 @@ def test_row_swapped_but_not_journaled_done_is_reconciled_and_verified(kt, sandb
     assert r.exit_code == 0, r.output
     assert all(not o["orphans"] for o in json.loads(r.stdout)["services"])
     assert [s["checked"] for s in json.loads(kt(*verify).stdout)["services"]] == [1, 3 if more_rows else 2]
+
+
+def test_nova_project_acl_without_keystone_rights_fails_before_any_secret(kt, sandbox, nova_dbs, key_file, tmp_path):
+    """Nova's default ACL lists Keystone's role assignments; credentials that may not are told what
+    to pass, before a single secret or row changes."""
+    rows = seed_instances(nova_dbs["cell1"], 2)
+    before = instance_keys(nova_dbs["cell1"])
+    args = _nova_args(nova_dbs, key_file, tmp_path / "st", "run")
+    r = kt(*[a for a in args if a not in ("--admin-cloud", "sandbox-admin")])
+    assert r.exit_code == 5 and r.stderr.count("\n") == 1, r.output
+    assert "--admin-cloud NAME" in r.stderr and "--acl owner" in r.stderr
+    assert instance_keys(nova_dbs["cell1"]) == before and all(before[i] == FIXED_KEY_ID for i in rows)

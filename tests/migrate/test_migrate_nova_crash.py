@@ -20,7 +20,7 @@ SUBPROCESS_TRIALS = {5}
 
 
 def _args(api, key_file, state, *extra):
-    return ["--os-cloud", "sandbox-demo", "migrate", "run", "--nova-api-db-url", api, "--fixed-key-file",
+    return ["--os-cloud", "sandbox-demo", "migrate", "run", "--admin-cloud", "sandbox-admin", "--nova-api-db-url", api, "--fixed-key-file",
             str(key_file), "--state-dir", str(state), "--concurrency", "2", *extra]
 
 

@@ -137,10 +137,19 @@ def test_stranded_snapshot_decisions_without_barbican(cinder_url, tmp_path):
     got = {d.volume_id: (d.repair, d.reason) for d in repair.assess(db, None, None, True, path, None)}
     assert got == {s.volumes[0]: (False, repair.NOT_CHECKED), s.volumes[1]: (True, repair.BY_JOURNAL),
                    gone.volumes[0]: (False, repair.VOLUME_GONE)}
-    assert all(d.reason == repair.OUT_OF_SCOPE for d in repair.assess(db, "ctl-9", None, True, path, None)
-               if d.volume_id != gone.volumes[0])
-    assert {d.reason for d in repair.assess(db, None, None, False, path, None)} == {repair.OUT_OF_SCOPE,
-                                                                                    repair.VOLUME_GONE}
+    # A scoped run decides (and so logs) only its own scope's snapshots, as cinder's lines cover
+    # only the host's rows: nothing for another host, not even the deleted volume's snapshot.
+    assert repair.assess(db, "ctl-9", None, True, path, None) == []
+    assert repair.assess(db, None, None, False, path, None) == []  # --only backups
+    host = db.table("volumes")
+    with db.engine.connect() as c:
+        gone_host = c.execute(sa.select(host.c.host).where(host.c.id == gone.volumes[0])).scalar_one()
+    assert {d.volume_id for d in repair.assess(db, gone_host, None, True, path, None)} >= {gone.volumes[0]}
+    with db.engine.begin() as c:  # a snapshot whose volume row is gone belongs to no host
+        c.execute(sa.text("DELETE FROM volumes WHERE id = :i"), {"i": gone.volumes[0]})
+    assert gone.volumes[0] not in {d.volume_id for d in repair.assess(db, gone_host, None, True, path, None)}
+    assert {d.volume_id: d.reason for d in repair.assess(db, None, None, True, path, None)}[gone.volumes[0]] \
+        == repair.VOLUME_GONE
     checked = repair.assess(db, None, None, True, path, lambda key: (False, ""))
     assert {d.volume_id: d.reason for d in checked}[s.volumes[0]] == repair.OTHER_KEY
     db.dispose()
