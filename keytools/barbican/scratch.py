@@ -134,7 +134,7 @@ def write_config(home: Path, connection: str, keks: list[str], port: int, create
              "[secretstore]", "enabled_secretstore_plugins = store_crypto", "",
              "[crypto]", "enabled_crypto_plugins = simple_crypto", "", f"[{KEK_SECTION}]",
              *(f"{KEK_OPTION} = {k}" for k in keks), "",
-             "[oslo_policy]", "enforce_new_defaults = false", "enforce_scope = false", "",
+             "[oslo_policy]", "enforce_new_defaults = false", "",
              "[queue]", "enable = false", ""]
     atomic_write(conf_dir / "barbican.conf", "\n".join(lines), mode=0o600)
     atomic_write(home / "barbican-api-paste.ini", PASTE, mode=0o600)
