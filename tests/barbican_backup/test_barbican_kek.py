@@ -72,6 +72,8 @@ def test_rotation_end_to_end_prints_only_fingerprints(seeded, kt, tmp_path):
     old = keks(confs[0])[0]
     before = kek.check_project_keks(bconf.load(confs[0]).connection, [old])
     assert before.total >= 2 and not before.failed
+    earlier = tmp_path / "node0.conf.keytools-20200101T000000Z.bak"  # e.g. an older restore --restore-kek's
+    shutil.copy(confs[0], earlier)
     result = rotate(kt, confs, out=tmp_path / "pre.ktbak")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -85,14 +87,15 @@ def test_rotation_end_to_end_prints_only_fingerprints(seeded, kt, tmp_path):
     assert "secrets decrypt through a scratch Barbican holding only the new KEK" in validate
     manifest = operations.inspect(tmp_path / "pre.ktbak")
     assert manifest["kek_fingerprint"] == bconf.kek_fingerprint(old)  # the backup came first
-    # the stage and retire .bak files held the old KEK in clear: removed once validate passed, and said so
-    assert not list(tmp_path.glob("*.bak")) and not list(tmp_path.glob(".keytools-*"))
+    # the stage and retire .bak files held the old KEK in clear: removed once validate passed, and said so;
+    # a .bak older than the rotation is not its own: kept
+    assert list(tmp_path.glob("*.bak")) == [earlier] and not list(tmp_path.glob(".keytools-*"))
     removed = [Path(p) for p in report["removed_backups"]]
     assert {p.name.split(".keytools-")[0] for p in removed} == {"node0.conf", "node1.conf"}
     assert all(p.parent == tmp_path and p.name.endswith(".bak") for p in removed)
     retire = next(s for s in report["stages"] if s["stage"] == "retire")["detail"]
     assert f"{len(report['removed_backups'])} .bak file(s) of this rotation removed" in retire
-    assert old_kek_leftovers(tmp_path, old, tmp_path / "pre.ktbak") == []
+    assert old_kek_leftovers(tmp_path, old, tmp_path / "pre.ktbak") == [earlier]
     assert stat.S_IMODE(confs[0].stat().st_mode) == 0o640  # mode kept
     # the old KEK no longer opens anything: a drill with it fails, with the new one passes
     drill = kt("barbican", "drill", "--config", confs[0], "-f", "json")
@@ -165,3 +168,13 @@ def test_killed_in_every_stage_then_rerun_finishes(seeded, tmp_path, stage):
     assert json.loads(rerun.stdout)["finished"]
     assert_rotated(confs, old)
     assert old_kek_leftovers(tmp_path, old, tmp_path / "pre.ktbak") == []  # the rerun removed the .bak files
+
+
+def test_table_output_names_the_removed_backups(capsys):
+    from keytools.barbican.cli import _render_rotation
+
+    bak = "/etc/barbican/barbican.conf.keytools-20261206T010203Z.bak"
+    _render_rotation(kek.RotationReport("state.json", ["sha256:old"], "sha256:new", finished=True,
+                                        removed_backups=[bak]), "table")
+    out = capsys.readouterr().out
+    assert f"removed {bak} (it held the old KEK" in out and "rotation finished" in out
