@@ -232,7 +232,7 @@ def test_up_after_a_kek_rotation_still_decrypts(tmp_path):
         assert invoke(["sandbox", "down", "--state-dir", str(state.root)]).exit_code == 0
         up = invoke(["sandbox", "up", "--state-dir", str(state.root)])  # what rewrites barbican.conf
         assert up.exit_code == 0, up.output
-        assert barbican_conf.load(conf).keks == new and state.load().passwords["barbican_kek"] == new[0]
         assert client().secrets.get(ref).payload == "still readable"
+        assert barbican_conf.load(conf).keks == new and state.load().passwords["barbican_kek"] == new[0]
     finally:
         manager.down(state)
