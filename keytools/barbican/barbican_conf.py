@@ -115,7 +115,7 @@ def write_keks(path: Path, keks: list[str]) -> Path:
     original = path.read_bytes()
     mode = path.stat().st_mode & 0o7777
     backup = path.with_name(f"{path.name}.keytools-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.bak")
-    with private_workdir(path.parent, "kek", KeytoolsError) as tmp:  # the copy holds KEKs: never in /tmp
+    with private_workdir(path.parent, "kek") as tmp:  # the copy holds KEKs: never in /tmp
         work = tmp / path.name
         work.write_bytes(original)
         os.chmod(work, 0o600)
