@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +99,51 @@ def private_dir(path: str | os.PathLike[str]) -> Path:
     p.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(p, 0o700)
     return p
+
+
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` still there (ours or another user's)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _workdir_prefix(purpose: str) -> str:
+    return f".keytools-{purpose}-"
+
+
+def remove_stale_workdirs(directory: str | os.PathLike[str], purpose: str) -> list[Path]:
+    """Remove the ``private_workdir``s a killed run left in ``directory`` (their owner pid is gone)."""
+    removed = []
+    for path in Path(directory).glob(_workdir_prefix(purpose) + "*"):
+        pid = path.name[len(_workdir_prefix(purpose)):].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir() or path.is_symlink() or pid_alive(int(pid)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def private_workdir(directory: str | os.PathLike[str], purpose: str,
+                    error: type[UsageError] = UsageError) -> Iterator[Path]:
+    """A 0700 directory ``.keytools-<purpose>-<pid>-<random>`` inside ``directory``, removed afterwards.
+
+    Decrypted material (a database dump, a config holding a KEK) is worked on beside the file it is
+    for, under that file's own protection, never in a shared temp directory. A run killed with -9
+    leaves its directory; the next run for the same ``directory`` removes it (owner pid gone).
+    """
+    remove_stale_workdirs(directory, purpose)
+    try:
+        path = Path(tempfile.mkdtemp(prefix=f"{_workdir_prefix(purpose)}{os.getpid()}-", dir=directory))
+    except OSError as exc:
+        raise error(f"cannot create a private work directory in {directory}: {exc.strerror or exc}",
+                    "Run keytools as a user who can write there (the owner of the files it works on)") from None
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 Only the KEK's fingerprint ever leaves this module in clear; the KEK itself is registered with the
 redaction filter as soon as it is read. Writing the KEK back goes through crudini (the tool the
-operator documentation uses) on a private copy, then one atomic rename, after a backup of the old file.
+operator documentation uses) on a private copy beside the file, then one atomic rename, after a backup
+of the old file.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ import binascii
 import hashlib
 import os
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from keytools import oslo_ini, redaction
 from keytools.errors import ConfigError, KeytoolsError
-from keytools.fileutil import atomic_write
+from keytools.fileutil import atomic_write, private_workdir
 from keytools.tools import find_tool
 
 DEFAULT_CONFIG = "/etc/barbican/barbican.conf"
@@ -115,8 +115,8 @@ def write_keks(path: Path, keks: list[str]) -> Path:
     original = path.read_bytes()
     mode = path.stat().st_mode & 0o7777
     backup = path.with_name(f"{path.name}.keytools-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.bak")
-    with tempfile.TemporaryDirectory(prefix="keytools-kek-") as tmp:
-        work = Path(tmp) / path.name
+    with private_workdir(path.parent, "kek") as tmp:  # the copy holds KEKs: never in /tmp
+        work = tmp / path.name
         work.write_bytes(original)
         os.chmod(work, 0o600)
         _crudini_run(["--del", str(work), KEK_SECTION, KEK_OPTION], None, path)

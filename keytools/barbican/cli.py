@@ -377,12 +377,13 @@ def kek_rotate_cmd(configs: tuple[str, ...], backup_out: str | None, passphrase_
     plan      fingerprints, project-KEK count; refuses a pending rotation, nodes
               that differ, and a KEK that does not unwrap the project KEKs
     backup    an archive (--backup-out) before anything changes
-    stage     new KEK first in kek, old ones kept (crudini, atomic, .bak kept)
-              -> restart Barbican on every node
+    stage     new KEK first in kek, old ones kept (crudini, atomic, .bak kept
+              until retire) -> restart Barbican on every node
     rewrap    barbican-manage simple_crypto rewrap_pkek (refused while nodes differ)
     validate  every project KEK unwraps with the new KEK alone; every secret (or
               --sample N) decrypts through a scratch Barbican holding only it
-    retire    drop the old KEKs -> restart Barbican on every node
+    retire    drop the old KEKs, remove this rotation's .bak files (they hold the
+              old KEK: only the --backup-out archive keeps it) -> restart Barbican
     Rerun the same command after a kill or a failure: it resumes.
     """
     from keytools.barbican import kek
@@ -409,6 +410,8 @@ def _render_rotation(report: RotationReport, output_format: str) -> None:
     emit([{"stage": s.stage, "result": s.result, "seconds": f"{s.seconds:.3f}", "detail": s.detail}
           for s in report.stages], "table", ["stage", "result", "seconds", "detail"],
          ["Stage", "Result", "Seconds", "Detail"])
+    for path in report.removed_backups:
+        click.echo(f"removed {path} (it held the old KEK; the backup archive keeps it, encrypted)")
     click.echo(f"old KEK(s) {', '.join(report.old) or '-'} -> new {report.new or '-'}: "
                + ("rotation finished" if report.finished else "rotation pending (rerun to continue)"))
 

@@ -81,6 +81,11 @@ class Database(Protocol):
     engine: str
     display: str
 
+    @property
+    def files_dir(self) -> Path | None:
+        """The directory of the database's own files (SQLite), None for a server (MySQL)."""
+        ...
+
     def stats(self) -> Stats: ...
 
     def snapshot(self) -> AbstractContextManager[Snapshot]:

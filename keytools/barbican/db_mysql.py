@@ -33,6 +33,7 @@ def find_mysqldump() -> str | None:
 
 class MysqlDatabase:
     engine = "mysql"
+    files_dir = None  # a server's files are not ours: restores work beside barbican.conf
 
     def __init__(self, url: Any, dump_tool: str = "auto") -> None:
         if not url.database:
@@ -126,28 +127,36 @@ class MysqlDatabase:
             conn.rollback()
 
     def _mysqldump(self, tool: str, out: BinaryIO) -> None:
-        with tempfile.TemporaryDirectory(prefix="keytools-mysqldump-") as tmp:
-            # Credentials in a 0600 option file: never on the command line (visible in ps).
-            opts = Path(tmp) / "client.cnf"
-            lines = ["[client]", f"user={self.user}", f"password={self.password}"]
-            lines += [f"socket={self.socket}"] if self.socket else [f"host={self.host}", f"port={self.port}"]
-            fd = os.open(opts, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write("\n".join(lines) + "\n")
-            argv = [tool, f"--defaults-extra-file={opts}", "--single-transaction", "--skip-lock-tables",
+        # Credentials through a pipe read as an option file: never on the command line (visible in
+        # ps), never in a file (a kill -9 would leave it behind).
+        lines = ["[client]", f"user={self.user}", f"password={self.password}"]
+        lines += [f"socket={self.socket}"] if self.socket else [f"host={self.host}", f"port={self.port}"]
+        read_fd, write_fd = os.pipe()
+        try:
+            os.write(write_fd, ("\n".join(lines) + "\n").encode())  # far below a pipe's buffer
+            os.close(write_fd)
+            write_fd = -1
+            argv = [tool, f"--defaults-extra-file=/dev/fd/{read_fd}", "--single-transaction", "--skip-lock-tables",
                     "--skip-add-locks", "--hex-blob", "--no-tablespaces", "--skip-triggers",
                     "--default-character-set=utf8mb4", "--skip-comments", self.database]
-            errors = Path(tmp) / "stderr"
-            with open(errors, "wb") as err, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err) as proc:
+            with tempfile.TemporaryFile() as err, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err,
+                                                                   pass_fds=(read_fd,)) as proc:
+                os.close(read_fd)
+                read_fd = -1
                 assert proc.stdout is not None
                 shutil.copyfileobj(proc.stdout, out, CHUNK)
                 code = proc.wait()
-            if code != 0:
-                text = " ".join(errors.read_text(errors="replace").split())[-300:]
-                raise ServiceUnavailable(f"{Path(tool).name} failed for {self.display} (exit {code}): "
-                                         f"{redaction.redact(text)}",
-                                         "Check the database server and the user's privileges, or "
-                                         "use --dump-tool pymysql")
+                err.seek(0)
+                text = " ".join(err.read().decode(errors="replace").split())[-300:]
+        finally:
+            for fd in (read_fd, write_fd):
+                if fd >= 0:
+                    os.close(fd)
+        if code != 0:
+            raise ServiceUnavailable(f"{Path(tool).name} failed for {self.display} (exit {code}): "
+                                     f"{redaction.redact(text)}",
+                                     "Check the database server and the user's privileges, or "
+                                     "use --dump-tool pymysql")
 
     def _pymysql_dump(self, conn: Any, out: BinaryIO) -> None:
         """Every table in the snapshot already opened on ``conn``."""

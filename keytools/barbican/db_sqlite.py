@@ -12,7 +12,6 @@ import contextlib
 import os
 import shutil
 import sqlite3
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -21,6 +20,7 @@ from keytools.barbican import faults
 from keytools.barbican.archive import ArchiveError
 from keytools.barbican.db_base import DATA_TABLES, Snapshot, Stats, build_stats
 from keytools.errors import ServiceUnavailable, UsageError
+from keytools.fileutil import private_workdir
 
 CHUNK = 1 << 20
 FAULT_PAGES_PER_STEP = 8  # small steps only under fault injection (a test kills a restore midway)
@@ -42,6 +42,11 @@ class SqliteDatabase:
                              "Nothing to back up: point it at Barbican's database file")
         self.path = Path(url.database)
         self.display = f"sqlite:///{self.path}"
+
+    @property
+    def files_dir(self) -> Path:
+        """Where this database's file lives: copies of it are made there, never in /tmp."""
+        return self.path.parent
 
     @contextlib.contextmanager
     def _connect(self, path: Path, readonly: bool = False) -> Iterator[sqlite3.Connection]:
@@ -76,8 +81,9 @@ class SqliteDatabase:
     @contextlib.contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
         self._require_file()
-        with tempfile.TemporaryDirectory(prefix="keytools-barbican-") as tmp:
-            copy = Path(tmp) / "barbican.db"
+        # The copy is as sensitive as the database: beside it (0700), removed after, or on the next run.
+        with private_workdir(self.files_dir, "backup") as tmp:
+            copy = tmp / "barbican.db"
             with self._connect(self.path, readonly=True) as src, self._connect(copy) as dst:
                 try:
                     src.backup(dst)

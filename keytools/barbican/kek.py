@@ -24,13 +24,13 @@ from typing import Any
 
 from cryptography import fernet
 
-from keytools import redaction
+from keytools import oslo_ini, redaction
 from keytools.barbican import barbican_conf, faults, operations
 from keytools.barbican.archive import KeySource
 from keytools.barbican.barbican_conf import BarbicanConfig, kek_fingerprint
 from keytools.barbican.dbquery import reader
 from keytools.errors import KeytoolsError, ProblemsFound, StateError, UsageError
-from keytools.fileutil import atomic_write
+from keytools.fileutil import atomic_write, remove_stale_workdirs
 from keytools.tools import find_tool
 
 STAGES = ("plan", "backup", "stage", "rewrap", "validate", "retire")
@@ -63,6 +63,7 @@ class RotationReport:
     new: str | None = None
     stages: list[StageResult] = field(default_factory=list)
     finished: bool = False
+    removed_backups: list[str] = field(default_factory=list)  # the rotation's .bak files (old KEK in clear)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -288,7 +289,7 @@ class Rotation:
             faults.kek_pause("stage")
         self.state.mark("stage")
         rec.detail = (f"new KEK {new_fp} first, old {', '.join(self.state.data['old'])} kept; "
-                      f"{len(changed)} file(s) written (.bak kept). Restart Barbican on every node now")
+                      f"{len(changed)} file(s) written (.bak kept until retire). Restart Barbican on every node now")
 
     def _rewrap(self, rec: StageResult) -> None:
         status = node_status(self.configs)
@@ -356,9 +357,58 @@ class Rotation:
             barbican_conf.write_keks(target, [kek])
             written += 1
             faults.kek_pause("retire")
+        # Validate passed: the old KEK now lives only in the encrypted backup. Before retire is
+        # recorded, so a run killed in between removes them on its rerun.
+        faults.kek_pause("retire-backups")
+        removed = self._remove_own_backups()
+        self.report.removed_backups = [str(p) for p in removed]
         self.state.mark("retire", finished_at=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
         rec.detail = (f"old KEKs {', '.join(self.state.data['old'])} dropped from {written} file(s); "
+                      f"{len(removed)} .bak file(s) of this rotation removed (they held the old KEK); "
                       "restart Barbican on every node")
+
+    def _remove_own_backups(self) -> list[Path]:
+        """Delete what this rotation left beside the KEK files that holds an old KEK in clear: its
+        ``<file>.keytools-<time>.bak`` copies (written since the plan, holding an old KEK), the temp
+        files of a .bak write a kill interrupted, and the work directories of a killed crudini edit."""
+        started = self.state.data.get("started_at", "")
+        old = set(self.state.data.get("old", []))
+        removed = []
+        for target in self._kek_targets():
+            remove_stale_workdirs(target.parent, "kek")
+            candidates = [*target.parent.glob(f"{target.name}.keytools-*.bak"),
+                          *target.parent.glob(f".{target.name}.keytools-*.bak.*.tmp")]
+            for path in candidates:
+                if not path.name.startswith(".") and not (_backup_time(path, target) >= started
+                                                          and _holds_kek(path, old)):
+                    continue
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
+    def _kek_targets(self) -> list[Path]:
+        targets: dict[Path, None] = {}
+        for path in self.configs:
+            conf = barbican_conf.load(path)
+            targets.update(dict.fromkeys(p.resolve() for p in (conf.kek_files or (conf.path,))))
+        return list(targets)
+
+
+def _backup_time(path: Path, target: Path) -> str:
+    """The UTC time in a .bak name (write_keks': YYYYmmddTHHMMSSZ) as the state file writes times."""
+    stamp = path.name[len(target.name) + len(".keytools-"):-len(".bak")]
+    try:
+        return dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").strftime("%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return ""
+
+
+def _holds_kek(path: Path, fingerprints: set[str]) -> bool:
+    try:
+        settings = oslo_ini.parse_file(path).get_all(barbican_conf.KEK_SECTION, barbican_conf.KEK_OPTION)
+    except KeytoolsError:
+        return False
+    return any(kek_fingerprint(s.value.strip()) in fingerprints for s in settings if s.value.strip())
 
 
 def check_project_keks_format(kek: str) -> None:

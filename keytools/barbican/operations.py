@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from keytools.barbican.archive import (ArchiveError, ArchiveHeader, ArchiveReade
 from keytools.barbican.database import open_database
 from keytools.barbican.db_base import Database, Stats
 from keytools.errors import ConfigError, StateError, UsageError
-from keytools.fileutil import atomic_writer
+from keytools.fileutil import atomic_writer, private_workdir
 from keytools.logs import log_event
 
 LOG = logging.getLogger("keytools.barbican")
@@ -155,8 +154,8 @@ def restore(archive: str | os.PathLike[str], config: str | os.PathLike[str], sou
     path = str(archive)
     conf = barbican_conf.load(config, need_kek=False)
     db: Database = open_database(conf.connection)
-    with tempfile.TemporaryDirectory(prefix="keytools-restore-") as tmp:
-        data = extract(path, source, Path(tmp), engine=db.engine)
+    with _restore_workdir(db, conf) as tmp:
+        data = extract(path, source, tmp, engine=db.engine)
         manifest = data.manifest
         kek_action = _kek_decision(conf, data.keks, restore_kek)
         dumped = db.check_dump(data.dump)
@@ -203,6 +202,16 @@ def restore(archive: str | os.PathLike[str], config: str | os.PathLike[str], sou
     report["restart_barbican"] = report["kek"] == "written"
     report["seconds"] = round(time.monotonic() - started, 3)
     return report
+
+
+def _restore_workdir(db: Database, conf: barbican_conf.BarbicanConfig) -> contextlib.AbstractContextManager[Path]:
+    """Where the decrypted dump is kept during a restore: beside the target database's file
+    (SQLite), else beside barbican.conf (it holds the KEK in clear), never in a shared temp dir."""
+    base = db.files_dir or conf.path.resolve().parent
+    if not base.is_dir():
+        raise UsageError(f"the directory {base} of the database {db.display} does not exist",
+                         "Create it (owned by the Barbican user) or fix [database] connection")
+    return private_workdir(base, "restore")
 
 
 def _kek_decision(conf: barbican_conf.BarbicanConfig, archive_keks: list[str], restore_kek: bool) -> str:

@@ -6,7 +6,8 @@ single request to production. So the scratch Barbican runs Barbican's unauthenti
 context comes from X-Project-Id / X-Roles headers, as Barbican's own functional tests do) and the
 factory adds a random per-drill token that every request must carry; nothing but the drill can read
 the restored secrets. The gunicorn master dies with the drill (PR_SET_PDEATHSIG), and a rerun removes
-the scratch directories of drills that were killed.
+the scratch directories of drills that were killed. The scratch directory (a decrypted copy of the
+database, a config holding the KEKs) lives beside what the drill is for, never in a shared temp dir.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from pathlib import Path
 from keytools.barbican.barbican_conf import KEK_OPTION, KEK_SECTION
 from keytools.barbican.scratch_app import PASTE
 from keytools.errors import ServiceUnavailable, UsageError
-from keytools.fileutil import atomic_write, private_dir
+from keytools.fileutil import atomic_write, pid_alive, private_dir
 
-PREFIX = "keytools-drill-"
+PREFIX = ".keytools-drill-"
 NEEDS = ("barbican", "gunicorn", "paste")
 START_TIMEOUT = 60.0
 
@@ -71,28 +72,17 @@ def pick_port(port: int | None) -> int:
         return int(sock.getsockname()[1])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale(base: Path | None = None) -> int:
+def clean_stale(base: Path) -> int:
     """Remove scratch directories of drills that were killed (their owner pid is gone)."""
     removed = 0
-    root = base or Path(tempfile.gettempdir())
-    for path in root.glob(PREFIX + "*"):
+    for path in base.glob(PREFIX + "*"):
         try:
             owner = int((path / "owner.pid").read_text())
         except (OSError, ValueError):
             owner = None
             if time.time() - path.stat().st_mtime < 300:  # being created right now
                 continue
-        if owner is not None and _alive(owner):
+        if owner is not None and pid_alive(owner):
             continue
         with contextlib.suppress(OSError):
             server = json.loads((path / "server.json").read_text())["pid"]
@@ -104,10 +94,15 @@ def clean_stale(base: Path | None = None) -> int:
 
 
 @contextlib.contextmanager
-def workdir() -> Iterator[Path]:
-    """A private (0700) scratch directory, removed afterwards; a killed drill's is removed on rerun."""
-    clean_stale()
-    path = Path(tempfile.mkdtemp(prefix=PREFIX))
+def workdir(base: Path) -> Iterator[Path]:
+    """A private (0700) scratch directory in ``base``, removed afterwards; a killed drill's is
+    removed on rerun."""
+    clean_stale(base)
+    try:
+        path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=base))
+    except OSError as exc:
+        raise UsageError(f"cannot create the drill's scratch directory in {base}: {exc.strerror or exc}",
+                         "Run the drill as a user who can write there (the owner of the database)") from None
     try:
         atomic_write(path / "owner.pid", str(os.getpid()), mode=0o600)
         yield path
@@ -134,7 +129,7 @@ def write_config(home: Path, connection: str, keks: list[str], port: int, create
              "[secretstore]", "enabled_secretstore_plugins = store_crypto", "",
              "[crypto]", "enabled_crypto_plugins = simple_crypto", "", f"[{KEK_SECTION}]",
              *(f"{KEK_OPTION} = {k}" for k in keks), "",
-             "[oslo_policy]", "enforce_new_defaults = false", "enforce_scope = false", "",
+             "[oslo_policy]", "enforce_new_defaults = false", "",
              "[queue]", "enable = false", ""]
     atomic_write(conf_dir / "barbican.conf", "\n".join(lines), mode=0o600)
     atomic_write(home / "barbican-api-paste.ini", PASTE, mode=0o600)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keytools.barbican import operations, scratch
+from keytools.barbican import barbican_conf, operations, scratch
 from keytools.barbican.archive import KeySource
 from keytools.barbican.database import open_database
 from keytools.barbican.drill import Step, StepReport, run_step
@@ -79,7 +79,7 @@ class ScratchDrill:
     def run(self) -> ScratchReport:
         started = time.monotonic()
         try:
-            with scratch.workdir() as work:
+            with scratch.workdir(self._scratch_base()) as work:
                 try:
                     self._run(work)
                 finally:
@@ -91,6 +91,15 @@ class ScratchDrill:
             self.report.result = "fail"
         self.report.seconds = round(time.monotonic() - started, 3)
         return self.report
+
+    def _scratch_base(self) -> Path:
+        """Beside the SQLite database of --config (same protection), else beside its barbican.conf
+        (a MySQL server), else beside --archive: never a shared temp directory."""
+        if self.config:
+            conf = barbican_conf.load(self.config, need_kek=False)
+            return open_database(conf.connection).files_dir or conf.path.resolve().parent
+        assert self.archive
+        return Path(self.archive).resolve().parent
 
     def _run(self, work: Path) -> None:
         with self.step("check the scratch Barbican can run") as st:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import os
+from pathlib import Path
 
+from keytools import oslo_ini
+from keytools.errors import ConfigError
 from keytools.fileutil import atomic_write, private_dir
 from keytools.sandbox.state import SandboxConfig, StateDir
 
@@ -27,11 +30,13 @@ def db_url(state: StateDir, cfg: SandboxConfig, name: str) -> str:
 
 
 def ini_text(sections: dict[str, dict[str, object]]) -> str:
-    """Render ``{section: {option: value}}`` as an oslo/paste-style ini file."""
+    """Render ``{section: {option: value}}`` as an oslo/paste-style ini file; a list value is a
+    multi-valued option (one ``key = value`` line each, in order)."""
     out = []
     for section, options in sections.items():
         out.append(f"[{section}]")
-        out.extend(f"{key} = {value}" for key, value in options.items())
+        for key, value in options.items():
+            out.extend(f"{key} = {v}" for v in (value if isinstance(value, list | tuple) else [value]))
         out.append("")
     return "\n".join(out)
 
@@ -71,7 +76,7 @@ def write_keystone(state: StateDir, cfg: SandboxConfig) -> None:
 def write_barbican(state: StateDir, cfg: SandboxConfig) -> None:
     home = private_dir(state.path("barbican"))
     conf_dir = private_dir(home / ".barbican")
-    kek = cfg.passwords.setdefault("barbican_kek", base64.b64encode(os.urandom(32)).decode())
+    keks = barbican_keks(conf_dir / "barbican.conf", cfg)
     conf = {
         "DEFAULT": {
             "host_href": url(cfg, "barbican"),
@@ -82,12 +87,35 @@ def write_barbican(state: StateDir, cfg: SandboxConfig) -> None:
         "database": {"connection": db_url(state, cfg, "barbican")},
         "secretstore": {"enabled_secretstore_plugins": "store_crypto"},
         "crypto": {"enabled_crypto_plugins": "simple_crypto"},
-        "simple_crypto_plugin": {"kek": kek},
+        "simple_crypto_plugin": {"kek": keks},
         "keystone_authtoken": authtoken_section(cfg, "barbican"),
         # legacy: the documented creator/observer/audit roles; new: today's defaults (member).
-        "oslo_policy": {"enforce_new_defaults": "true" if cfg.rbac == "new" else "false",
-                        "enforce_scope": "true" if cfg.rbac == "new" else "false"},
+        # Scope is always enforced (oslo.policy 6 removed enforce_scope): tokens here are project-scoped.
+        "oslo_policy": {"enforce_new_defaults": "true" if cfg.rbac == "new" else "false"},
         "queue": {"enable": "false"},
     }
     atomic_write(conf_dir / "barbican.conf", ini_text(conf), mode=0o600)
     open(home / "healthcheck_disable_never", "a").close()
+
+
+def barbican_keks(conf_file: Path, cfg: SandboxConfig) -> list[str]:
+    """The simple_crypto KEKs to write: those barbican.conf holds now (``keytools barbican kek
+    rotate`` may have changed them since sandbox.json recorded one), else the recorded or a new one.
+
+    Never puts a recorded KEK back over the file's: the database's project KEKs are wrapped with
+    the file's. A file that cannot be read, or sets no KEK, is refused rather than guessed at.
+    """
+    if not conf_file.exists():
+        return [cfg.passwords.setdefault("barbican_kek", base64.b64encode(os.urandom(32)).decode())]
+    hint = ("Put its [simple_crypto_plugin] kek lines back (a .bak beside it, or 'keytools barbican restore "
+            "--restore-kek'), or start afresh with 'keytools sandbox down --purge'")
+    try:
+        settings = oslo_ini.parse_file(conf_file).get_all("simple_crypto_plugin", "kek")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc.message}; the sandbox will not rewrite it", hint) from None
+    keks = [s.value.strip() for s in settings if s.value.strip()]
+    if not keks:
+        raise ConfigError(f"{conf_file}: [simple_crypto_plugin] kek is not set; the sandbox will not guess "
+                          "the KEK of its Barbican", hint)
+    cfg.passwords["barbican_kek"] = keks[0]  # the record follows a rotation (the first KEK encrypts)
+    return keks

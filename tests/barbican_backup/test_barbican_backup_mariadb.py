@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import stat
 import subprocess
 
 import pymysql
@@ -118,7 +119,9 @@ def test_restore_killed_midway_then_rerun(msb, madmin, tmp_path):
 
     argv = keytools_argv("barbican", "restore", archive, "--config", conf, "--passphrase-env", "BK_PASS",
                          "--force", "-f", "json")
-    env = msb.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_RESTORE_DELAY="1")
+    shared = tmp_path / "shared-tmp"  # a TMPDIR of the test's own: the dump must not land there
+    shared.mkdir(mode=0o700)
+    env = msb.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_RESTORE_DELAY="1", TMPDIR=str(shared))
 
     def dirty_secrets() -> int:
         """Rows of bk_kill.secrets as a READ UNCOMMITTED reader sees them: the restore's
@@ -137,11 +140,16 @@ def test_restore_killed_midway_then_rerun(msb, madmin, tmp_path):
     kill_when(run, lambda: dirty_secrets() == 0, must_reach=True)
     assert run.returncode == -9
     assert digest(msb, "bk_kill") == old  # consistent read: the killed transaction never committed
+    # the decrypted dump was beside barbican.conf (a server's files are not ours), 0700, not in TMPDIR
+    assert list(shared.iterdir()) == []
+    [left] = tmp_path.glob(".keytools-restore-*")
+    assert (left / "dump").is_file() and stat.S_IMODE(left.stat().st_mode) == 0o700
     rerun = subprocess.run(argv, env={**env, "KEYTOOLS_FAULT_RESTORE_DELAY": ""}, capture_output=True, text=True,
                            timeout=120)
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["database_action"] == "restored"
     assert digest(msb, "bk_kill") == manifest["content_digest"]
+    assert not list(tmp_path.glob(".keytools-restore-*")) and list(shared.iterdir()) == []
 
 
 def test_database_errors(msb, kt, tmp_path):

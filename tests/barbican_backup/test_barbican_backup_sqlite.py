@@ -177,9 +177,23 @@ def test_drill_passes(sandbox, kt):
     assert refused.exit_code == 2 and "--yes" in refused.stderr
 
 
+def private_tmpdir(tmp: Path) -> Path:
+    """A TMPDIR of the test's own: whatever keytools puts in the shared temp dir lands here."""
+    path = tmp / "shared-tmp"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def stale_workdirs(directory: Path, purpose: str) -> list[Path]:
+    found = list(directory.glob(f".keytools-{purpose}-*"))
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in found)
+    return found
+
+
 def test_restore_killed_midway_then_rerun(sandbox, admin_session, backed_up):
     """SIGKILL while the backup API is copying pages: the target is still the old database (hot
-    journal rolled back), and rerunning the same command completes the restore."""
+    journal rolled back), and rerunning the same command completes the restore. The decrypted dump
+    was never in the shared temp dir: it was beside the target (0700), and the rerun removes it."""
     tmp = backed_up["tmp"]
     conf = fresh_target(sandbox, tmp, "killed")
     target = tmp / "killed.db"
@@ -193,11 +207,15 @@ def test_restore_killed_midway_then_rerun(sandbox, admin_session, backed_up):
         old_digest = stats_of(db).digest
     argv = keytools_argv("barbican", "restore", backed_up["archive"], "--config", conf,
                          "--passphrase-env", "BK_PASS", "--force", "--format", "json")
-    env = sandbox.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_RESTORE_DELAY="0.5")
+    shared = private_tmpdir(tmp)
+    env = sandbox.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_RESTORE_DELAY="0.5", TMPDIR=str(shared))
     journal = Path(f"{target}-journal")
     run = spawn(argv, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     kill_when(run, journal.exists, must_reach=True)
     assert run.returncode == -9
+    assert list(shared.iterdir()) == []
+    [left] = stale_workdirs(tmp, "restore")
+    assert (left / "dump").is_file()
     with sqlite3.connect(target) as db:  # opening rolls the hot journal back
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert stats_of(db).digest == old_digest
@@ -206,6 +224,7 @@ def test_restore_killed_midway_then_rerun(sandbox, admin_session, backed_up):
     rerun = subprocess.run(argv, env={**env, "KEYTOOLS_FAULT_RESTORE_DELAY": ""}, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["database_action"] == "restored"
+    assert stale_workdirs(tmp, "restore") == [] and list(shared.iterdir()) == []
     with sqlite3.connect(target) as db:
         stats = stats_of(db)
     manifest = operations.inspect(backed_up["archive"])
@@ -241,20 +260,32 @@ def test_restore_kek_goes_to_the_conf_d_file_that_sets_it(sandbox, backed_up, kt
 
 
 def test_backup_killed_midway_leaves_no_archive(sandbox, tmp_path):
+    """Killed while writing: no archive, and the database copy it was reading was beside the
+    database (0700), not in the shared temp dir; the rerun removes it."""
+    db_dir = tmp_path / "db"
+    db_dir.mkdir()
+    with sqlite3.connect(f"file:{sandbox.state.path('barbican', 'barbican.db')}?mode=ro", uri=True) as live, \
+            sqlite3.connect(db_dir / "barbican.db") as copy:
+        live.backup(copy)
+    conf = conf_copy(barbican_conf(sandbox), tmp_path / "b.conf", connection=f"sqlite:///{db_dir / 'barbican.db'}")
     out = tmp_path / "killed.ktbak"
-    argv = keytools_argv("barbican", "backup", "--config", barbican_conf(sandbox), "--out", out,
-                         "--passphrase-env", "BK_PASS")
-    env = sandbox.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_BACKUP_DELAY="30")
+    argv = keytools_argv("barbican", "backup", "--config", conf, "--out", out, "--passphrase-env", "BK_PASS")
+    shared = private_tmpdir(tmp_path)
+    env = sandbox.env(BK_PASS=PASSPHRASE, KEYTOOLS_FAULT_BACKUP_DELAY="30", TMPDIR=str(shared))
     run = spawn(argv, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     kill_when(run, lambda: any(p.stat().st_size > 0 for p in tmp_path.glob(".killed.ktbak.*.tmp")), must_reach=True)
     assert run.returncode == -9
     assert not out.exists()
     leftovers = list(tmp_path.glob(".killed.ktbak.*.tmp"))
     assert leftovers and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in leftovers)
+    assert list(shared.iterdir()) == []
+    [left] = stale_workdirs(db_dir, "backup")
+    assert (left / "barbican.db").is_file()
 
     rerun = subprocess.run(argv, env={**env, "KEYTOOLS_FAULT_BACKUP_DELAY": ""}, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert operations.inspect(out)["db_engine"] == "sqlite"
+    assert stale_workdirs(db_dir, "backup") == [] and list(shared.iterdir()) == []
 
 
 def test_drill_with_a_bad_config_creates_nothing(sandbox, kt, tmp_path):

@@ -9,7 +9,6 @@ import shutil
 import socket
 import sqlite3
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,14 +41,15 @@ def one_error(stderr: str) -> bool:
         and sum("keytools: error" in line for line in lines) == 1
 
 
-def drill_dirs(before: frozenset[Path] = frozenset()) -> list[Path]:
-    """Scratch dirs that appeared since ``before`` (other drills, e.g. a benchmark, may be running)."""
-    return [p for p in Path(tempfile.gettempdir()).glob(scratch.PREFIX + "*") if p not in before]
+def drill_dirs(where: Path, before: frozenset[Path] = frozenset()) -> list[Path]:
+    """Scratch dirs in ``where`` (beside the database the drill is for) that appeared since
+    ``before`` (other drills of the same database may be running)."""
+    return [p for p in where.glob(scratch.PREFIX + "*") if p not in before]
 
 
 @pytest.fixture
-def others() -> frozenset[Path]:
-    return frozenset(drill_dirs())
+def others(sandbox) -> frozenset[Path]:
+    return frozenset(drill_dirs(prod_db(sandbox).parent))
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def test_scratch_drill_proves_everything_and_only_reads_production(sandbox, popu
         assert report["api_counts"][name] == report["manifest_counts"][name] == before[1][name], name
     assert report["api_counts"]["container_consumers"] >= 1 and report["problems"] == []
     assert prod_state(sandbox) == before  # production only read
-    assert not drill_dirs(others) and scratch.port_is_free(report["port"])  # scratch gone, server stopped
+    assert not drill_dirs(prod_db(sandbox).parent, others) and scratch.port_is_free(report["port"])  # scratch gone
     kek = (barbican_conf(sandbox)).read_text().split("kek = ", 1)[1].split()[0]
     assert kek not in result.output
 
@@ -125,7 +125,7 @@ def test_drill_from_an_archive_alone(sandbox, populated, kt, tmp_path, others):
         assert str(damaged) in res.stderr and one_error(res.stderr), res.stderr
     nopass = kt("barbican", "drill", "--archive", archive)
     assert nopass.exit_code == 2 and "passphrase" in nopass.stderr
-    assert not drill_dirs(others)
+    assert not drill_dirs(tmp_path) and not drill_dirs(prod_db(sandbox).parent, others)
 
 
 def test_a_secret_that_no_longer_decrypts_is_a_loss(sandbox, populated, kt, tmp_path):
@@ -168,15 +168,21 @@ def test_without_the_sandbox_extra_one_line_says_what_to_install(sandbox, kt, mo
     assert one_error(res.stderr)
 
 
-def test_killed_drill_leaves_nothing_after_a_rerun(sandbox, populated, others):
-    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(sandbox.clouds_yaml)}
+def test_killed_drill_leaves_nothing_after_a_rerun(sandbox, populated, others, tmp_path):
+    """The scratch copy (decrypted database, KEKs) is beside the production database, never in the
+    shared temp dir; a killed drill's is removed by the rerun."""
+    shared = tmp_path / "shared-tmp"  # a TMPDIR of the test's own: nothing may land there
+    shared.mkdir(mode=0o700)
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(sandbox.clouds_yaml), "TMPDIR": str(shared)}
     argv = keytools_argv("barbican", "drill", "--config", barbican_conf(sandbox), "-f", "json")
+    here = prod_db(sandbox).parent
 
     def server_up() -> bool:
-        return any((d / "server.json").exists() for d in drill_dirs(others))
+        return any((d / "server.json").exists() for d in drill_dirs(here, others))
 
     kill_when(spawn(argv, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE), server_up, must_reach=True)
-    left = drill_dirs(others)
+    assert list(shared.iterdir()) == []
+    left = drill_dirs(here, others)
     assert left  # the decrypted copy is still there, 0700 ...
     assert all(oct(d.stat().st_mode & 0o777) == "0o700" for d in left)
     server = json.loads((left[0] / "server.json").read_text())
@@ -186,4 +192,5 @@ def test_killed_drill_leaves_nothing_after_a_rerun(sandbox, populated, others):
     assert scratch.port_is_free(server["port"])
     rerun = subprocess.run(argv, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
-    assert not drill_dirs(others)  # the rerun removed the killed drill's scratch copy
+    assert not drill_dirs(here, others)  # the rerun removed the killed drill's scratch copy
+    assert list(shared.iterdir()) == []

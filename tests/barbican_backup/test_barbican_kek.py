@@ -3,6 +3,7 @@ with Barbican's own barbican-manage for the rewrap and a scratch Barbican for th
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -58,11 +59,21 @@ def assert_rotated(confs: list[Path], old: str) -> str:
     return new
 
 
+def old_kek_leftovers(tmp: Path, old: str, archive: Path) -> list[Path]:
+    """Every file under ``tmp`` (the nodes' directory) but the encrypted archive that holds the old
+    KEK, as text or as its raw bytes."""
+    needles = (old.encode(), base64.urlsafe_b64decode(old))
+    return [p for p in tmp.rglob("*") if p.is_file() and p != archive
+            and any(n in p.read_bytes() for n in needles)]
+
+
 def test_rotation_end_to_end_prints_only_fingerprints(seeded, kt, tmp_path):
     confs = nodes(seeded, tmp_path)
     old = keks(confs[0])[0]
     before = kek.check_project_keks(bconf.load(confs[0]).connection, [old])
     assert before.total >= 2 and not before.failed
+    earlier = tmp_path / "node0.conf.keytools-20200101T000000Z.bak"  # e.g. an older restore --restore-kek's
+    shutil.copy(confs[0], earlier)
     result = rotate(kt, confs, out=tmp_path / "pre.ktbak")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -76,8 +87,15 @@ def test_rotation_end_to_end_prints_only_fingerprints(seeded, kt, tmp_path):
     assert "secrets decrypt through a scratch Barbican holding only the new KEK" in validate
     manifest = operations.inspect(tmp_path / "pre.ktbak")
     assert manifest["kek_fingerprint"] == bconf.kek_fingerprint(old)  # the backup came first
-    baks = sorted(tmp_path.glob("node0.conf.keytools-*.bak"))
-    assert len(baks) == 2 and all(stat.S_IMODE(b.stat().st_mode) == 0o600 for b in baks)
+    # the stage and retire .bak files held the old KEK in clear: removed once validate passed, and said so;
+    # a .bak older than the rotation is not its own: kept
+    assert list(tmp_path.glob("*.bak")) == [earlier] and not list(tmp_path.glob(".keytools-*"))
+    removed = [Path(p) for p in report["removed_backups"]]
+    assert {p.name.split(".keytools-")[0] for p in removed} == {"node0.conf", "node1.conf"}
+    assert all(p.parent == tmp_path and p.name.endswith(".bak") for p in removed)
+    retire = next(s for s in report["stages"] if s["stage"] == "retire")["detail"]
+    assert f"{len(report['removed_backups'])} .bak file(s) of this rotation removed" in retire
+    assert old_kek_leftovers(tmp_path, old, tmp_path / "pre.ktbak") == [earlier]
     assert stat.S_IMODE(confs[0].stat().st_mode) == 0o640  # mode kept
     # the old KEK no longer opens anything: a drill with it fails, with the new one passes
     drill = kt("barbican", "drill", "--config", confs[0], "-f", "json")
@@ -129,8 +147,9 @@ def test_new_kek_from_stdin(seeded, kt, tmp_path):
     assert keks(confs[0]) == [new] and new not in good.output
 
 
-@pytest.mark.parametrize("stage", kek.STAGES)
+@pytest.mark.parametrize("stage", [*kek.STAGES, "retire-backups"])
 def test_killed_in_every_stage_then_rerun_finishes(seeded, tmp_path, stage):
+    """retire-backups: killed after retire wrote every config, before it removed the .bak files."""
     confs = nodes(seeded, tmp_path)
     old = keks(confs[0])[0]
     mark = tmp_path / "paused"
@@ -140,8 +159,22 @@ def test_killed_in_every_stage_then_rerun_finishes(seeded, tmp_path, stage):
     kill_when(spawn(argv, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE), mark.exists, timeout=120, must_reach=True)
     state = json.loads((tmp_path / "node0.conf.keytools-kek-rotation.json").read_text()) \
         if (tmp_path / "node0.conf.keytools-kek-rotation.json").exists() else {"done": []}
-    assert stage not in state["done"]  # killed inside the stage, before it was recorded
+    assert stage.split("-")[0] not in state["done"]  # killed inside the stage, before it was recorded
+    if stage == "retire-backups":
+        assert all(keks(c) == keks(confs[0]) and len(keks(c)) == 1 for c in confs)  # retired, .bak still there
+        assert old_kek_leftovers(tmp_path, old, tmp_path / "pre.ktbak")
     rerun = subprocess.run([str(a) for a in argv], env={**os.environ, **ENV}, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert json.loads(rerun.stdout)["finished"]
     assert_rotated(confs, old)
+    assert old_kek_leftovers(tmp_path, old, tmp_path / "pre.ktbak") == []  # the rerun removed the .bak files
+
+
+def test_table_output_names_the_removed_backups(capsys):
+    from keytools.barbican.cli import _render_rotation
+
+    bak = "/etc/barbican/barbican.conf.keytools-20261206T010203Z.bak"
+    _render_rotation(kek.RotationReport("state.json", ["sha256:old"], "sha256:new", finished=True,
+                                        removed_backups=[bak]), "table")
+    out = capsys.readouterr().out
+    assert f"removed {bak} (it held the old KEK" in out and "rotation finished" in out

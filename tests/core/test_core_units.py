@@ -254,3 +254,27 @@ def test_find_tool_prefers_this_virtualenv_and_names_what_is_missing(monkeypatch
     with pytest.raises(KeytoolsError) as caught:
         find_tool("no-such-tool-kt", "Install it", KeytoolsError)
     assert caught.value.exit_code == 1
+
+
+def test_private_workdir_is_0700_beside_the_file_and_a_dead_runs_is_removed(tmp_path):
+    """Decrypted material is worked on in a 0700 dot-directory beside its file; the next run removes
+    the one a killed run left (owner pid gone), never one whose owner still runs."""
+    import subprocess
+    import sys
+
+    from keytools.fileutil import private_workdir
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".keytools-restore-{int(dead.stdout)}-abc"
+    stale.mkdir(mode=0o700)
+    (stale / "dump").write_bytes(b"decrypted")
+    alive = tmp_path / f".keytools-restore-{os.getppid()}-def"  # pytest's parent: running
+    alive.mkdir(mode=0o700)
+    with private_workdir(tmp_path, "restore") as work:
+        assert work.parent == tmp_path and stat.S_IMODE(work.stat().st_mode) == 0o700
+        assert work.name.startswith(f".keytools-restore-{os.getpid()}-")
+        assert not stale.exists() and alive.exists()
+    assert not work.exists()
+    with pytest.raises(errors.UsageError) as refused, private_workdir(tmp_path / "missing", "restore"):
+        pass
+    assert str(tmp_path / "missing") in refused.value.one_line()

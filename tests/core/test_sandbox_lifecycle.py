@@ -16,7 +16,7 @@ import pytest
 from keytools.errors import UsageError
 from keytools.sandbox import manager, processes
 from keytools.sandbox.state import StateDir
-from tests.helpers.cli import run_keytools
+from tests.helpers.cli import invoke, run_keytools
 
 
 def _pids(state: StateDir) -> dict[str, int | None]:
@@ -130,3 +130,109 @@ def test_openstack_cli_uses_the_sandbox_clouds_yaml(sandbox):
                           capture_output=True, text=True, env=sandbox.env(), timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert isinstance(json.loads(proc.stdout), list)
+
+
+def _policy_options() -> set[str]:
+    from oslo_policy import opts
+
+    [(group, options)] = opts.list_opts()
+    assert group == "oslo_policy"
+    return {o.name for o in options}
+
+
+@pytest.mark.parametrize("rbac", ["legacy", "new"])
+def test_policy_sections_set_only_options_oslo_policy_registers(tmp_path, rbac):
+    """The installed oslo.policy (6.x) has no enforce_scope: a dead option is never written, and
+    each --rbac mode sets exactly enforce_new_defaults (sandbox Barbican, Glance, scratch Barbican)."""
+    from keytools import oslo_ini
+    from keytools.barbican import scratch
+    from keytools.sandbox import configs, glance
+    from keytools.sandbox.state import SandboxConfig
+
+    state = StateDir(tmp_path / "s")
+    state.ensure()
+    cfg = SandboxConfig(ports={k: 1 for k in manager.PORT_KEYS}, rbac=rbac)
+    manager._passwords(cfg)
+    configs.write_barbican(state, cfg)
+    glance.write_config(state, cfg)
+    scratch.write_config(tmp_path / "scratch", "sqlite:///x.db", [cfg.passwords["barbican_kek"]], 1)
+    files = [state.path("barbican", ".barbican", "barbican.conf"), glance.config_file(state),
+             tmp_path / "scratch" / ".barbican" / "barbican.conf"]
+    registered = _policy_options()
+    for path in files:
+        policy = oslo_ini.parse_file(path).sections.get("oslo_policy", {})
+        assert set(policy) <= registered, (path, set(policy) - registered)
+    expected = "true" if rbac == "new" else "false"
+    for path in files[:2]:
+        assert oslo_ini.parse_file(path).get("oslo_policy", "enforce_new_defaults") == expected
+
+
+def test_up_keeps_the_keks_barbican_conf_holds(tmp_path):
+    """After a KEK rotation barbican.conf holds other KEKs than sandbox.json recorded: `up` keeps
+    the file's (all of them, in order) and updates the record; an unreadable file or one without a
+    KEK is refused, never overwritten with the recorded KEK."""
+    from cryptography.fernet import Fernet
+
+    from keytools import oslo_ini
+    from keytools.errors import ConfigError
+    from keytools.sandbox import configs
+    from keytools.sandbox.state import SandboxConfig
+
+    state = StateDir(tmp_path / "s")
+    state.ensure()
+    cfg = SandboxConfig(ports={k: 1 for k in manager.PORT_KEYS})
+    manager._passwords(cfg)
+    configs.write_barbican(state, cfg)
+    conf = state.path("barbican", ".barbican", "barbican.conf")
+    recorded = cfg.passwords["barbican_kek"]
+    rotated = [Fernet.generate_key().decode(), recorded]  # mid-rotation: new first, old kept
+    conf.write_text(conf.read_text().replace(f"kek = {recorded}", "\n".join(f"kek = {k}" for k in rotated)))
+    configs.write_barbican(state, cfg)
+    assert [s.value for s in oslo_ini.parse_file(conf).get_all("simple_crypto_plugin", "kek")] == rotated
+    assert cfg.passwords["barbican_kek"] == rotated[0]
+    before = conf.read_bytes()
+    conf.write_text(before.decode().replace(f"kek = {rotated[0]}\nkek = {rotated[1]}\n", ""))
+    for broken in (conf.read_bytes(), b"\x00binary"):
+        conf.write_bytes(broken)
+        with pytest.raises(ConfigError) as refused:
+            configs.write_barbican(state, cfg)
+        assert str(conf) in refused.value.one_line() and "will not" in refused.value.one_line()
+        assert conf.read_bytes() == broken and recorded not in refused.value.one_line()
+
+
+def test_up_after_a_kek_rotation_still_decrypts(tmp_path):
+    """Rotate the KEK of a sandbox's Barbican, `sandbox down`, `sandbox up`: the secrets stored
+    before still decrypt through the API (the restarted Barbican runs with the rotated KEK)."""
+    from barbicanclient import client as barbican_client
+    from keystoneauth1 import loading, session as ks_session
+
+    from keytools.barbican import barbican_conf
+
+    state = StateDir(tmp_path / "s")
+    env = {"BK_PASS": "sandbox rotation test passphrase"}
+    try:
+        manager.up(state)
+        cfg = state.load()
+
+        def client():
+            auth = loading.get_plugin_loader("password").load_from_options(
+                auth_url=f"http://127.0.0.1:{cfg.ports['keystone']}/v3", username="demo",
+                password=cfg.passwords["demo"], project_name="demo", user_domain_name="Default",
+                project_domain_name="Default")
+            return barbican_client.Client(session=ks_session.Session(auth=auth))
+
+        ref = client().secrets.create(name="kept", payload="still readable").store()
+        conf = state.path("barbican", ".barbican", "barbican.conf")
+        old = barbican_conf.load(conf).keks
+        rotate = invoke(["barbican", "kek", "rotate", "--config", str(conf), "--backup-out", str(tmp_path / "pre.ktbak"),
+                         "--passphrase-env", "BK_PASS", "--sample", "1", "-f", "json"], env=env)
+        assert rotate.exit_code == 0, rotate.output
+        new = barbican_conf.load(conf).keks
+        assert len(new) == 1 and new != old
+        assert invoke(["sandbox", "down", "--state-dir", str(state.root)]).exit_code == 0
+        up = invoke(["sandbox", "up", "--state-dir", str(state.root)])  # what rewrites barbican.conf
+        assert up.exit_code == 0, up.output
+        assert client().secrets.get(ref).payload == "still readable"
+        assert barbican_conf.load(conf).keks == new and state.load().passwords["barbican_kek"] == new[0]
+    finally:
+        manager.down(state)
