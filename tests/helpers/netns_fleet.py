@@ -99,6 +99,7 @@ class Fleet:
     base: Path = field(default=None)  # type: ignore[assignment]
     hosts: list[Host] = field(default_factory=list)
     _stopped: bool = False
+    _vars: dict[str, str] = field(default_factory=dict)
 
     @property
     def mount(self) -> Path:
@@ -165,17 +166,18 @@ class Fleet:
         _run("ip", "-n", h.netns, "link", "set", "eth0", "up")
         _run("ip", "-n", h.netns, "link", "set", "lo", "up")
 
-    def _sshd(self, h: Host, authorized: Path) -> None:
+    def _sshd(self, h: Host, authorized: Path, fresh: bool = True) -> None:
         d = self.base / "sshd" / h.name
-        d.mkdir(parents=True, mode=0o700)
-        _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "hostkey"))
+        if fresh:
+            d.mkdir(parents=True, mode=0o700)
+            _run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "hostkey"))
         (d / "sshd_config").write_text(
             f"ListenAddress {h.address}\nPort 22\nHostKey {d / 'hostkey'}\nPidFile {d / 'sshd.pid'}\n"
             f"AuthorizedKeysFile {authorized}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
             "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nUseDNS no\nPrintMotd no\n"
             "AcceptEnv LANG LC_*\nSubsystem sftp internal-sftp\nMaxSessions 50\nMaxStartups 100\n")
         script = 'mount --bind "$1" "$2" && hostname "$3" && exec "$4" -D -e -f "$5"'
-        log = open(d / "sshd.log", "wb")  # noqa: SIM115 - the child holds it
+        log = open(d / "sshd.log", "ab")  # noqa: SIM115 - the child holds it
         h.proc = subprocess.Popen(
             ["ip", "netns", "exec", h.netns, "unshare", "--mount", "--uts", "--propagation", "private",
              "sh", "-c", script, "sh", str(h.root), str(self.mount), h.name, SSHD, str(d / "sshd_config")],
@@ -196,22 +198,25 @@ class Fleet:
         raise RuntimeError(f"sshd of {h.name} did not listen on {h.address}:22")
 
     def _write_ansible(self, extra_vars: dict[str, str]) -> None:
+        self._vars = dict(extra_vars)
         self.config.write_text(
             "[defaults]\nhost_key_checking = False\nforks = 25\ngathering = explicit\nretry_files_enabled = False\n"
             f"collections_path = {COLLECTIONS}\ninventory = {self.inventory}\ninterpreter_python = {sys.executable}\n"
             "[ssh_connection]\npipelining = True\n"
-            f"control_path_dir = {self.control_dir}\ncontrol_path = %(directory)s/%%C\n"
+            f"control_path_dir = {self.control_dir}\ncontrol_path = %(directory)s/%%h-%%p-%%r\n"
             "ssh_args = -o ControlMaster=auto -o ControlPersist=120s -o UserKnownHostsFile=/dev/null "
             "-o StrictHostKeyChecking=no -o LogLevel=ERROR\n")
         self.write_inventory(extra_vars)
 
     def write_inventory(self, extra_vars: dict[str, str] | None = None, hosts: list[Host] | None = None,
-                        ghosts: dict[str, str] | None = None) -> None:
+                        ghosts: dict[str, str] | None = None, host_vars: dict[str, str] | None = None) -> None:
         """The inventory: every host (or ``hosts``) in group ``nodes``, plus ``ghosts`` (name ->
-        address: hosts that are listed but do not exist, a stale inventory) and ``deploy``."""
+        address: hosts that are listed but do not exist, a stale inventory) and ``deploy``;
+        ``host_vars`` adds text to one host's line."""
+        extra_vars = self._vars if extra_vars is None else extra_vars
         lines = ["[nodes]"]
         for h in hosts if hosts is not None else self.hosts:
-            lines.append(f"{h.name} ansible_host={h.address}")
+            lines.append(f"{h.name} ansible_host={h.address} {(host_vars or {}).get(h.name, '')}".rstrip())
         for name, address in (ghosts or {}).items():
             lines.append(f"{name} ansible_host={address}")
         lines += ["", "[nodes:vars]", "ansible_user=root", f"ansible_ssh_private_key_file={self.key}",
@@ -240,18 +245,28 @@ class Fleet:
         return next(h for h in self.hosts if h.name == name)
 
     def end_connection(self, h: Host) -> None:
-        """End the ControlPersist master to ``h``: with its sshd gone, the host is now unreachable."""
-        for sock in self.control_dir.iterdir():
+        """End the ControlPersist master to ``h`` (``ssh -O exit``): with its sshd gone, the host
+        is unreachable from then on (while the master lives, it is not)."""
+        sock = self.control_dir / f"{h.address}-22-root"
+        if sock.exists():
             subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "-o", "LogLevel=QUIET", h.address],
                            capture_output=True, timeout=10)
 
     def kill_host(self, h: Host) -> None:
-        """Take ``h`` off the network for good: every process in its namespace killed, link down."""
+        """Make ``h`` unreachable: every process in its namespace (sshd) killed, then the
+        ControlPersist master ended (while it lives, a host without sshd is still reachable)."""
         for p in h.pids():
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 os.kill(p, signal.SIGKILL)
-        _run("ip", "link", "set", h.veth, "down", check=False)
+        if h.proc is not None:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                h.proc.wait(timeout=5)
         self.end_connection(h)
+
+    def revive(self, h: Host) -> None:
+        """Start ``h``'s sshd again (after ``kill_host``)."""
+        self._sshd(h, self.base / "authorized_keys", fresh=False)
+        self._wait(h)
 
     def stop(self) -> None:
         if self._stopped or self.base is None:

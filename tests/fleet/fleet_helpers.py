@@ -1,0 +1,78 @@
+"""The fleet tests' trees, fleet and playbook runs (used by tests/fleet, the benchmark and the demo).
+
+``NodeTrees`` writes one realistic TripleO tree per node (tests/config_checks/cc_treegen: every
+node the same fixed_key unless told otherwise) and can put a host's directory back as it was
+between tests, so one running fleet serves every test of a module.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.config_checks.cc_treegen import NodeSpec, Tree, build
+from tests.helpers.netns_fleet import Fleet
+
+PG = "var/lib/config-data/puppet-generated"
+BACKUPS = "keytools-backups"
+RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def role(name: str) -> str:
+    return "controller" if name.endswith("1") and not name.endswith("11") else "compute"
+
+
+@dataclass
+class NodeTrees:
+    """One generated tree per node under ``base`` (``base/<node>/var/lib/...``)."""
+
+    base: Path
+    names: list[str]
+    tree: Tree = field(init=False)
+    odd: Tree | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.tree = build(self.base / "shared", [NodeSpec(n, role(n), {"fixed_key"}) for n in self.names])
+
+    @property
+    def secrets(self) -> list[str]:
+        return self.tree.secrets + (self.odd.secrets if self.odd else [])
+
+    def populate(self, name: str, target: Path) -> None:
+        """Fill (or put back) a host's directory with its tree, and nothing else."""
+        for child in list(target.iterdir()) if target.exists() else []:
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        shutil.copytree(self.tree.base / name, target, dirs_exist_ok=True, symlinks=True)
+
+    def give_other_fixed_key(self, name: str, target: Path) -> None:
+        """``name`` gets a tree with another fixed_key (a node that does not agree)."""
+        self.odd = build(self.base / f"odd-{name}", [NodeSpec(name, role(name), {"fixed_key"})])
+        for child in list(target.iterdir()):
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+        shutil.copytree(self.odd.base / name, target, dirs_exist_ok=True, symlinks=True)
+
+
+def start_fleet(base: Path, count: int, **extra: str) -> tuple[Fleet, NodeTrees]:
+    names = [f"node{i + 1}" for i in range(count)]
+    trees = NodeTrees(base, names)
+    fleet = Fleet(count, populate=trees.populate, names=names)
+    fleet.start(extra_vars={"keytools_python": sys.executable, **extra})
+    return fleet, trees
+
+
+def recap(stdout: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP per host: ok, changed, unreachable, failed."""
+    return {m.group(1): {"ok": int(m.group(2)), "changed": int(m.group(3)), "unreachable": int(m.group(4)),
+                         "failed": int(m.group(5))} for m in RECAP.finditer(stdout)}
+
+
+def conf_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted((root / PG).rglob("*.conf"))}
+
+
+def backups(root: Path) -> list[Path]:
+    d = root / BACKUPS
+    return sorted(d.glob("*.json")) if d.is_dir() else []

@@ -1,0 +1,170 @@
+"""The fixed_key retirement playbook on a real fleet: 5 network namespaces, each with its own sshd
+and its own config tree at the same path, driven by ansible-core over SSH.
+
+Preview, retire, rerun; and the faults: nodes holding different values, a node unreachable in the
+middle of the run, a stale inventory, a node without keytools, a tree that is not OpenStack's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from tests.fleet.fleet_helpers import BACKUPS, PG, backups, conf_files, recap, start_fleet
+from tests.helpers.netns_fleet import missing_tools
+
+pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"netns fleet needs: {', '.join(missing_tools())}")
+
+PLAYBOOK = "keytools.openstack.fixed_key_retire"
+IGNORE = "['cinder','nova','glance']"  # these tests have no databases: the skip is explicit (and recorded)
+
+
+@pytest.fixture(scope="module")
+def fleet_and_trees(tmp_path_factory):
+    fleet, trees = start_fleet(tmp_path_factory.mktemp("fleet-trees"), 5, keytools_ignore_services=IGNORE)
+    try:
+        yield fleet, trees
+    finally:
+        fleet.stop()
+        assert fleet.leftovers() == []
+
+
+@pytest.fixture
+def fleet(fleet_and_trees):
+    """The running fleet with every host's tree as generated and the default inventory."""
+    fleet, trees = fleet_and_trees
+    for h in fleet.hosts:
+        if h.proc is None or h.proc.poll() is not None:
+            fleet.revive(h)
+        trees.populate(h.name, h.root)
+    fleet.write_inventory()
+    return fleet
+
+
+@pytest.fixture
+def trees(fleet_and_trees):
+    return fleet_and_trees[1]
+
+
+def snapshot(fleet):
+    return {h.name: conf_files(h.root) for h in fleet.hosts}
+
+
+def no_secret_in(trees, *texts):
+    for value in trees.secrets:
+        for text in texts:
+            assert value not in text
+
+
+def test_preview_retire_rerun(fleet, trees):
+    before = snapshot(fleet)
+    preview = fleet.ansible(PLAYBOOK, "--check", "--diff")
+    assert preview.returncode == 0, preview.stdout[-3000:] + preview.stderr[-2000:]
+    assert snapshot(fleet) == before and all(backups(h.root) == [] for h in fleet.hosts)
+    assert "-fixed_key=***" in preview.stdout.replace(" ", "")  # the masked diff
+    assert "would change: node1" in preview.stdout
+    no_secret_in(trees, preview.stdout, preview.stderr)
+
+    run = fleet.ansible(PLAYBOOK, "-v")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    counts = recap(run.stdout)
+    assert all(counts[h.name]["changed"] == 1 and counts[h.name]["failed"] == 0 for h in fleet.hosts), counts
+    no_secret_in(trees, run.stdout, run.stderr)
+    for h in fleet.hosts:
+        files = conf_files(h.root)
+        assert not any(b"fixed_key" in data for data in files.values()), h.name
+        changed = [k for k in files if files[k] != before[h.name][k]]
+        saved = backups(h.root)
+        assert changed and len(saved) == len(changed), (h.name, changed, saved)
+        assert stat.S_IMODE(saved[0].stat().st_mode) == 0o600
+        doc = json.loads(saved[0].read_text())
+        assert doc["node"] == h.name and doc["ignored_services"] == ["cinder", "glance", "nova"]
+        assert doc["path"].startswith(str(fleet.mount))  # the node's own path, as the node sees it
+
+    again = fleet.ansible(PLAYBOOK)
+    assert again.returncode == 0, again.stdout[-2000:]
+    assert all(c["changed"] == 0 for c in recap(again.stdout).values()), again.stdout[-2000:]
+
+
+def test_different_fixed_keys_stop_before_any_change(fleet, trees):
+    trees.give_other_fixed_key("node4", fleet.host("node4").root)
+    before = snapshot(fleet)
+    run = fleet.ansible(PLAYBOOK)
+    assert run.returncode != 0
+    assert "fixed_key values differ across nodes (2 distinct" in run.stdout and "nothing was changed" in run.stdout
+    assert snapshot(fleet) == before and all(backups(h.root) == [] for h in fleet.hosts)
+    assert all(c["changed"] == 0 for c in recap(run.stdout).values())
+    no_secret_in(trees, run.stdout, run.stderr)
+
+
+def test_unreachable_mid_run_stops_in_its_batch(fleet, trees):
+    """node3 dies once the retirement has started: node1 and node2 (earlier batches) are retired
+    with their backups, node3's batch stops the run, node4 and node5 are untouched."""
+    before = snapshot(fleet)
+    env = fleet.env() | {"PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([str(os.path.join(os.path.dirname(sys.executable), "ansible-playbook")), PLAYBOOK],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=fleet.base)
+    lines: list[str] = []
+    err: list[str] = []
+    drain = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+    drain.start()
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("PLAY [Retire fixed_key"):
+            fleet.kill_host(fleet.host("node3"))  # sshd gone, then the ControlPersist master ended
+    proc.wait(timeout=120)
+    drain.join(timeout=10)
+    out = "".join(lines)
+    assert proc.returncode != 0, out[-3000:]
+    counts = recap(out)
+    assert counts["node3"]["unreachable"] == 1 or counts["node3"]["failed"] == 1, counts
+    assert "changed: node1, node2" in out and "not yet run: node4, node5" in out, out[-3000:]
+    for name in ("node1", "node2"):
+        root = fleet.host(name).root
+        assert backups(root) and not any(b"fixed_key" in d for d in conf_files(root).values())
+        assert counts[name]["changed"] == 1
+    for name in ("node3", "node4", "node5"):
+        root = fleet.host(name).root
+        assert conf_files(root) == before[name] and backups(root) == [], name
+        assert counts[name]["changed"] == 0
+    no_secret_in(trees, out, "".join(err))
+
+
+def test_stale_inventory_stops_before_any_change(fleet):
+    before = snapshot(fleet)
+    fleet.write_inventory(ghosts={"node9": "10.251.255.254"})  # listed, but no such host
+    run = fleet.ansible(PLAYBOOK)
+    assert run.returncode != 0
+    assert "node9" in run.stdout and "UNREACHABLE" in run.stdout
+    assert snapshot(fleet) == before and all(backups(h.root) == [] for h in fleet.hosts)
+
+
+def test_node_without_keytools_names_the_install_role(fleet):
+    before = snapshot(fleet)
+    fleet.write_inventory(host_vars={"node2": "keytools_python=/usr/bin/python3 keytools_environment={}"})
+    run = fleet.ansible(PLAYBOOK)
+    assert run.returncode != 0
+    failed = [line for line in run.stdout.splitlines() if line.startswith("fatal: [node2]")]
+    assert failed and "Failed to import the required Python library (keytools)" in failed[0]
+    assert "keytools.openstack.install role" in failed[0]
+    assert snapshot(fleet) == before and all(backups(h.root) == [] for h in fleet.hosts)
+
+
+def test_tree_that_is_not_openstack(fleet):
+    root = fleet.host("node5").root
+    for child in (root / PG).iterdir():
+        subprocess.run(["rm", "-rf", str(child)], check=True)
+    (root / PG / "README").write_text("not an OpenStack tree\n")
+    before = snapshot(fleet)
+    run = fleet.ansible(PLAYBOOK)
+    assert run.returncode != 0
+    line = next(x for x in run.stdout.splitlines() if x.startswith("fatal: [node5]"))
+    assert "no OpenStack service config files found" in line and '"rc": 2' in line
+    assert snapshot(fleet) == before and all(backups(h.root) == [] for h in fleet.hosts)
+    assert not (root / BACKUPS).exists()
