@@ -57,10 +57,11 @@ def node_run(node: str, result: Mapping[str, Any] | None) -> NodeRun:
     if result.get("unreachable"):
         return NodeRun(node, None, error=str(result.get("msg") or "unreachable"))
     report = result.get("report")
+    code = result.get("exit_code", result.get("rc"))
     if not isinstance(report, Mapping):
-        return NodeRun(node, result.get("rc") if isinstance(result.get("rc"), int) and result.get("rc") != 1 else None,
-                       machine=result.get("machine"), error=str(result.get("msg") or "the audit did not run"))
-    return NodeRun(node, int(result.get("rc", 0)), result.get("machine"), (report.get("roots") or [None])[0],
+        return NodeRun(node, code if code == 2 else None, machine=result.get("machine"),
+                       error=str(result.get("msg") or "the audit did not run"))
+    return NodeRun(node, int(code or 0), result.get("machine"), (report.get("roots") or [None])[0],
                    int(report.get("files_checked", 0)), [finding_from_dict(f) for f in report.get("findings", [])])
 
 

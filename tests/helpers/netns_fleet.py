@@ -236,10 +236,11 @@ class Fleet:
                    PYTHONPATH=str(REPO))
         return env
 
-    def ansible(self, *args: str, tool: str = "ansible-playbook", timeout: float = 300) -> subprocess.CompletedProcess:
+    def ansible(self, *args: str, tool: str = "ansible-playbook", timeout: float = 300,
+                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         exe = str(Path(sys.executable).with_name(tool))
-        return subprocess.run([exe, *args], capture_output=True, text=True, env=self.env(), timeout=timeout,
-                              cwd=self.base)
+        return subprocess.run([exe, *args], capture_output=True, text=True, env=self.env() | (extra_env or {}),
+                              timeout=timeout, cwd=self.base)
 
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts if h.name == name)

@@ -57,9 +57,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-rc:
+exit_code:
   description: keytools' exit code for this audit (0 clean, 1 findings, 2 some file could not be read).
-  returned: always
+  returned: success
+  type: int
+rc:
+  description: keytools' exit code when the task failed (2 bad input, 1 findings with O(fail_on_findings)).
+  returned: failure
   type: int
 findings:
   description: How many findings at or above O(severity).
@@ -96,9 +100,9 @@ def audit(m):
     report = audit_roots([p["root"]], threshold=Severity.parse(p["severity"]), rules=rules, node=p["node"])
     error = failure(report)
     rc = error.exit_code if error else 0
-    result = {"changed": False, "rc": rc, "findings": len(report.findings), "report": report.as_dict()}
+    result = {"changed": False, "exit_code": rc, "findings": len(report.findings), "report": report.as_dict()}
     if rc == 2 or (rc and p["fail_on_findings"]):
-        result.update(failed=True, msg=error.one_line())
+        result.update(failed=True, rc=rc, msg=error.one_line())
     return result
 
 

@@ -53,9 +53,9 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-rc:
+exit_code:
   description: 0 clean, 1 findings, 2 a node was not audited or could not read all its files.
-  returned: always
+  returned: success
   type: int
 report:
   description: The merged report (findings, summary, nodes not audited); fingerprints only.
@@ -97,7 +97,7 @@ def report(m):
         changed |= _write(m, p["sarif"], fleet.render_sarif(merged) + "\n")
     if p["junit"]:
         changed |= _write(m, p["junit"], fleet.render_junit(merged) + "\n")
-    return {"changed": changed, "rc": merged.exit_code, "report": merged.as_dict()}
+    return {"changed": changed, "exit_code": merged.exit_code, "report": merged.as_dict()}
 
 
 def main():
