@@ -10,8 +10,8 @@ module: fixed_key_inventory
 short_description: Every reference to ConfKeyManager's all-zeros key id, checked before fixed_key is retired
 description:
   - Runs keytools' inventory (C(keytools fixed-key inventory)) through its library
-    (C(config_checks.inventory.inventory)) on the host that can reach the databases (the deploy host):
-    Cinder volumes, snapshots and backups, Nova instances in every cell, Glance images.
+    (C(config_checks.inventory.inventory)) on the host that can reach the databases (the deploy host),
+    in Cinder volumes, snapshots and backups, Nova instances in every cell and Glance images.
   - Fails (rc 6, or keytools' own code when a service could not be read) while anything references
     the all-zeros id or a service was not seen; only O(ignore_services) lets it go on without a
     service, and the result records that (the retire module writes it into every backup).
