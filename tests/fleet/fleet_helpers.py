@@ -7,6 +7,7 @@ between tests, so one running fleet serves every test of a module.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from tests.config_checks.cc_treegen import NodeSpec, Tree, build
 from tests.helpers.netns_fleet import Fleet
+from tests.helpers.paths import REPO
 
 PG = "var/lib/config-data/puppet-generated"
 BACKUPS = "keytools-backups"
@@ -76,3 +78,13 @@ def conf_files(root: Path) -> dict[str, bytes]:
 def backups(root: Path) -> list[Path]:
     d = root / BACKUPS
     return sorted(d.glob("*.json")) if d.is_dir() else []
+
+
+def ansible_env(tmp: Path) -> dict[str, str]:
+    """Environment for ansible(-playbook) with ``ansible_connection=local``: the collection from the
+    checkout, keytools from the checkout, Ansible's own state under ``tmp``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OS_"))}
+    env.update(ANSIBLE_COLLECTIONS_PATH=str(REPO), ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_NOCOLOR="1",
+               ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_HOME=str(tmp / "ansible-home"),
+               ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"), PYTHONPATH=str(REPO))
+    return env

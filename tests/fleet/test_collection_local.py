@@ -19,19 +19,12 @@ import pytest
 
 from keytools import cinder_db
 from tests.config_checks.cc_treegen import NodeSpec, build
+from tests.fleet.fleet_helpers import ansible_env
 from tests.helpers.paths import REPO
 
 COLLECTION = REPO / "ansible_collections" / "keytools" / "openstack"
 MODULES = sorted(p.stem for p in (COLLECTION / "plugins" / "modules").glob("*.py"))
 BIN = Path(sys.executable).parent
-
-
-def ansible_env(tmp: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "OS_"))}
-    env.update(ANSIBLE_COLLECTIONS_PATH=str(REPO), ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_NOCOLOR="1",
-               ANSIBLE_HOME=str(tmp / "ansible-home"), ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"),
-               PYTHONPATH=str(REPO))
-    return env
 
 
 def play(tmp: Path, tasks: list[dict], *args: str, python: str = sys.executable, env: dict[str, str] | None = None):
