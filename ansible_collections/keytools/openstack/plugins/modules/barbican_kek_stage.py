@@ -13,7 +13,7 @@ description:
     (the first encrypts, all decrypt), as the stage step of C(keytools barbican kek rotate).
   - O(state=retired) leaves O(kek) alone, once every project KEK has been rewrapped under it
     (C(keytools.openstack.barbican_kek_rewrap)); it refuses (rc 6) while O(kek) is not first on the node.
-  - Edits go through keytools' library (C(keytools.barbican.barbican_conf.write_keks)): crudini on a
+  - Edits go through keytools' library (C(keytools.barbican.barbican_conf.write_keks)), with crudini on a
     private copy, the KEKs on stdin, the result parsed back, a 0600 C(.bak) copy, an atomic swap with
     mode and owner kept. C(changed) only when the file is (or, in check mode, would be) rewritten.
     Barbican must be restarted afterwards (the playbooks do it in a handler).

@@ -10,7 +10,7 @@ module: swift_keymaster_info
 short_description: The root secrets a Swift proxy's Barbican keymaster is configured with
 description:
   - Reads and validates the proxy's proxy-server.conf (and C(keymaster_config_path)) through keytools'
-    library (C(swift_middleware.internal.load_proxy)): the pipeline must encrypt with a Barbican
+    library (C(swift_middleware.internal.load_proxy)); the pipeline must encrypt with a Barbican
     keymaster. Returns each configured root secret (option, Swift secret id, Barbican UUID) and the
     active one; never a credential or a key. Read-only.
 version_added: "0.1.0"
