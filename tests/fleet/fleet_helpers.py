@@ -88,3 +88,25 @@ def ansible_env(tmp: Path) -> dict[str, str]:
                ANSIBLE_INVENTORY_UNPARSED_WARNING="0", ANSIBLE_HOME=str(tmp / "ansible-home"),
                ANSIBLE_LOCAL_TEMP=str(tmp / "ansible-tmp"), PYTHONPATH=str(REPO))
     return env
+
+
+PACKAGES = ("keytools/", "migrate/", "sign/", "verify/", "swift_middleware/", "config_checks/")
+
+
+def build_wheel(tmp: Path) -> Path | None:
+    """keytools' wheel from the checkout's files (pip wheel with build isolation, as an operator
+    would build it); None when no package index can be reached for the build backend."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], capture_output=True, text=True,
+                            cwd=REPO, check=True).stdout.splitlines()
+    src = tmp / "src"
+    for rel in listed:
+        if rel in ("pyproject.toml", "README.md") or rel.startswith(PACKAGES):
+            target = src / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, target)
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp / "dist"), str(src)],
+                         capture_output=True, text=True, timeout=600)
+    wheels = sorted((tmp / "dist").glob("keytools-*.whl"))
+    return wheels[0] if res.returncode == 0 and wheels else None

@@ -12,11 +12,12 @@ import os
 import stat
 import subprocess
 import sys
+import sysconfig
 import threading
 
 import pytest
 
-from tests.fleet.fleet_helpers import BACKUPS, PG, backups, conf_files, recap, start_fleet
+from tests.fleet.fleet_helpers import BACKUPS, PG, backups, build_wheel, conf_files, recap, start_fleet
 from tests.helpers.netns_fleet import missing_tools
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"netns fleet needs: {', '.join(missing_tools())}")
@@ -168,3 +169,29 @@ def test_tree_that_is_not_openstack(fleet):
     assert "no OpenStack service config files found" in line and '"rc": 2' in line
     assert snapshot(fleet) == before and all(backups(h.root) == [] for h in fleet.hosts)
     assert not (root / BACKUPS).exists()
+
+
+def test_install_role_then_modules_run_with_its_venv(fleet, tmp_path):
+    """The install role puts keytools (a wheel of this checkout) into its own virtualenv on node1;
+    a module then runs with that virtualenv's python and no PYTHONPATH."""
+    wheel = build_wheel(tmp_path)
+    if wheel is None:
+        pytest.skip("no package index for the wheel's build backend (setuptools>=77)")
+    venv = fleet.mount / "keytools-venv"
+    book = tmp_path / "install.yml"
+    book.write_text(json.dumps([{
+        "hosts": "node1", "gather_facts": False,
+        "roles": [{"role": "keytools.openstack.install", "keytools_venv": str(venv),
+                   "keytools_venv_python": sys._base_executable, "keytools_package": str(wheel),
+                   "keytools_pip_extra_args": "--no-deps --no-index",
+                   "keytools_extra_site_dirs": [sysconfig.get_paths()["purelib"]]}],
+        "post_tasks": [{"name": "info with the installed keytools", "keytools.openstack.fixed_key_info": {
+            "node": "{{ inventory_hostname }}", "root": "{{ keytools_config_root }}"},
+            "vars": {"ansible_python_interpreter": f"{venv}/bin/python"}, "register": "info"},
+            {"ansible.builtin.assert": {"that": ["info.is_set", "info.sha256 | length == 1"]}}],
+    }]))
+    run = fleet.ansible(str(book), "-v")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    assert f"{venv}/lib/" in run.stdout  # keytools.__file__ inside the virtualenv (the role's check)
+    assert recap(run.stdout)["node1"]["failed"] == 0
+    assert (fleet.host("node1").root / "keytools-venv" / "bin" / "python").exists()
