@@ -256,13 +256,20 @@ class Fleet:
     def kill_host(self, h: Host) -> None:
         """Make ``h`` unreachable: every process in its namespace (sshd) killed, then the
         ControlPersist master ended (while it lives, a host without sshd is still reachable)."""
+        self._kill_all(h)
+        self.end_connection(h)
+
+    @staticmethod
+    def _kill_all(h: Host) -> None:
+        """SIGKILL every process in ``h``'s namespace (its sshd and sessions), then reap its sshd."""
         for p in h.pids():
-            with contextlib.suppress(OSError, subprocess.SubprocessError):
+            with contextlib.suppress(OSError):
                 os.kill(p, signal.SIGKILL)
         if h.proc is not None:
+            with contextlib.suppress(OSError):
+                h.proc.kill()
             with contextlib.suppress(OSError, subprocess.SubprocessError):
                 h.proc.wait(timeout=5)
-        self.end_connection(h)
 
     def revive(self, h: Host) -> None:
         """Start ``h``'s sshd again (after ``kill_host``)."""
@@ -278,14 +285,7 @@ class Fleet:
                 subprocess.run(["ssh", "-O", "exit", "-o", f"ControlPath={sock}", "-o", "LogLevel=QUIET", "x"],
                                capture_output=True, timeout=10)
         for h in self.hosts:
-            for p in h.pids():
-                with contextlib.suppress(OSError, subprocess.SubprocessError):
-                    os.kill(p, signal.SIGKILL)
-            if h.proc is not None:
-                with contextlib.suppress(OSError, subprocess.SubprocessError):
-                    h.proc.kill()
-                with contextlib.suppress(OSError, subprocess.SubprocessError):
-                    h.proc.wait(timeout=5)
+            self._kill_all(h)
         for h in self.hosts:
             _run("ip", "netns", "del", h.netns, check=False)
             _run("ip", "link", "del", h.veth, check=False)

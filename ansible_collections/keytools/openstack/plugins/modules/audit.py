@@ -14,12 +14,9 @@ description:
   - Secret values never appear in the result, only C(set), their length and a sha256 prefix.
   - Runs with keytools' own virtualenv as interpreter (see the C(keytools.openstack.install) role).
 version_added: "0.1.0"
-author: keytools contributors
+extends_documentation_fragment:
+  - keytools.openstack.keytools
 options:
-  node:
-    description: The node's name in the findings; pass C(inventory_hostname).
-    type: str
-    required: true
   root:
     description: The node's config tree (a TripleO puppet-generated tree or an /etc tree).
     type: path
@@ -43,7 +40,6 @@ options:
     description: Fail the task when findings at or above O(severity) remain (the report is still returned).
     type: bool
     default: false
-requirements: [keytools (on the node)]
 notes:
   - Supports check mode (it changes nothing anyway).
 """

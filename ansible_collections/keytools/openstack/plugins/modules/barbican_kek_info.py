@@ -13,17 +13,13 @@ description:
     keytools' library (C(keytools.barbican.kek.node_status), as C(keytools barbican kek status)).
     Read-only. The KEKs never leave the node; the result holds their fingerprints, so nodes can be compared.
 version_added: "0.1.0"
-author: keytools contributors
+extends_documentation_fragment:
+  - keytools.openstack.keytools
 options:
-  node:
-    description: The node's name in the result; pass C(inventory_hostname).
-    type: str
-    required: true
   config:
     description: The node's barbican.conf.
     type: path
     default: /etc/barbican/barbican.conf
-requirements: [keytools (on the node)]
 notes:
   - Supports check mode.
 """

@@ -16,12 +16,9 @@ description:
     Barbican restarted everywhere. Nothing to do (C(changed=false)) when every project KEK already
     unwraps with O(kek) alone. Refuses (rc 6) while O(kek) is not first in this node's config.
 version_added: "0.1.0"
-author: keytools contributors
+extends_documentation_fragment:
+  - keytools.openstack.keytools
 options:
-  node:
-    description: The node's name in the result; pass C(inventory_hostname).
-    type: str
-    required: true
   config:
     description: The node's barbican.conf (its C([database] connection) is used).
     type: path
@@ -30,7 +27,6 @@ options:
     description: The staged KEK. Never logged.
     type: str
     required: true
-requirements: [keytools and barbican-manage (on the node)]
 notes:
   - Supports check mode (says whether a rewrap is needed).
 """

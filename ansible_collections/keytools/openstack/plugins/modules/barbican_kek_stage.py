@@ -18,12 +18,9 @@ description:
     mode and owner kept. C(changed) only when the file is (or, in check mode, would be) rewritten.
     Barbican must be restarted afterwards (the playbooks do it in a handler).
 version_added: "0.1.0"
-author: keytools contributors
+extends_documentation_fragment:
+  - keytools.openstack.keytools
 options:
-  node:
-    description: The node's name in the result; pass C(inventory_hostname).
-    type: str
-    required: true
   config:
     description: The node's barbican.conf.
     type: path
@@ -37,7 +34,6 @@ options:
     type: str
     choices: [staged, retired]
     default: staged
-requirements: [keytools (on the node)]
 notes:
   - Supports check mode and diff mode (fingerprints only).
 """

@@ -14,17 +14,13 @@ description:
   - The value never leaves the node; the result holds its length and sha256 fingerprint only, so
     the values of many nodes can be compared.
 version_added: "0.1.0"
-author: keytools contributors
+extends_documentation_fragment:
+  - keytools.openstack.keytools
 options:
-  node:
-    description: The node's name in the result; pass C(inventory_hostname).
-    type: str
-    required: true
   root:
     description: The node's config tree.
     type: path
     default: /var/lib/config-data/puppet-generated
-requirements: [keytools (on the node)]
 notes:
   - Supports check mode.
 """

@@ -17,6 +17,7 @@ description:
     service, and the result records that (the retire module writes it into every backup).
 version_added: "0.1.0"
 author: keytools contributors
+requirements: [keytools (on the host running it, the controller or the deploy host)]
 options:
   db_url:
     description: Cinder's database (SQLAlchemy URL).
@@ -45,7 +46,6 @@ options:
     type: list
     elements: str
     default: []
-requirements: [keytools (on the deploy host)]
 notes:
   - Supports check mode (it changes nothing anyway).
 """

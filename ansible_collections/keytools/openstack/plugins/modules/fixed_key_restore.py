@@ -14,17 +14,13 @@ description:
     back; a file edited since gets the option re-inserted with crudini; a file that holds it is left alone.
   - Check mode says what would be restored and changes nothing.
 version_added: "0.1.0"
-author: keytools contributors
+extends_documentation_fragment:
+  - keytools.openstack.keytools
 options:
-  node:
-    description: The node's name in the result; pass C(inventory_hostname).
-    type: str
-    required: true
   backup_dir:
     description: The O(backup_dir) given to C(keytools.openstack.fixed_key_retire) on this node.
     type: path
     required: true
-requirements: [keytools (on the node)]
 notes:
   - Supports check mode.
 """

@@ -19,12 +19,9 @@ description:
     services, is recorded in every backup.
   - Check mode is keytools' dry run; diff mode shows the unified diff with the value masked.
 version_added: "0.1.0"
-author: keytools contributors
+extends_documentation_fragment:
+  - keytools.openstack.keytools
 options:
-  node:
-    description: The node's name in the result and the backups; pass C(inventory_hostname).
-    type: str
-    required: true
   root:
     description: The node's config tree.
     type: path
@@ -37,7 +34,6 @@ options:
     description: The C(inventory) returned by C(keytools.openstack.fixed_key_inventory) on the deploy host.
     type: dict
     required: true
-requirements: [keytools (on the node)]
 notes:
   - Supports check mode and diff mode.
 """

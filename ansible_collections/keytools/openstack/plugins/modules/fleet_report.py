@@ -19,6 +19,7 @@ description:
   - Runs on the controller; C(changed) only when a report file was (or would be) rewritten.
 version_added: "0.1.0"
 author: keytools contributors
+requirements: [keytools (on the host running it, the controller or the deploy host)]
 options:
   results:
     description: Node name (C(inventory_hostname)) to that node's registered audit result (or null).
@@ -38,7 +39,6 @@ options:
     type: str
     choices: [info, low, medium, high, critical]
     default: low
-requirements: [keytools (on the controller)]
 notes:
   - Supports check mode (nothing is written).
 """

@@ -14,17 +14,13 @@ description:
     keymaster. Returns each configured root secret (option, Swift secret id, Barbican UUID) and the
     active one; never a credential or a key. Read-only.
 version_added: "0.1.0"
-author: keytools contributors
+extends_documentation_fragment:
+  - keytools.openstack.keytools
 options:
-  node:
-    description: The node's name in the result; pass C(inventory_hostname).
-    type: str
-    required: true
   config:
     description: The proxy's proxy-server.conf.
     type: path
     default: /etc/swift/proxy-server.conf
-requirements: [keytools (on the node)]
 notes:
   - Supports check mode.
 """

@@ -19,12 +19,9 @@ description:
   - Restart the proxy afterwards (the playbook does it in a handler); keep the Barbican secret until
     every proxy runs without it.
 version_added: "0.1.0"
-author: keytools contributors
+extends_documentation_fragment:
+  - keytools.openstack.keytools
 options:
-  node:
-    description: The node's name in the result; pass C(inventory_hostname).
-    type: str
-    required: true
   config:
     description: The proxy's proxy-server.conf.
     type: path
@@ -45,7 +42,6 @@ options:
     description: Parallel container listings in the scan.
     type: int
     default: 8
-requirements: [keytools (on the node)]
 notes:
   - Supports check mode and diff mode.
 """
