@@ -30,7 +30,12 @@ IGNORE = "['cinder','nova','glance']"
 
 
 def measure(hosts: int) -> dict[str, float]:
-    fleet, trees = start_fleet(Path(tempfile.mkdtemp(prefix="kt-bench-fleet-")), hosts, keytools_ignore_services=IGNORE)
+    with tempfile.TemporaryDirectory(prefix="kt-bench-fleet-") as tmp:
+        return _measure(Path(tmp), hosts)
+
+
+def _measure(tmp: Path, hosts: int) -> dict[str, float]:
+    fleet, trees = start_fleet(tmp, hosts, keytools_ignore_services=IGNORE)
     try:
         def ok(run):  # noqa: ANN001, ANN202
             if run.returncode != 0:
