@@ -20,10 +20,12 @@ def run_rules(audit: AuditInput, rules: Sequence[Rule]) -> list[Finding]:
 
 
 def audit_roots(roots: Sequence[str | os.PathLike[str]], per_node: bool = False,
-                threshold: Severity = Severity.LOW, rules: Sequence[Rule] | None = None) -> Report:
-    """Audit ``roots``; the report holds findings at or above ``threshold`` only."""
+                threshold: Severity = Severity.LOW, rules: Sequence[Rule] | None = None,
+                node: str | None = None) -> Report:
+    """Audit ``roots``; the report holds findings at or above ``threshold`` only (``node``: see
+    ``inputs.discover``)."""
     chosen = tuple(rules) if rules is not None else registry.RULES
-    audit = discover(roots, per_node=per_node)
+    audit = discover(roots, per_node=per_node, node=node)
     findings = run_rules(audit, chosen)
     incomplete = any(cfg.unreadable for cfg in audit.configs())
     return Report(findings=[f for f in findings if f.severity >= threshold], rules=chosen,

@@ -203,8 +203,9 @@ def _is_dir(path: Path) -> bool:
             from None
 
 
-def discover(roots: Sequence[str | os.PathLike[str]], per_node: bool = False) -> AuditInput:
-    """Build the audit input for ``roots``; UsageError (exit 2) when a root holds nothing to audit."""
+def discover(roots: Sequence[str | os.PathLike[str]], per_node: bool = False, node: str | None = None) -> AuditInput:
+    """Build the audit input for ``roots``; UsageError (exit 2) when a root holds nothing to audit.
+    ``node`` names a single tree's node (Ansible passes inventory_hostname) instead of its path."""
     audit = AuditInput(nodes=[])
     seen: set[str] = set()
     for given in roots:
@@ -213,7 +214,7 @@ def discover(roots: Sequence[str | os.PathLike[str]], per_node: bool = False) ->
             raise UsageError(f"{root}: not a directory",
                              "Give a TripleO config tree (/var/lib/config-data/puppet-generated), an /etc "
                              "tree, or a directory with one tree per node and --per-node")
-        candidates = [(p.name, p) for p in _node_dirs(root)] if per_node else [(node_name(root), root)]
+        candidates = [(p.name, p) for p in _node_dirs(root)] if per_node else [(node or node_name(root), root)]
         found = False
         for name, node_root in candidates:
             detected = detect_tree(node_root)

@@ -57,10 +57,10 @@ class FileChange:
 
 
 def plan_retire(roots: Sequence[str], per_node: bool = False,
-                seen_files: list[str] | None = None) -> list[FileChange]:
+                seen_files: list[str] | None = None, node: str | None = None) -> list[FileChange]:
     """Check the preconditions on the files and compute every edit; nothing is written.
     ``seen_files`` (if given) receives every config file found."""
-    audit = discover(roots, per_node=per_node)
+    audit = discover(roots, per_node=per_node, node=node)
     if seen_files is not None:
         seen_files.extend(str(f) for cfg in audit.configs() for f in cfg.files)
     unreadable = [(str(p), why) for cfg in audit.configs() for p, why in cfg.unreadable]

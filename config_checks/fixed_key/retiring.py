@@ -30,7 +30,7 @@ class RetireResult:
 
 
 def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False, db_url: str | None = None,
-           dry_run: bool = False, inventory: Inventory | None = None) -> RetireResult:
+           dry_run: bool = False, inventory: Inventory | None = None, node: str | None = None) -> RetireResult:
     """Plan, check the database, back up, then swap each file atomically (backup before edit).
     ``inventory`` (taken by the caller) is checked, except on a dry run, and recorded in every
     backup: what was seen, what ignored."""
@@ -39,7 +39,7 @@ def retire(roots: Sequence[str], backup_dir: str | None, per_node: bool = False,
     if inventory is not None and not dry_run:
         check_inventory(inventory)
     seen: list[str] = []
-    changes = plan_retire(roots, per_node=per_node, seen_files=seen)
+    changes = plan_retire(roots, per_node=per_node, seen_files=seen, node=node)
     if not dry_run:
         for path in seen:  # temp files an earlier killed run left next to any config file
             remove_stale_temps(Path(path))

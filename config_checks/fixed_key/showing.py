@@ -32,9 +32,9 @@ class ShowResult:
                 "placements": [p.as_dict() for p in self.placements]}
 
 
-def show(roots: Sequence[str], per_node: bool = False) -> ShowResult:
+def show(roots: Sequence[str], per_node: bool = False, node: str | None = None) -> ShowResult:
     """Every fixed_key under ``roots`` and the files that could not be read."""
-    audit = discover(roots, per_node=per_node)
+    audit = discover(roots, per_node=per_node, node=node)
     unreadable = [(str(p), why) for cfg in audit.configs() for p, why in cfg.unreadable]
     return ShowResult(placements(audit), unreadable)
 

@@ -26,7 +26,7 @@ def artifact_uri(path: str) -> str:
     return quote(str(posix))
 
 
-def _result(f: Finding, index: int) -> dict[str, Any]:
+def result(f: Finding, index: int) -> dict[str, Any]:
     text = f.message
     if f.actual is not None or f.expected is not None:
         text += f" (actual: {f.actual}; expected: {f.expected})"
@@ -44,7 +44,8 @@ def _result(f: Finding, index: int) -> dict[str, Any]:
     }
 
 
-def render(report: Report, color: bool = False) -> str:
+def document(report: Report) -> dict[str, Any]:
+    """The SARIF log as a dict (one run); ``render`` serialises it, the fleet report extends it."""
     index = {r.id: i for i, r in enumerate(report.rules)}
     rules = [{
         "id": r.id,
@@ -63,9 +64,13 @@ def render(report: Report, color: bool = False) -> str:
             "tool": {"driver": {"name": "keytools-audit", "version": __version__,
                                 "informationUri": "https://opendev.org/openstack/castellan", "rules": rules}},
             "invocations": [{"executionSuccessful": not report.incomplete}],
-            "results": [_result(f, index.get(f.rule_id, -1)) for f in report.findings],
+            "results": [result(f, index.get(f.rule_id, -1)) for f in report.findings],
             "properties": {"nodes": report.nodes, "filesChecked": report.files_checked,
                            "severityThreshold": report.threshold.label},
         }],
     }
-    return json.dumps(doc, indent=2)
+    return doc
+
+
+def render(report: Report, color: bool = False) -> str:
+    return json.dumps(document(report), indent=2)
