@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,14 +166,16 @@ def head_object(client: Any, account: str, container: str, entry: dict[str, Any]
 
 
 def iter_container(client: Any, setup: internal.ProxySetup, account: str, container: str,
-                   concurrency: int) -> Iterator[ObjectSeen]:
-    """Every object of a container with its keys, HEADed ``concurrency`` at a time."""
+                   concurrency: int, entries: Iterable[dict[str, Any]] | None = None) -> Iterator[ObjectSeen]:
+    """Every object of a container (or of its listing ``entries`` already read) with its keys,
+    HEADed ``concurrency`` at a time."""
     from eventlet import GreenPool
     from swift.common.internal_client import UnexpectedResponse
 
     pool = GreenPool(max(1, concurrency))
     try:
-        entries = client.iter_objects(account, container)
+        if entries is None:
+            entries = client.iter_objects(account, container)
         yield from pool.imap(lambda e: head_object(client, account, container, e), entries)
     except UnexpectedResponse as exc:
         raise internal.unreachable(setup, f"{account}/{container}", _status(exc)) from None

@@ -180,6 +180,23 @@ def test_rotate_reencrypt_retire_end_to_end(kt, rot, tmp_path):
     diffs = [(p, f, rot["before"][p][f], after[p][f]) for p in after for f in after[p]
              if after[p][f] != rot["before"][p][f]]
     assert diffs == []
+    # A proxy restarted late (A: key_id still active) writes a new object and POSTs metadata onto
+    # a rewritten one: the journal says every container is done, Swift says two have changed.
+    late = f"{rot['A'].url}/v1/{ACCOUNT}"
+    requests.put(f"{late}/a-plain/late-write", data=b"written under the old key").raise_for_status()
+    requests.post(f"{late}/b-plain/meta-5000", headers={"X-Object-Meta-Late": "post"}).raise_for_status()
+    assert {k["option"]: k["objects"] for k in _usage(kt, rot)["keys"]}["key_id"] == 2
+    late_run = _json(kt("swift", "reencrypt", *args, "--from-key-id", "key_id", "-f", "json"))
+    assert late_run["rewritten"] == 2 and late_run["containers_changed_since_journal"] == 2
+    assert late_run["containers_skipped_from_journal"] == 10
+    assert {k["option"]: k["objects"] for k in _usage(kt, rot)["keys"]}["key_id"] == 0
+    b_only = requests.get(f"{rot['B'].url}/v1/{ACCOUNT}/a-plain/late-write")
+    assert b_only.content == b"written under the old key"
+    assert requests.head(f"{rot['B'].url}/v1/{ACCOUNT}/b-plain/meta-5000").headers["X-Object-Meta-Late"] == "post"
+    quiet = _json(kt("swift", "reencrypt", *args, "--from-key-id", "key_id", "-f", "json"))
+    assert quiet["containers_skipped_from_journal"] == 12 and quiet["skipped"] == 0
+    for path in ("a-plain/late-write",):
+        requests.delete(f"{rot['B'].url}/v1/{ACCOUNT}/{path}").raise_for_status()
     retired = kt("swift", "retire-key", "key_id", *args, "-f", "json")
     doc = _json(retired)
     assert doc["key_lines"] == ["[filter:keymaster]", f"key_id_2 = {doc['key_lines'][1].split(' = ')[1]}",
@@ -284,3 +301,24 @@ def test_objects_under_a_key_the_config_lacks_are_reported(kt, rot, swift_sandbo
     table = kt("swift", "key-usage", "--proxy-config", str(rot["AB"].conf), "--account", "AUTH_rotunknown",
                "--state-dir", str(rot["state"]))
     assert "secret id 3 (not configured!)" in table.stdout
+
+
+def test_a_container_changed_under_the_pass_is_not_journaled_done(tmp_path):
+    from swift_middleware import containerstate
+
+    def entry(name, etag="e", lm="2026-01-01T00:00:00.000000"):
+        return {"name": name, "hash": etag, "bytes": 1, "content_type": "x", "last_modified": lm}
+
+    before = [entry("kept"), entry("ours"), entry("raced")]
+    after = containerstate.ContainerState(True, ("1", "4", "4"), [
+        entry("kept"), entry("ours", etag="new iv"),  # our rewrite: new etag, same last-modified
+        entry("raced", etag="user", lm="2026-01-01T00:00:01.000000"),  # a user's write meanwhile
+        entry("new")])  # a new object (or a late container update)
+    assert containerstate.unexplained(before, {"ours"}, after) == ["raced", "new"]
+    assert containerstate.unexplained(before, {"ours"}, containerstate.ContainerState(
+        True, ("1", "2", "2"), [entry("kept"), entry("ours", etag="new iv")])) == []
+    # An older journal's container_done without a digest proves nothing: rescanned.
+    path = tmp_path / "j"
+    path.write_text('{"event": "container_done", "container": "A/old"}\n'
+                    '{"event": "container_done", "container": "A/new", "state": "sha256:1"}\n{"torn')
+    assert reencrypt.Journal(path).done_containers == {"A/new": "sha256:1"}
