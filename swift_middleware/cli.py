@@ -239,8 +239,8 @@ def reencrypt(proxy_config: str, accounts: tuple[str, ...], from_key: str, journ
     from swift_middleware import reencrypt as reenc
 
     setup = internal.load_proxy(proxy_config)
-    ref = reenc.resolve_key(setup.settings, from_key)
-    reenc.require_not_active(setup.settings, ref)
+    ref = reenc.resolve_key(setup.keys, from_key)
+    reenc.require_not_active(setup.keys, ref)
     state = usagestate.state_dir(setup.keymaster_conf, state_dir)
     journal_path = Path(journal) if journal else Path(state) / f"keytools-reencrypt-{ref.option}.journal"
     holder: dict[str, object] = {}
@@ -288,9 +288,10 @@ def retire_key(old: str, proxy_config: str, accounts: tuple[str, ...], edit: boo
     from pathlib import Path
 
     from swift_middleware import internal, retire, usage, usagestate
+    from swift_middleware.proxykeys import describe
 
     setup = internal.load_proxy(proxy_config)
-    ref = retire.resolve_key(setup.settings, old)
+    ref = retire.resolve_key(setup.keys, old)
     state = usagestate.state_dir(setup.keymaster_conf, state_dir)
     report = usage.scan(setup, list(accounts), Path(state), concurrency, restart=True)
     retire.refuse_if_used(setup, ref.option, report)
@@ -298,11 +299,11 @@ def retire_key(old: str, proxy_config: str, accounts: tuple[str, ...], edit: boo
     if output_format == "json":
         output.emit(result.as_dict(), "json")
     elif edit:
-        click.echo(f"{result.file}: removed {ref.option} = {ref.key_id} from [{result.section}] "
+        click.echo(f"{result.file}: removed {describe(ref)} from [{result.section}] "
                    f"(backup: {result.backup})")
     else:
         click.echo(f"# {result.file}: delete the {ref.option} line; the key lines become "
                    "(every other option stays as it is):")
-        for line in retire.key_lines(result.text, result.section):
+        for line in result.key_lines():
             click.echo(line)
-    click.echo(f"# {retire.reminder(ref.key_id)}.", err=True)
+    click.echo(f"# {retire.reminder(result)}.", err=True)

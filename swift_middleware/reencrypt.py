@@ -35,23 +35,26 @@ from typing import Any
 
 from keytools.errors import KeytoolsError, UsageError
 from swift_middleware import containerstate, cryptometa, internal, usage
-from swift_middleware.settings import KeymasterSettings, KeyRef
+from swift_middleware.proxykeys import ProxyKeys, RootKey, describe
 
 OUTCOMES = ("rewritten", "would_rewrite", "changed_concurrently", "gone", "failed", "skipped")
 
 
-def resolve_key(km: KeymasterSettings, given: str) -> KeyRef:
-    """OLD given as the option (key_id, key_id_2), the secret id (2) or the Barbican UUID."""
+def resolve_key(km: ProxyKeys, given: str) -> RootKey:
+    """OLD given as the option (key_id, key_id_2, encryption_root_secret_2), the secret id (2) or
+    the Barbican UUID."""
     text = given.strip()
     for ref in km.keys:
-        if text in (ref.option, ref.key_id) or (ref.secret_id is not None and text == ref.secret_id):
+        if text == ref.option or (ref.key_id and text == ref.key_id) \
+                or (ref.secret_id is not None and text == ref.secret_id):
             return ref
-    names = ", ".join(f"{r.option} = {r.key_id}" for r in km.keys)
+    names = ", ".join(describe(r) for r in km.keys)
     raise UsageError(f"{km.where}: no root secret {given!r} is configured (known: {names})",
-                     "Give the option name (key_id_<n>), its secret id or its Barbican UUID")
+                     f"Give the option name ({km.option_prefix}_<n>), its secret id"
+                     + ("" if km.inline else " or its Barbican UUID"))
 
 
-def require_not_active(km: KeymasterSettings, ref: KeyRef) -> None:
+def require_not_active(km: ProxyKeys, ref: RootKey) -> None:
     if ref.secret_id == km.active_secret_id:
         raise UsageError(f"{km.where}: {ref.option} is the active root secret; re-encrypting onto "
                          "itself changes nothing",
@@ -188,7 +191,7 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
     """Rewrite every object in ``accounts`` that any crypto metadata says is under ``from_key``."""
     from eventlet import GreenPool, sleep
 
-    km = setup.settings
+    km = setup.keys
     ref = resolve_key(km, from_key)
     require_not_active(km, ref)
     if not accounts:

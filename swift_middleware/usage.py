@@ -19,7 +19,7 @@ from typing import Any
 from keytools.errors import KeytoolsError, UsageError
 from keytools.fileutil import atomic_write
 from swift_middleware import cryptometa, internal, usagestate
-from swift_middleware.settings import KeymasterSettings
+from swift_middleware.proxykeys import ProxyKeys
 
 HEADERS = {"X-Newest": "true"}
 
@@ -203,7 +203,7 @@ def _save_partial(directory: Path, proxy_conf: str, accounts: list[str],
     atomic_write(_partial_path(directory), json.dumps(doc) + "\n", mode=0o600)
 
 
-def totals(km: KeymasterSettings, containers: list[ContainerUsage]) -> list[KeyUsage]:
+def totals(km: ProxyKeys, containers: list[ContainerUsage]) -> list[KeyUsage]:
     """One KeyUsage per configured secret id (zeros included) and per id found but not configured."""
     result: dict[str, KeyUsage] = {}
     for ref in km.keys:
@@ -253,7 +253,7 @@ def scan(setup: internal.ProxySetup, accounts: list[str], state: Path, concurren
         results.append(usage)
         _save_partial(state, setup.path, accounts, done)
     finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    report = UsageReport(setup.path, accounts, results, totals(setup.settings, results), finished, resumed)
+    report = UsageReport(setup.path, accounts, results, totals(setup.keys, results), finished, resumed)
     try:
         usagestate.write(state, {"finished_at": finished, "proxy_conf": setup.path, "accounts": accounts,
                                  "keys": [k.as_dict() for k in report.keys],
