@@ -148,7 +148,9 @@ def key_usage(proxy_config: str, accounts: tuple[str, ...], state_dir: str | Non
     Reads the crypto metadata Swift's encrypter stored (body and user-metadata crypto meta, the
     container-listing etag's swift_meta) through Swift's InternalClient with the proxy's rings
     and a pipeline that neither decrypts nor strips sysmeta. Nothing is decrypted or changed.
-    Objects with nothing encrypted (0 bytes and no user metadata) are counted as unencrypted.
+    Objects Swift stored nothing encrypted for (no body, no user metadata, a plain listing etag)
+    are counted as unencrypted; a symlink's listing etag is encrypted, so it counts under a key.
+    Works with keytools' keymaster, Swift's kms_keymaster and Swift's keymaster.
     A killed run resumes with the next unfinished container.
 
     Exit codes: 0 done; 2 bad option or configuration (no encryption pipeline); 4 Swift unreachable.
@@ -207,7 +209,8 @@ class _maybe_progress:
 @_proxy_option
 @_accounts_option
 @click.option("--from-key-id", "from_key", required=True, metavar="OLD",
-              help="The root secret to move away from: option (key_id, key_id_2), secret id or UUID.")
+              help="The root secret to move away from: option (key_id, key_id_2, "
+                   "encryption_root_secret_2), secret id or Barbican UUID.")
 @click.option("--journal", type=click.Path(dir_okay=False), default=None,
               help="Journal file (default: keytools-reencrypt-<option>.journal in the state dir).")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
@@ -227,7 +230,8 @@ def reencrypt(proxy_config: str, accounts: tuple[str, ...], from_key: str, journ
     ?multipart-manifest=get&symlink=get: content, content-type, ETag, user metadata, X-Delete-At,
     SLO/DLO manifests and symlinks are kept as they are. The PUT's X-Timestamp is the object's own
     plus an offset, so a concurrent user write always wins (the copy is refused) and
-    Last-Modified does not change. Kill -9 safe; rerun to continue.
+    Last-Modified does not change. Kill -9 safe; rerun to continue. A rerun skips a container the
+    journal finished only while Swift's listing of it is unchanged.
 
     Exit codes: 0 done; 1 some objects failed (listed); 2 bad option (unknown or active OLD, no
     encryption pipeline); 4 Swift, Keystone or Barbican unreachable; 5 keymaster credentials refused.

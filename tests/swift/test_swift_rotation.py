@@ -322,3 +322,31 @@ def test_a_container_changed_under_the_pass_is_not_journaled_done(tmp_path):
     path.write_text('{"event": "container_done", "container": "A/old"}\n'
                     '{"event": "container_done", "container": "A/new", "state": "sha256:1"}\n{"torn')
     assert reencrypt.Journal(path).done_containers == {"A/new": "sha256:1"}
+
+
+def test_unencrypted_means_swift_stored_nothing_encrypted(kt, rot):
+    """0 bytes, no user metadata and a listing etag Swift left in plain text (the MD5 of nothing):
+    unencrypted. A symlink without metadata is 0 bytes too, but its listing etag carries its target
+    and Swift's encrypter encrypts it: it needs the key, and counts under it."""
+    account = "AUTH_rotsymlink"
+    base = f"{rot['A'].url}/v1/{account}/c"
+    requests.put(base).raise_for_status()
+    for name, headers in {"empty": {}, "empty-meta": {"X-Object-Meta-M": "1"},
+                          "dlo": {"X-Object-Manifest": "c/seg/"}, "link": {"X-Symlink-Target": "c/empty"},
+                          "link-meta": {"X-Symlink-Target": "c/empty", "X-Object-Meta-M": "1"}}.items():
+        requests.put(f"{base}/{name}", data=b"", headers=headers).raise_for_status()
+    doc = _usage(kt, rot, account=account)
+    (container,) = doc["containers"]
+    assert doc["unencrypted"] == {"objects": 2, "bytes": 0}  # empty, dlo
+    assert container["by_secret_id"] == {"": {"objects": 3, "bytes": 0}}  # empty-meta, link, link-meta
+    # Why the bare symlink counts: a proxy without key_id cannot decrypt its listing entry.
+    listing = {o["name"]: o for o in requests.get(f"{rot['B'].url}/v1/{account}/c",
+                                                  params={"format": "json"}).json()}
+    assert listing["link"]["hash"] == "<unknown>" and "symlink_path" not in listing["link"]
+    args = ["--proxy-config", str(rot["AB"].conf), "--account", account, "--state-dir", str(rot["state"])]
+    done = _json(kt("swift", "reencrypt", *args, "--from-key-id", "key_id", "-f", "json"))
+    assert done["rewritten"] == 3 and done["skipped"] == 2
+    listing = {o["name"]: o for o in requests.get(f"{rot['B'].url}/v1/{account}/c",
+                                                  params={"format": "json"}).json()}
+    assert listing["link"]["symlink_path"] == f"/v1/{account}/c/empty"
+    assert listing["link"]["hash"] == listing["empty"]["hash"] == "d41d8cd98f00b204e9800998ecf8427e"
