@@ -203,20 +203,19 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
     journal = Journal(None if dry_run else journal_path)
     limiter = RateLimiter(rate_limit, sleep)
     started = time.monotonic()
-    plan: list[tuple[str, str, int, containerstate.ContainerState | None]] = []
+    plan: list[tuple[str, str, int]] = []
     for account in accounts:
         if usage.check_account(raw, setup, account):
             for c in usage.containers_of(raw, setup, account):
                 where = f"{account}/{c['name']}"
-                state = None
                 if where in journal.done_containers:
-                    state = _state(raw, setup, account, c["name"])
-                    if state.digest == journal.done_containers[where]:
+                    # one listing to compare; not kept (a changed container is listed again below)
+                    if _state(raw, setup, account, c["name"]).digest == journal.done_containers[where]:
                         report.containers_skipped_from_journal += 1
                         continue
                     report.containers_changed_since_journal += 1
-                plan.append((account, c["name"], int(c.get("count") or 0), state))
-    on_total(sum(len(s.entries) if s else n for _a, _c, n, s in plan))
+                plan.append((account, c["name"], int(c.get("count") or 0)))
+    on_total(sum(n for _a, _c, n in plan))
 
     def handle(seen: usage.ObjectSeen) -> tuple[usage.ObjectSeen, str, str]:
         if seen.gone:
@@ -230,9 +229,9 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
         return seen, outcome, detail
 
     try:
-        for account, container, _count, before in plan:
+        for account, container, _count in plan:
             where = f"{account}/{container}"
-            before = before or _state(raw, setup, account, container)
+            before = _state(raw, setup, account, container)
             rewritten: set[str] = set()
             pool = GreenPool(max(1, concurrency))
             objects = usage.iter_container(raw, setup, account, container, concurrency, before.entries)
