@@ -210,7 +210,7 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
                 where = f"{account}/{c['name']}"
                 if where in journal.done_containers:
                     # one listing to compare; not kept (a changed container is listed again below)
-                    if _state(raw, setup, account, c["name"]).digest == journal.done_containers[where]:
+                    if usage.container_state(raw, setup, account, c["name"]).digest == journal.done_containers[where]:
                         report.containers_skipped_from_journal += 1
                         continue
                     report.containers_changed_since_journal += 1
@@ -231,7 +231,7 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
     try:
         for account, container, _count in plan:
             where = f"{account}/{container}"
-            before = _state(raw, setup, account, container)
+            before = usage.container_state(raw, setup, account, container)
             rewritten: set[str] = set()
             pool = GreenPool(max(1, concurrency))
             objects = usage.iter_container(raw, setup, account, container, concurrency, before.entries)
@@ -250,7 +250,7 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
                     journal.write(event="failed", container=where, object=seen.name, detail=detail)
             if dry_run or any(f.startswith(where + "/") for f in report.failures):
                 continue
-            after = _state(raw, setup, account, container)
+            after = usage.container_state(raw, setup, account, container)
             odd = containerstate.unexplained(before.entries, rewritten, after)
             if odd:  # written by someone else during the pass: a rerun rescans the container
                 report.containers_changed_during_run += 1
@@ -264,12 +264,3 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
         report.seconds = time.monotonic() - started
     return report
 
-
-def _state(client: Any, setup: internal.ProxySetup, account: str, container: str) -> containerstate.ContainerState:
-    from swift.common.internal_client import UnexpectedResponse
-
-    try:
-        return containerstate.read(client, account, container)
-    except UnexpectedResponse as exc:
-        raise internal.unreachable(setup, f"{account}/{container}",
-                                   getattr(exc.resp, "status_int", None) or "an error") from None
