@@ -28,7 +28,7 @@ import json
 import os
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,8 +209,9 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
             for c in usage.containers_of(raw, setup, account):
                 where = f"{account}/{c['name']}"
                 if where in journal.done_containers:
-                    # one listing to compare; not kept (a changed container is listed again below)
-                    if usage.container_state(raw, setup, account, c["name"]).digest == journal.done_containers[where]:
+                    # one listing to compare, nothing kept (a changed one is listed again below)
+                    listed = usage.listing(raw, setup, account, c["name"])
+                    if listed.read_digest() == journal.done_containers[where]:
                         report.containers_skipped_from_journal += 1
                         continue
                     report.containers_changed_since_journal += 1
@@ -231,10 +232,11 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
     try:
         for account, container, _count in plan:
             where = f"{account}/{container}"
-            before = usage.container_state(raw, setup, account, container)
+            before: dict[str, tuple[str | None, bytes]] = {}
+            listed = _remembering(usage.listing(raw, setup, account, container), before)
             rewritten: set[str] = set()
             pool = GreenPool(max(1, concurrency))
-            objects = usage.iter_container(raw, setup, account, container, concurrency, before.entries)
+            objects = usage.iter_container(raw, setup, account, container, concurrency, listed)
             for seen, outcome, detail in pool.imap(handle, objects):
                 report.counts[outcome] += 1
                 advance(1)
@@ -250,8 +252,8 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
                     journal.write(event="failed", container=where, object=seen.name, detail=detail)
             if dry_run or any(f.startswith(where + "/") for f in report.failures):
                 continue
-            after = usage.container_state(raw, setup, account, container)
-            odd = containerstate.unexplained(before.entries, rewritten, after)
+            after = usage.listing(raw, setup, account, container)
+            odd = containerstate.unexplained(before, rewritten, after)
             if odd:  # written by someone else during the pass: a rerun rescans the container
                 report.containers_changed_during_run += 1
                 journal.write(event="container_changed", container=where, objects=odd[:20])
@@ -264,3 +266,10 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
         report.seconds = time.monotonic() - started
     return report
 
+
+def _remembering(entries: Iterable[dict[str, Any]],
+                 into: dict[str, tuple[str | None, bytes]]) -> Iterator[dict[str, Any]]:
+    """Pass ``entries`` on, keeping a compact fingerprint of each (what the pass saw)."""
+    for entry in entries:
+        into[entry["name"]] = containerstate.fingerprint(entry)
+        yield entry

@@ -161,15 +161,15 @@ def containers_of(client: Any, setup: internal.ProxySetup, account: str) -> list
         raise internal.unreachable(setup, f"the container listing of {account}", _status(exc)) from None
 
 
-def container_state(client: Any, setup: internal.ProxySetup, account: str,
-                    container: str) -> containerstate.ContainerState:
-    """The container's HEAD and raw listing; Swift unreachable -> ServiceUnavailable (exit 4)."""
-    from swift.common.internal_client import UnexpectedResponse
+def listing(client: Any, setup: internal.ProxySetup, account: str,
+            container: str) -> containerstate.Listing:
+    """The container's HEAD now and its raw listing as it streams, digested as it goes by;
+    Swift unreachable -> ServiceUnavailable (exit 4)."""
 
-    try:
-        return containerstate.read(client, account, container)
-    except UnexpectedResponse as exc:
-        raise internal.unreachable(setup, f"{account}/{container}", _status(exc) or "an error") from None
+    def failed(exc: BaseException) -> KeytoolsError:
+        return internal.unreachable(setup, f"{account}/{container}", _status(exc) or "an error")
+
+    return containerstate.open_listing(client, account, container, failed)
 
 
 def head_object(client: Any, account: str, container: str, entry: dict[str, Any]) -> ObjectSeen:
@@ -259,15 +259,17 @@ def scan(setup: internal.ProxySetup, accounts: list[str], state: Path, concurren
     results = []
     for account, container, _count in plan:
         key = f"{account}/{container}"
-        listed = container_state(client, setup, account, container)
-        if key in done and done[key].state == listed.digest:
+        if key in done and done[key].state and \
+                listing(client, setup, account, container).read_digest() == done[key].state:
             results.append(done[key])  # counted by the killed run, and Swift still lists it the same
             resumed += 1
             continue
-        usage = ContainerUsage(account, container, state=listed.digest)
-        for seen in iter_container(client, setup, account, container, concurrency, listed.entries):
+        listed = listing(client, setup, account, container)
+        usage = ContainerUsage(account, container)
+        for seen in iter_container(client, setup, account, container, concurrency, listed):
             usage.add(seen)
             advance(1)
+        usage.state = listed.digest  # the listing has been read to its end
         done[key] = usage
         results.append(usage)
         _save_partial(state, setup.path, accounts, done)
