@@ -148,7 +148,9 @@ def key_usage(proxy_config: str, accounts: tuple[str, ...], state_dir: str | Non
     Reads the crypto metadata Swift's encrypter stored (body and user-metadata crypto meta, the
     container-listing etag's swift_meta) through Swift's InternalClient with the proxy's rings
     and a pipeline that neither decrypts nor strips sysmeta. Nothing is decrypted or changed.
-    Objects with nothing encrypted (0 bytes and no user metadata) are counted as unencrypted.
+    Objects Swift stored nothing encrypted for (no body, no user metadata, a plain listing etag)
+    are counted as unencrypted; a symlink's listing etag is encrypted, so it counts under a key.
+    Works with keytools' keymaster, Swift's kms_keymaster and Swift's keymaster.
     A killed run resumes with the next unfinished container.
 
     Exit codes: 0 done; 2 bad option or configuration (no encryption pipeline); 4 Swift unreachable.
@@ -207,7 +209,8 @@ class _maybe_progress:
 @_proxy_option
 @_accounts_option
 @click.option("--from-key-id", "from_key", required=True, metavar="OLD",
-              help="The root secret to move away from: option (key_id, key_id_2), secret id or UUID.")
+              help="The root secret to move away from: option (key_id, key_id_2, "
+                   "encryption_root_secret_2), secret id or Barbican UUID.")
 @click.option("--journal", type=click.Path(dir_okay=False), default=None,
               help="Journal file (default: keytools-reencrypt-<option>.journal in the state dir).")
 @click.option("--state-dir", type=click.Path(file_okay=False), default=None,
@@ -227,7 +230,8 @@ def reencrypt(proxy_config: str, accounts: tuple[str, ...], from_key: str, journ
     ?multipart-manifest=get&symlink=get: content, content-type, ETag, user metadata, X-Delete-At,
     SLO/DLO manifests and symlinks are kept as they are. The PUT's X-Timestamp is the object's own
     plus an offset, so a concurrent user write always wins (the copy is refused) and
-    Last-Modified does not change. Kill -9 safe; rerun to continue.
+    Last-Modified does not change. Kill -9 safe; rerun to continue. A rerun skips a container the
+    journal finished only while Swift's listing of it is unchanged.
 
     Exit codes: 0 done; 1 some objects failed (listed); 2 bad option (unknown or active OLD, no
     encryption pipeline); 4 Swift, Keystone or Barbican unreachable; 5 keymaster credentials refused.
@@ -239,8 +243,8 @@ def reencrypt(proxy_config: str, accounts: tuple[str, ...], from_key: str, journ
     from swift_middleware import reencrypt as reenc
 
     setup = internal.load_proxy(proxy_config)
-    ref = reenc.resolve_key(setup.settings, from_key)
-    reenc.require_not_active(setup.settings, ref)
+    ref = reenc.resolve_key(setup.keys, from_key)
+    reenc.require_not_active(setup.keys, ref)
     state = usagestate.state_dir(setup.keymaster_conf, state_dir)
     journal_path = Path(journal) if journal else Path(state) / f"keytools-reencrypt-{ref.option}.journal"
     holder: dict[str, object] = {}
@@ -288,9 +292,10 @@ def retire_key(old: str, proxy_config: str, accounts: tuple[str, ...], edit: boo
     from pathlib import Path
 
     from swift_middleware import internal, retire, usage, usagestate
+    from swift_middleware.proxykeys import describe
 
     setup = internal.load_proxy(proxy_config)
-    ref = retire.resolve_key(setup.settings, old)
+    ref = retire.resolve_key(setup.keys, old)
     state = usagestate.state_dir(setup.keymaster_conf, state_dir)
     report = usage.scan(setup, list(accounts), Path(state), concurrency, restart=True)
     retire.refuse_if_used(setup, ref.option, report)
@@ -298,11 +303,11 @@ def retire_key(old: str, proxy_config: str, accounts: tuple[str, ...], edit: boo
     if output_format == "json":
         output.emit(result.as_dict(), "json")
     elif edit:
-        click.echo(f"{result.file}: removed {ref.option} = {ref.key_id} from [{result.section}] "
+        click.echo(f"{result.file}: removed {describe(ref)} from [{result.section}] "
                    f"(backup: {result.backup})")
     else:
         click.echo(f"# {result.file}: delete the {ref.option} line; the key lines become "
                    "(every other option stays as it is):")
-        for line in retire.key_lines(result.text, result.section):
+        for line in result.key_lines():
             click.echo(line)
-    click.echo(f"# {retire.reminder(ref.key_id)}.", err=True)
+    click.echo(f"# {retire.reminder(result)}.", err=True)

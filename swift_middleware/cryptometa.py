@@ -4,9 +4,10 @@ Swift's encrypter stores ``key_id`` = ``{"v": ..., "path": ..., ["secret_id": ..
 places (swift/common/middleware/crypto/encrypter.py): the body crypto meta
 (``X-Object-Sysmeta-Crypto-Body-Meta``), the user-metadata crypto meta
 (``X-Object-Transient-Sysmeta-Crypto-Meta``) and the ``swift_meta`` of the container-listing etag
-(the listing's ``hash``). No ``secret_id`` means the plain ``key_id`` root secret. An object with
-none of the three (a 0-byte object without user metadata, or one written before encryption was
-enabled) holds nothing encrypted.
+(the listing's ``hash``). No ``secret_id`` means the unsuffixed root secret. An object with none
+of the three holds nothing encrypted: one written before encryption was enabled, or a 0-byte one
+without user metadata whose listing etag is the MD5 of nothing (the encrypter leaves that plain; a
+symlink's listing etag carries its target and is encrypted, so a bare symlink needs the key).
 """
 
 from __future__ import annotations

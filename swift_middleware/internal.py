@@ -9,6 +9,9 @@ versioned_writes (a rewrite must not add a history entry) and anything else not 
   crypto metadata (which root secret) is visible and nothing is decrypted.
 - ``encrypting``: copy, slo, dlo, symlink, the keymaster and encryption: a server-side copy onto
   itself decrypts with whichever root secret the object names and encrypts with the active one.
+
+The keymaster is the proxy's own: keytools', Swift's ``kms_keymaster`` or Swift's ``keymaster``
+(proxykeys reads their root secrets the way each of them does).
 """
 
 from __future__ import annotations
@@ -19,13 +22,13 @@ from typing import Any
 
 from keytools.errors import ConfigError, KeytoolsError, ServiceUnavailable
 from swift_middleware import check as check_mod
-from swift_middleware import rootsecrets, settings
+from swift_middleware import proxykeys
 
 USER_AGENT = "keytools-swift-rotation"
 RAW_KEEP = ("egg:swift#catch_errors", "egg:swift#memcache", "egg:swift#proxy_logging",
             "egg:swift#listing_formats")
 ENCRYPTING_KEEP = (*RAW_KEEP, "egg:swift#copy", "egg:swift#slo", "egg:swift#dlo", "egg:swift#symlink",
-                   *check_mod.OURS, "egg:swift#kms_keymaster", check_mod.ENCRYPTION)
+                   *proxykeys.KINDS, check_mod.ENCRYPTION)
 
 
 @dataclass
@@ -37,28 +40,27 @@ class ProxySetup:
     pipeline: list[str]
     keymaster_filter: str
     keymaster_conf: dict[str, str]
-    settings: settings.KeymasterSettings
+    keys: proxykeys.ProxyKeys
 
 
 def load_proxy(path: str) -> ProxySetup:
-    """Read and validate ``path``: it must run Swift's encryption with a Barbican keymaster."""
+    """Read and validate ``path``: it must run Swift's encryption with keytools' keymaster, Swift's
+    ``kms_keymaster`` or Swift's ``keymaster``."""
     sections = check_mod.read_proxy_conf(path)
     pipeline = check_mod.pipeline_of(path, sections)
-    report = check_mod.CheckReport(path, pipeline)
     uses = [check_mod.entry_point(sections.get(f"filter:{n}") or sections.get(f"app:{n}") or {})
             for n in pipeline]
     if check_mod.ENCRYPTION not in uses:
         raise ConfigError(f"{path}: the pipeline has no encryption filter (egg:swift#encryption)",
                           "Point --proxy-config at the proxy-server.conf of a proxy that encrypts")
-    km = next((n for n, u in zip(pipeline, uses)
-               if u in check_mod.OURS or u == "egg:swift#kms_keymaster"), None)
+    km = next(((n, proxykeys.KINDS[u]) for n, u in zip(pipeline, uses) if u in proxykeys.KINDS), None)
     if km is None:
-        check_mod.check_pipeline(report, sections)
-        raise ConfigError(f"{path}: no Barbican keymaster (egg:keytools#keymaster or "
-                          "egg:swift#kms_keymaster) in the pipeline",
+        raise ConfigError(f"{path}: no keymaster (egg:keytools#keymaster, egg:swift#kms_keymaster or "
+                          "egg:swift#keymaster) in the pipeline",
                           "Run 'keytools swift check' on it for the way there")
-    conf = check_mod.filter_conf(path, sections, km)
-    return ProxySetup(path, sections, pipeline, km, conf, settings.parse(conf))
+    name, kind = km
+    conf = check_mod.filter_conf(path, sections, name)
+    return ProxySetup(path, sections, pipeline, name, conf, proxykeys.read(conf, name, kind))
 
 
 def _section_text(name: str, options: dict[str, Any]) -> str:
@@ -94,7 +96,7 @@ def make_client(setup: ProxySetup, encrypting: bool, request_tries: int = 3) -> 
     if encrypting:
         # Load the root secrets ourselves first: a failure keeps its exit code (4 unreachable,
         # 5 forbidden, 2 unusable) instead of becoming the keymaster's refusal to start.
-        rootsecrets.load(setup.settings)
+        setup.keys.load()
     text, _names = pipeline_text(setup, ENCRYPTING_KEEP if encrypting else RAW_KEEP)
     try:
         _use_swift_dir(setup)

@@ -16,7 +16,10 @@ stays. Last-Modified is unchanged (the offset is not part of it).
 Kill -9: an object PUT is atomic on every object server (temp file, rename on commit), so each
 object is under OLD or fully under the active key; the truth is Swift's own crypto metadata, and
 a rerun re-checks it. The journal (JSON lines, fsynced) records each object rewritten and each
-container finished, so a rerun skips finished containers and the operator has an audit trail.
+container finished with the digest of what Swift said about it then (containerstate): a rerun
+skips a finished container only while that digest is unchanged, and rescans it otherwise (an
+object written since by a proxy still on the old key). A container that changed under the pass
+(a write the pass did not make) is not journaled as finished.
 """
 
 from __future__ import annotations
@@ -25,30 +28,33 @@ import json
 import os
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from keytools.errors import KeytoolsError, UsageError
-from swift_middleware import cryptometa, internal, usage
-from swift_middleware.settings import KeymasterSettings, KeyRef
+from swift_middleware import containerstate, cryptometa, internal, usage
+from swift_middleware.proxykeys import ProxyKeys, RootKey, describe
 
 OUTCOMES = ("rewritten", "would_rewrite", "changed_concurrently", "gone", "failed", "skipped")
 
 
-def resolve_key(km: KeymasterSettings, given: str) -> KeyRef:
-    """OLD given as the option (key_id, key_id_2), the secret id (2) or the Barbican UUID."""
+def resolve_key(km: ProxyKeys, given: str) -> RootKey:
+    """OLD given as the option (key_id, key_id_2, encryption_root_secret_2), the secret id (2) or
+    the Barbican UUID."""
     text = given.strip()
     for ref in km.keys:
-        if text in (ref.option, ref.key_id) or (ref.secret_id is not None and text == ref.secret_id):
+        if text == ref.option or (ref.key_id and text == ref.key_id) \
+                or (ref.secret_id is not None and text == ref.secret_id):
             return ref
-    names = ", ".join(f"{r.option} = {r.key_id}" for r in km.keys)
+    names = ", ".join(describe(r) for r in km.keys)
     raise UsageError(f"{km.where}: no root secret {given!r} is configured (known: {names})",
-                     "Give the option name (key_id_<n>), its secret id or its Barbican UUID")
+                     f"Give the option name ({km.option_prefix}_<n>), its secret id"
+                     + ("" if km.inline else " or its Barbican UUID"))
 
 
-def require_not_active(km: KeymasterSettings, ref: KeyRef) -> None:
+def require_not_active(km: ProxyKeys, ref: RootKey) -> None:
     if ref.secret_id == km.active_secret_id:
         raise UsageError(f"{km.where}: {ref.option} is the active root secret; re-encrypting onto "
                          "itself changes nothing",
@@ -65,21 +71,28 @@ class ReencryptReport:
     bytes_rewritten: int = 0
     failures: list[str] = field(default_factory=list)
     containers_skipped_from_journal: int = 0
+    containers_changed_since_journal: int = 0
+    containers_changed_during_run: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"from": self.from_option, "to": self.to_option, "dry_run": self.dry_run,
                 **self.counts, "bytes_rewritten": self.bytes_rewritten,
                 "containers_skipped_from_journal": self.containers_skipped_from_journal,
+                "containers_changed_since_journal": self.containers_changed_since_journal,
+                "containers_changed_during_run": self.containers_changed_during_run,
                 "failures": self.failures[:50], "seconds": round(self.seconds, 3)}
 
 
 class Journal:
-    """Append-only JSON lines, fsynced per line (a kill loses at most the line being written)."""
+    """Append-only JSON lines, fsynced per line (a kill loses at most the line being written).
+
+    ``done_containers``: container -> the digest of its state when it was finished (the last
+    entry wins; entries without a digest, from older versions, count as not finished)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.done_containers: set[str] = set()
+        self.done_containers: dict[str, str] = {}
         self._handle = None
         if path is None:
             return
@@ -91,8 +104,8 @@ class Journal:
                         entry = json.loads(line)
                     except ValueError:
                         continue  # a torn last line after a kill
-                    if entry.get("event") == "container_done":
-                        self.done_containers.add(entry["container"])
+                    if entry.get("event") == "container_done" and entry.get("state"):
+                        self.done_containers[entry["container"]] = entry["state"]
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         except OSError as exc:
             raise UsageError(f"journal {path}: {exc.strerror}", "Give a writable --journal") from None
@@ -178,7 +191,7 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
     """Rewrite every object in ``accounts`` that any crypto metadata says is under ``from_key``."""
     from eventlet import GreenPool, sleep
 
-    km = setup.settings
+    km = setup.keys
     ref = resolve_key(km, from_key)
     require_not_active(km, ref)
     if not accounts:
@@ -190,12 +203,20 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
     journal = Journal(None if dry_run else journal_path)
     limiter = RateLimiter(rate_limit, sleep)
     started = time.monotonic()
-    plan = []
+    plan: list[tuple[str, str, int]] = []
     for account in accounts:
         if usage.check_account(raw, setup, account):
-            plan += [(account, c["name"], int(c.get("count") or 0))
-                     for c in usage.containers_of(raw, setup, account)]
-    on_total(sum(n for a, c, n in plan if f"{a}/{c}" not in journal.done_containers))
+            for c in usage.containers_of(raw, setup, account):
+                where = f"{account}/{c['name']}"
+                if where in journal.done_containers:
+                    # one listing to compare, nothing kept (a changed one is listed again below)
+                    listed = usage.listing(raw, setup, account, c["name"])
+                    if listed.read_digest() == journal.done_containers[where]:
+                        report.containers_skipped_from_journal += 1
+                        continue
+                    report.containers_changed_since_journal += 1
+                plan.append((account, c["name"], int(c.get("count") or 0)))
+    on_total(sum(n for _a, _c, n in plan))
 
     def handle(seen: usage.ObjectSeen) -> tuple[usage.ObjectSeen, str, str]:
         if seen.gone:
@@ -211,15 +232,16 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
     try:
         for account, container, _count in plan:
             where = f"{account}/{container}"
-            if where in journal.done_containers:
-                report.containers_skipped_from_journal += 1
-                continue
+            before: dict[str, tuple[str | None, bytes]] = {}
+            listed = _remembering(usage.listing(raw, setup, account, container), before)
+            rewritten: set[str] = set()
             pool = GreenPool(max(1, concurrency))
-            objects = usage.iter_container(raw, setup, account, container, concurrency)
+            objects = usage.iter_container(raw, setup, account, container, concurrency, listed)
             for seen, outcome, detail in pool.imap(handle, objects):
                 report.counts[outcome] += 1
                 advance(1)
                 if outcome == "rewritten":
+                    rewritten.add(seen.name)
                     report.bytes_rewritten += seen.bytes
                     journal.write(event="rewritten", container=where, object=seen.name, x_timestamp=detail,
                                   from_secret_id=old)
@@ -228,11 +250,26 @@ def run(setup: internal.ProxySetup, accounts: list[str], from_key: str, journal_
                 elif outcome == "failed":
                     report.failures.append(f"{where}/{seen.name}: {detail}")
                     journal.write(event="failed", container=where, object=seen.name, detail=detail)
-            if not dry_run and not any(f.startswith(where + "/") for f in report.failures):
-                journal.write(event="container_done", container=where)
+            if dry_run or any(f.startswith(where + "/") for f in report.failures):
+                continue
+            after = usage.listing(raw, setup, account, container)
+            odd = containerstate.unexplained(before, rewritten, after)
+            if odd:  # written by someone else during the pass: a rerun rescans the container
+                report.containers_changed_during_run += 1
+                journal.write(event="container_changed", container=where, objects=odd[:20])
+            else:
+                journal.write(event="container_done", container=where, state=after.digest)
     except KeytoolsError:
         raise
     finally:
         journal.close()
         report.seconds = time.monotonic() - started
     return report
+
+
+def _remembering(entries: Iterable[dict[str, Any]],
+                 into: dict[str, tuple[str | None, bytes]]) -> Iterator[dict[str, Any]]:
+    """Pass ``entries`` on, keeping a compact fingerprint of each (what the pass saw)."""
+    for entry in entries:
+        into[entry["name"]] = containerstate.fingerprint(entry)
+        yield entry

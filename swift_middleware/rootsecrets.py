@@ -84,7 +84,7 @@ def key_manager(settings: KeymasterSettings, session: Any) -> Any:
     return SessionBarbicanKeyManager(session, endpoint.rstrip("/"))
 
 
-def _classify(exc: BaseException, ref: KeyRef | None, settings: KeymasterSettings) -> KeytoolsError:
+def classify(exc: BaseException, ref: KeyRef | None, settings: KeymasterSettings) -> KeytoolsError:
     """Turn a client failure into ours, by type and status; ServiceUnavailable means 'worth retrying'."""
     if isinstance(exc, KeytoolsError):
         return exc
@@ -155,7 +155,7 @@ def fetch(settings: KeymasterSettings, manager: Any = None) -> RootSecrets:
             loaded.append(LoadedKey(ref.option, ref.secret_id, ref.key_id, "AES", len(secret) * 8,
                                     fingerprint(secret), ref.secret_id == settings.active_secret_id))
     except Exception as exc:
-        raise _classify(exc, ref, settings) from None
+        raise classify(exc, ref, settings) from None
     return RootSecrets(secrets, tuple(loaded))
 
 

@@ -4,22 +4,24 @@ Reads through Swift's InternalClient on the proxy's rings with a pipeline that n
 nor strips sysmeta (internal.raw): the container listing (``swift_meta`` of each etag) and one
 HEAD per object (body and user-metadata crypto meta), concurrently on eventlet green threads.
 Results are per account and container; a container's result is written to a partial state file
-as soon as it is complete, so a rerun after a kill continues with the next container.
+as soon as it is complete, with the digest of the container's listing it counted
+(containerstate), so a rerun after a kill continues with the next container and reuses a counted
+one only while Swift still lists it the same.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from keytools.errors import KeytoolsError, UsageError
 from keytools.fileutil import atomic_write
-from swift_middleware import cryptometa, internal, usagestate
-from swift_middleware.settings import KeymasterSettings
+from swift_middleware import containerstate, cryptometa, internal, usagestate
+from swift_middleware.proxykeys import ProxyKeys
 
 HEADERS = {"X-Newest": "true"}
 
@@ -46,6 +48,7 @@ class ContainerUsage:
     unencrypted_bytes: int = 0
     gone: int = 0
     by_secret: dict[str, list[int]] = field(default_factory=dict)  # secret id -> [objects, bytes]
+    state: str | None = None  # the digest of the listing counted (None: unknown, never reused)
 
     def add(self, seen: ObjectSeen) -> None:
         self.objects += 1
@@ -66,11 +69,14 @@ class ContainerUsage:
                 "gone": self.gone,
                 "by_secret_id": {k: {"objects": v[0], "bytes": v[1]} for k, v in sorted(self.by_secret.items())}}
 
+    def partial_dict(self) -> dict[str, Any]:
+        return {**self.as_dict(), "state": self.state}
+
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> ContainerUsage:
         return cls(doc["account"], doc["container"], doc["objects"], doc["unencrypted"],
                    doc["unencrypted_bytes"], doc["gone"],
-                   {k: [v["objects"], v["bytes"]] for k, v in doc["by_secret_id"].items()})
+                   {k: [v["objects"], v["bytes"]] for k, v in doc["by_secret_id"].items()}, doc.get("state"))
 
 
 @dataclass
@@ -155,6 +161,17 @@ def containers_of(client: Any, setup: internal.ProxySetup, account: str) -> list
         raise internal.unreachable(setup, f"the container listing of {account}", _status(exc)) from None
 
 
+def listing(client: Any, setup: internal.ProxySetup, account: str,
+            container: str) -> containerstate.Listing:
+    """The container's HEAD now and its raw listing as it streams, digested as it goes by;
+    Swift unreachable -> ServiceUnavailable (exit 4)."""
+
+    def failed(exc: BaseException) -> KeytoolsError:
+        return internal.unreachable(setup, f"{account}/{container}", _status(exc) or "an error")
+
+    return containerstate.open_listing(client, account, container, failed)
+
+
 def head_object(client: Any, account: str, container: str, entry: dict[str, Any]) -> ObjectSeen:
     """A raw HEAD: sysmeta (crypto meta) is visible because nothing strips or decrypts it."""
     name = entry["name"]
@@ -166,14 +183,16 @@ def head_object(client: Any, account: str, container: str, entry: dict[str, Any]
 
 
 def iter_container(client: Any, setup: internal.ProxySetup, account: str, container: str,
-                   concurrency: int) -> Iterator[ObjectSeen]:
-    """Every object of a container with its keys, HEADed ``concurrency`` at a time."""
+                   concurrency: int, entries: Iterable[dict[str, Any]] | None = None) -> Iterator[ObjectSeen]:
+    """Every object of a container (or of its listing ``entries`` already read) with its keys,
+    HEADed ``concurrency`` at a time."""
     from eventlet import GreenPool
     from swift.common.internal_client import UnexpectedResponse
 
     pool = GreenPool(max(1, concurrency))
     try:
-        entries = client.iter_objects(account, container)
+        if entries is None:
+            entries = client.iter_objects(account, container)
         yield from pool.imap(lambda e: head_object(client, account, container, e), entries)
     except UnexpectedResponse as exc:
         raise internal.unreachable(setup, f"{account}/{container}", _status(exc)) from None
@@ -196,12 +215,12 @@ def _load_partial(directory: Path, proxy_conf: str, accounts: list[str]) -> dict
 def _save_partial(directory: Path, proxy_conf: str, accounts: list[str],
                   done: dict[str, ContainerUsage]) -> None:
     doc = {"proxy_conf": proxy_conf, "accounts": accounts,
-           "containers": {k: v.as_dict() for k, v in done.items()}}
+           "containers": {k: v.partial_dict() for k, v in done.items()}}
     directory.mkdir(parents=True, exist_ok=True)
     atomic_write(_partial_path(directory), json.dumps(doc) + "\n", mode=0o600)
 
 
-def totals(km: KeymasterSettings, containers: list[ContainerUsage]) -> list[KeyUsage]:
+def totals(km: ProxyKeys, containers: list[ContainerUsage]) -> list[KeyUsage]:
     """One KeyUsage per configured secret id (zeros included) and per id found but not configured."""
     result: dict[str, KeyUsage] = {}
     for ref in km.keys:
@@ -229,7 +248,7 @@ def scan(setup: internal.ProxySetup, accounts: list[str], state: Path, concurren
         raise UsageError("no account to scan", "Give --account AUTH_<project id> (repeatable)")
     client = client or internal.make_client(setup, encrypting=False)
     done = {} if restart else _load_partial(state, setup.path, accounts)
-    resumed = len(done)
+    resumed = 0
     plan: list[tuple[str, str, int]] = []
     for account in accounts:
         if not check_account(client, setup, account):
@@ -240,18 +259,22 @@ def scan(setup: internal.ProxySetup, accounts: list[str], state: Path, concurren
     results = []
     for account, container, _count in plan:
         key = f"{account}/{container}"
-        if key in done:
-            results.append(done[key])
+        if key in done and done[key].state and \
+                listing(client, setup, account, container).read_digest() == done[key].state:
+            results.append(done[key])  # counted by the killed run, and Swift still lists it the same
+            resumed += 1
             continue
+        listed = listing(client, setup, account, container)
         usage = ContainerUsage(account, container)
-        for seen in iter_container(client, setup, account, container, concurrency):
+        for seen in iter_container(client, setup, account, container, concurrency, listed):
             usage.add(seen)
             advance(1)
+        usage.state = listed.digest  # the listing has been read to its end
         done[key] = usage
         results.append(usage)
         _save_partial(state, setup.path, accounts, done)
     finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    report = UsageReport(setup.path, accounts, results, totals(setup.settings, results), finished, resumed)
+    report = UsageReport(setup.path, accounts, results, totals(setup.keys, results), finished, resumed)
     try:
         usagestate.write(state, {"finished_at": finished, "proxy_conf": setup.path, "accounts": accounts,
                                  "keys": [k.as_dict() for k in report.keys],

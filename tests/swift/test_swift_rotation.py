@@ -94,12 +94,42 @@ def test_key_usage_counts_exactly_per_key_container_and_account(kt, rot):
 def test_key_usage_resumes_after_a_kill_from_the_partial_state(kt, rot):
     partial = rot["state"] / "keytools-key-usage.partial.json"
     full = _usage(kt, rot)
-    done = [c for c in full["containers"]][:4]
-    partial.write_text(json.dumps({"proxy_conf": str(rot["AB"].conf), "accounts": [ACCOUNT],
-                                   "containers": {f"{c['account']}/{c['container']}": c for c in done}}))
+    setup = internal.load_proxy(str(rot["AB"].conf))
+
+    class Killed(Exception):
+        pass
+
+    def killed_after_4(_n):  # dies at the first object after 4 containers were recorded
+        if partial.exists() and len(json.loads(partial.read_text())["containers"]) >= 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        usage.scan(setup, [ACCOUNT], rot["state"], advance=killed_after_4)
+    recorded = json.loads(partial.read_text())["containers"]
+    assert len(recorded) == 4 and all(c["state"].startswith("sha256:") for c in recorded.values())
     resumed = _usage(kt, rot)
     assert resumed["resumed_containers"] == 4 and resumed["keys"] == full["keys"]
     assert not partial.exists()
+    # The partial is a shortcut, not the truth: a container written to since it was counted is
+    # counted again (here a new object under key_id in a-plain, one of the containers counted;
+    # not a versioned one, where the delete below would archive a copy).
+    with pytest.raises(Killed):
+        usage.scan(setup, [ACCOUNT], rot["state"], advance=killed_after_4)
+    assert f"{ACCOUNT}/a-plain" in json.loads(partial.read_text())["containers"]
+    first = "a-plain"
+    requests.put(f"{rot['A'].url}/v1/{ACCOUNT}/{first}/late", data=b"x").raise_for_status()
+    try:
+        again = _usage(kt, rot)
+        assert again["resumed_containers"] == 3
+        keys = {k["option"]: k["objects"] for k in again["keys"]}
+        assert keys["key_id"] == {k["option"]: k["objects"] for k in full["keys"]}["key_id"] + 1
+    finally:
+        requests.delete(f"{rot['A'].url}/v1/{ACCOUNT}/{first}/late").raise_for_status()
+    # A partial from an older version (no digests) proves nothing: everything is counted again.
+    partial.write_text(json.dumps({"proxy_conf": str(rot["AB"].conf), "accounts": [ACCOUNT],
+                                   "containers": {f"{c['account']}/{c['container']}": c
+                                                  for c in full["containers"][:4]}}))
+    assert _usage(kt, rot)["resumed_containers"] == 0
 
 
 def test_concurrent_user_write_is_never_overwritten(rot):
@@ -180,6 +210,23 @@ def test_rotate_reencrypt_retire_end_to_end(kt, rot, tmp_path):
     diffs = [(p, f, rot["before"][p][f], after[p][f]) for p in after for f in after[p]
              if after[p][f] != rot["before"][p][f]]
     assert diffs == []
+    # A proxy restarted late (A: key_id still active) writes a new object and POSTs metadata onto
+    # a rewritten one: the journal says every container is done, Swift says two have changed.
+    late = f"{rot['A'].url}/v1/{ACCOUNT}"
+    requests.put(f"{late}/a-plain/late-write", data=b"written under the old key").raise_for_status()
+    requests.post(f"{late}/b-plain/meta-5000", headers={"X-Object-Meta-Late": "post"}).raise_for_status()
+    assert {k["option"]: k["objects"] for k in _usage(kt, rot)["keys"]}["key_id"] == 2
+    late_run = _json(kt("swift", "reencrypt", *args, "--from-key-id", "key_id", "-f", "json"))
+    assert late_run["rewritten"] == 2 and late_run["containers_changed_since_journal"] == 2
+    assert late_run["containers_skipped_from_journal"] == 10
+    assert {k["option"]: k["objects"] for k in _usage(kt, rot)["keys"]}["key_id"] == 0
+    b_only = requests.get(f"{rot['B'].url}/v1/{ACCOUNT}/a-plain/late-write")
+    assert b_only.content == b"written under the old key"
+    assert requests.head(f"{rot['B'].url}/v1/{ACCOUNT}/b-plain/meta-5000").headers["X-Object-Meta-Late"] == "post"
+    quiet = _json(kt("swift", "reencrypt", *args, "--from-key-id", "key_id", "-f", "json"))
+    assert quiet["containers_skipped_from_journal"] == 12 and quiet["skipped"] == 0
+    for path in ("a-plain/late-write",):
+        requests.delete(f"{rot['B'].url}/v1/{ACCOUNT}/{path}").raise_for_status()
     retired = kt("swift", "retire-key", "key_id", *args, "-f", "json")
     doc = _json(retired)
     assert doc["key_lines"] == ["[filter:keymaster]", f"key_id_2 = {doc['key_lines'][1].split(' = ')[1]}",
@@ -284,3 +331,51 @@ def test_objects_under_a_key_the_config_lacks_are_reported(kt, rot, swift_sandbo
     table = kt("swift", "key-usage", "--proxy-config", str(rot["AB"].conf), "--account", "AUTH_rotunknown",
                "--state-dir", str(rot["state"]))
     assert "secret id 3 (not configured!)" in table.stdout
+
+
+def test_a_container_changed_under_the_pass_is_not_journaled_done(tmp_path):
+    from swift_middleware import containerstate
+
+    def entry(name, etag="e", lm="2026-01-01T00:00:00.000000"):
+        return {"name": name, "hash": etag, "bytes": 1, "content_type": "x", "last_modified": lm}
+
+    before = {e["name"]: containerstate.fingerprint(e) for e in (entry("kept"), entry("ours"), entry("raced"))}
+    after = [entry("kept"), entry("ours", etag="new iv"),  # our rewrite: new etag, same last-modified
+             entry("raced", etag="user", lm="2026-01-01T00:00:01.000000"),  # a user's write meanwhile
+             entry("new")]  # a new object (or a late container update)
+    assert containerstate.unexplained(before, {"ours"}, after) == ["raced", "new"]
+    assert containerstate.unexplained(before, {"ours"}, [entry("kept"), entry("ours", etag="new iv")]) == []
+    assert containerstate.unexplained(before, set(), [entry("ours", etag="new iv")]) == ["ours"]
+    # An older journal's container_done without a digest proves nothing: rescanned.
+    path = tmp_path / "j"
+    path.write_text('{"event": "container_done", "container": "A/old"}\n'
+                    '{"event": "container_done", "container": "A/new", "state": "sha256:1"}\n{"torn')
+    assert reencrypt.Journal(path).done_containers == {"A/new": "sha256:1"}
+
+
+def test_unencrypted_means_swift_stored_nothing_encrypted(kt, rot):
+    """0 bytes, no user metadata and a listing etag Swift left in plain text (the MD5 of nothing):
+    unencrypted. A symlink without metadata is 0 bytes too, but its listing etag carries its target
+    and Swift's encrypter encrypts it: it needs the key, and counts under it."""
+    account = "AUTH_rotsymlink"
+    base = f"{rot['A'].url}/v1/{account}/c"
+    requests.put(base).raise_for_status()
+    for name, headers in {"empty": {}, "empty-meta": {"X-Object-Meta-M": "1"},
+                          "dlo": {"X-Object-Manifest": "c/seg/"}, "link": {"X-Symlink-Target": "c/empty"},
+                          "link-meta": {"X-Symlink-Target": "c/empty", "X-Object-Meta-M": "1"}}.items():
+        requests.put(f"{base}/{name}", data=b"", headers=headers).raise_for_status()
+    doc = _usage(kt, rot, account=account)
+    (container,) = doc["containers"]
+    assert doc["unencrypted"] == {"objects": 2, "bytes": 0}  # empty, dlo
+    assert container["by_secret_id"] == {"": {"objects": 3, "bytes": 0}}  # empty-meta, link, link-meta
+    # Why the bare symlink counts: a proxy without key_id cannot decrypt its listing entry.
+    listing = {o["name"]: o for o in requests.get(f"{rot['B'].url}/v1/{account}/c",
+                                                  params={"format": "json"}).json()}
+    assert listing["link"]["hash"] == "<unknown>" and "symlink_path" not in listing["link"]
+    args = ["--proxy-config", str(rot["AB"].conf), "--account", account, "--state-dir", str(rot["state"])]
+    done = _json(kt("swift", "reencrypt", *args, "--from-key-id", "key_id", "-f", "json"))
+    assert done["rewritten"] == 3 and done["skipped"] == 2
+    listing = {o["name"]: o for o in requests.get(f"{rot['B'].url}/v1/{account}/c",
+                                                  params={"format": "json"}).json()}
+    assert listing["link"]["symlink_path"] == f"/v1/{account}/c/empty"
+    assert listing["link"]["hash"] == listing["empty"]["hash"] == "d41d8cd98f00b204e9800998ecf8427e"
