@@ -381,7 +381,7 @@ class Rekeyer:
         ref, new_key, res.reused_secret = self._new_secret(vol, old_kid, attempt, res.key_bits)  # step 1
         new_id = secret_id(ref)
         res.new_key_id = new_id
-        if header.slot_of(new_key) is None:  # step 2
+        if not res.reused_secret or header.slot_of(new_key) is None:  # step 2 (a reused one may be in already)
             self._record("add", volume_id, old_kid, ref)
             header.add(old_key, new_key)
             self._record("added", volume_id, old_kid, ref)
@@ -465,7 +465,8 @@ class Rekeyer:
     def _finish(self, vol: VolumeRow, header: Header, old_kid: str, old_key: bytes, ref: str, new_key: bytes,
                 res: VolumeResult, attempt: Attempt) -> None:
         """Step 4: old keyslots out, proof, the volume key (``--reencrypt-data``), journal done."""
-        if header.reencrypt_pending():  # a killed --reencrypt-data: cryptsetup's own resume
+        if (self.options.reencrypt_data or attempt.digest_before) and header.reencrypt_pending():
+            # a killed --reencrypt-data: cryptsetup's own resume
             header.reencrypt(new_key, resume=True)
         if header.slot_of(new_key) is None:
             raise HeaderError(lk.ERROR, "the key the database points at does not open the header; nothing removed")

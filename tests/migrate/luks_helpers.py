@@ -11,11 +11,13 @@ import sqlalchemy as sa
 
 
 def luks_format(path, passphrase: bytes, kind: str = "luks2", size: int | None = None) -> None:
-    """A small header with a fast PBKDF (the test needs the format, not the hardness)."""
+    """A small header with a fast PBKDF (the test needs the format, not the hardness); 512-byte
+    sectors so that ``write_data``/``read_data`` can stand in for a dm-crypt mapping."""
     size = size or (18 * 1024 * 1024 if kind == "luks2" else 4 * 1024 * 1024)
     with open(path, "wb") as handle:
         handle.truncate(size)
-    subprocess.run(["cryptsetup", "luksFormat", "-q", "--type", kind, "--pbkdf", "pbkdf2",
+    sector = ["--sector-size", "512"] if kind == "luks2" else []
+    subprocess.run(["cryptsetup", "luksFormat", "-q", "--type", kind, *sector, "--pbkdf", "pbkdf2",
                     "--pbkdf-force-iterations", "1000", "--key-file", "-", str(path)],
                    input=passphrase, check=True, capture_output=True)
 
@@ -32,12 +34,46 @@ def used_slots(path) -> int:
     return len(re.findall(r"^\s+\d+: luks2", text.split("Keyslots:", 1)[1].split("Tokens:", 1)[0], re.M))
 
 
-def volume_key(path, passphrase: bytes) -> str:
-    """The volume key (tests only: compare before/after a reencryption)."""
+def volume_key(path, passphrase: bytes) -> bytes:
+    """The volume key (tests only: compare before/after a reencryption, read the data)."""
     out = subprocess.run(["cryptsetup", "luksDump", "-q", "--dump-volume-key", "--key-file", "-", str(path)],
                          input=passphrase, capture_output=True, check=True).stdout.decode()
     found = re.search(r"MK dump:\s*((?:[0-9a-f]{2}\s+)+)", out)
-    return "".join(found.group(1).split())
+    return bytes.fromhex("".join(found.group(1).split()))
+
+
+def _data_offset(path) -> int:
+    text = subprocess.run(["cryptsetup", "luksDump", str(path)], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"^\s+offset: (\d+) \[bytes\]", text, re.M)
+    assert found and "sector: 512 [bytes]" in text and "aes-xts-plain64" in text, text
+    return int(found.group(1))
+
+
+def _xts(key: bytes, data: bytes, encrypt: bool) -> bytes:
+    """aes-xts-plain64 over 512-byte sectors, as dm-crypt does (no device-mapper here)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    out = bytearray()
+    for i in range(0, len(data), 512):
+        cipher = Cipher(algorithms.AES(key), modes.XTS((i // 512).to_bytes(16, "little")))
+        op = cipher.encryptor() if encrypt else cipher.decryptor()
+        out += op.update(data[i:i + 512]) + op.finalize()
+    return bytes(out)
+
+
+def write_data(path, passphrase: bytes, data: bytes) -> None:
+    """Write ``data`` (a multiple of 512 bytes) at the start of the LUKS2 volume, encrypted."""
+    key, offset = volume_key(path, passphrase), _data_offset(path)
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(_xts(key, data, True))
+
+
+def read_data(path, passphrase: bytes, length: int) -> bytes:
+    key, offset = volume_key(path, passphrase), _data_offset(path)
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        return _xts(key, handle.read(length), False)
 
 
 def encrypted_type(db_url: str, bits: int) -> str:
