@@ -200,6 +200,20 @@ class Header:
             killed.append(slot)
         return killed
 
+    def drop_unbound(self) -> list[int]:
+        """Wipe the keyslots a reencryption killed during its start left behind: ``(unbound)``
+        slots (holding the next volume key, bound to no data). They make ``open`` fail with "No
+        usable keyslot" and a new ``reencrypt`` makes its own. Only while none is in progress."""
+        if self.version != 2 or self.reencrypt_pending():
+            return []
+        text = self.dump().split("Keyslots:", 1)[-1].split("Tokens:", 1)[0]
+        dropped = [int(n) for n in re.findall(r"^\s+(\d+): luks2 \(unbound\)", text, re.M)]
+        for slot in dropped:
+            proc = self._run(["luksKillSlot", "-q", self.path, str(slot)])
+            if proc.returncode != 0:
+                raise HeaderError(lk.ERROR, f"cryptsetup luksKillSlot {slot} exit {proc.returncode}: {self._text(proc)}")
+        return dropped
+
     def reencrypt(self, key: bytes, resume: bool = False) -> None:
         """A new volume key (LUKS2, offline): cryptsetup re-wraps every keyslot with ``key``
         (the one passphrase left) and re-encrypts the data; ``resume`` finishes a killed run."""

@@ -465,9 +465,11 @@ class Rekeyer:
     def _finish(self, vol: VolumeRow, header: Header, old_kid: str, old_key: bytes, ref: str, new_key: bytes,
                 res: VolumeResult, attempt: Attempt) -> None:
         """Step 4: old keyslots out, proof, the volume key (``--reencrypt-data``), journal done."""
-        if (self.options.reencrypt_data or attempt.digest_before) and header.reencrypt_pending():
-            # a killed --reencrypt-data: cryptsetup's own resume
-            header.reencrypt(new_key, resume=True)
+        if self.options.reencrypt_data or attempt.digest_before:  # a killed --reencrypt-data:
+            if header.reencrypt_pending():
+                header.reencrypt(new_key, resume=True)  # cryptsetup's own resume
+            else:
+                header.drop_unbound()  # killed while it started: it starts again below
         if header.slot_of(new_key) is None:
             raise HeaderError(lk.ERROR, "the key the database points at does not open the header; nothing removed")
         res.slots_removed = header.remove_key(old_key, new_key)
