@@ -18,6 +18,7 @@ from keytools import fixed_key_refs as fki
 from keytools import output
 from keytools.errors import UsageError
 from keytools.fileutil import atomic_write
+from keytools.key_refs.options import service_options
 
 def _rules(only: tuple[str, ...], skip: tuple[str, ...]) -> tuple:
     try:
@@ -125,26 +126,7 @@ def show(roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
         raise error
 
 
-def inventory_options(f):  # noqa: ANN001, ANN201 - click decorator
-    """Where each service's references are read (Cinder DB, Nova cells, Glance API)."""
-    opts = [
-        click.option("--db-url", envvar="KEYTOOLS_CINDER_DB_URL", metavar="URL",
-                     help="Cinder's database (SQLAlchemy URL, also KEYTOOLS_CINDER_DB_URL)."),
-        click.option("--nova-config-file", type=click.Path(dir_okay=False), metavar="NOVA_CONF",
-                     help="nova.conf: [api_database] connection (cells from cell_mappings) and [database] "
-                          "connection (templated cell URLs; alone: that one cell)."),
-        click.option("--nova-api-db-url", envvar="KEYTOOLS_NOVA_API_DB_URL", metavar="URL",
-                     help="nova_api database (cells from cell_mappings; also KEYTOOLS_NOVA_API_DB_URL)."),
-        click.option("--nova-db-url", multiple=True, metavar="[CELL=]URL",
-                     help="A Nova cell database instead of cell_mappings (repeatable)."),
-        click.option("--glance-cloud", envvar="KEYTOOLS_GLANCE_CLOUD", metavar="NAME",
-                     help="clouds.yaml cloud with the admin role: Glance images of every project are read "
-                          "through the API (also KEYTOOLS_GLANCE_CLOUD)."),
-        click.option("--glance-endpoint", metavar="URL", help="Glance URL (default: the service catalog)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+inventory_options = service_options  # Cinder DB, Nova cells, Glance API (keytools.key_refs.options)
 
 
 def _inventory_table(inv) -> None:  # noqa: ANN001
