@@ -24,6 +24,7 @@ NO_FREE_SLOT = "no free keyslot"
 LUKS1_SLOTS = 8
 LUKS2_SLOTS = 32
 _UNLOCKED = re.compile(rb"Key slot (\d+) unlocked")
+_CREATED = re.compile(rb"Key slot (\d+) created")
 _LUKS1_SLOT = re.compile(r"^Key Slot (\d+): ENABLED", re.M)
 _LUKS2_SLOT = re.compile(r"^\s+(\d+): luks2", re.M)
 
@@ -132,9 +133,11 @@ class Header:
     def free_slots(self) -> int:
         return self.capacity - len(self.slots())
 
-    def slot_of(self, key: bytes) -> int | None:
-        """The keyslot ``key`` (os-brick's passphrase of it) opens, or None when none does."""
-        proc = self._run(["open", "--test-passphrase", "--readonly", "-v", "--key-file", "-", self.path],
+    def slot_of(self, key: bytes, slot: int | None = None) -> int | None:
+        """The keyslot ``key`` (os-brick's passphrase of it) opens, or None when none does;
+        ``slot``: try only that one (each slot tried costs one PBKDF: seconds with argon2id)."""
+        only = ["--key-slot", str(slot)] if slot is not None else []
+        proc = self._run(["open", "--test-passphrase", "--readonly", "-v", *only, "--key-file", "-", self.path],
                          stdin=lk.passphrase(key))
         if proc.returncode == 0:
             found = _UNLOCKED.search(proc.stdout + proc.stderr)
@@ -169,7 +172,8 @@ class Header:
 
     def add(self, old: bytes, new: bytes) -> int:
         """A new keyslot for ``new``, unlocked by ``old``; returns its slot (tested)."""
-        args = ["luksAddKey", "-q", *self.pbkdf.args(self.version), "--key-file", "-", self.path, "/dev/fd/{fd}"]
+        args = ["luksAddKey", "-q", "-v", *self.pbkdf.args(self.version), "--key-file", "-", self.path,
+                "/dev/fd/{fd}"]
         proc = self._run(args, stdin=lk.passphrase(old), extra_key=lk.passphrase(new))
         if proc.returncode != 0:
             text = self._text(proc)
@@ -179,7 +183,8 @@ class Header:
             if proc.returncode == 2:
                 raise HeaderError(lk.DOES_NOT_OPEN, "the old key opens no keyslot")
             raise HeaderError(lk.ERROR, f"cryptsetup luksAddKey exit {proc.returncode}: {text}")
-        slot = self.slot_of(new)
+        created = _CREATED.search(proc.stdout + proc.stderr)
+        slot = self.slot_of(new, int(created.group(1)) if created else None)
         if slot is None:
             raise HeaderError(lk.ERROR, "luksAddKey succeeded but the new key does not open the header")
         return slot
@@ -190,9 +195,14 @@ class Header:
         if proc.returncode != 0:
             raise HeaderError(lk.ERROR, f"cryptsetup luksKillSlot {slot} exit {proc.returncode}: {self._text(proc)}")
 
-    def remove_key(self, key: bytes, remaining: bytes) -> list[int]:
-        """Kill every slot ``key`` opens (verified with ``remaining``, which must stay); returns them."""
+    def remove_key(self, key: bytes, remaining: bytes, known: int | None = None) -> list[int]:
+        """Kill every slot ``key`` opens (verified with ``remaining``, which must stay); returns them.
+        ``known``: the slot it was seen to open (saves one search); the loop ends only when ``key``
+        opens no slot at all: that last test is the proof."""
         killed = []
+        if known is not None and self.slot_of(key, known) == known:
+            self.kill(known, remaining)
+            killed.append(known)
         while (slot := self.slot_of(key)) is not None:
             if slot < 0 or slot in killed:
                 raise HeaderError(lk.ERROR, f"cannot tell which keyslot to remove (slot {slot})")

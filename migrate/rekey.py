@@ -363,7 +363,8 @@ class Rekeyer:
         old_kid = vol.key_id
         res.old_key_id = old_kid
         old_key = self.key_of(old_kid)
-        if header.slot_of(old_key) is None:
+        old_slot = header.slot_of(old_key)
+        if old_slot is None:
             res.status, res.reason = REFUSED, ("the key the database points at does not open the header"
                                               + (" (fixed_key)" if old_kid == FIXED_KEY_ID else ""))
             return
@@ -389,7 +390,7 @@ class Rekeyer:
             self._lost(vol, header, old_key, ref, new_key, res)
             return
         self._record("swapped", volume_id, old_kid, ref)
-        self._finish(vol, header, old_kid, old_key, ref, new_key, res, attempt)  # step 4
+        self._finish(vol, header, old_kid, old_key, ref, new_key, res, attempt, old_slot)  # step 4
 
     def _may_touch(self, vol: VolumeRow, res: VolumeResult) -> bool:
         if vol.status == "available" and not vol.in_use:
@@ -463,7 +464,7 @@ class Rekeyer:
         res.unused_secret, res.new_key_id = secret_id(ref), None
 
     def _finish(self, vol: VolumeRow, header: Header, old_kid: str, old_key: bytes, ref: str, new_key: bytes,
-                res: VolumeResult, attempt: Attempt) -> None:
+                res: VolumeResult, attempt: Attempt, old_slot: int | None = None) -> None:
         """Step 4: old keyslots out, proof, the volume key (``--reencrypt-data``), journal done."""
         if self.options.reencrypt_data or attempt.digest_before:  # a killed --reencrypt-data:
             if header.reencrypt_pending():
@@ -472,7 +473,8 @@ class Rekeyer:
                 header.drop_unbound()  # killed while it started: it starts again below
         if header.slot_of(new_key) is None:
             raise HeaderError(lk.ERROR, "the key the database points at does not open the header; nothing removed")
-        res.slots_removed = header.remove_key(old_key, new_key)
+        known = old_slot if old_slot is not None and old_slot >= 0 else None
+        res.slots_removed = header.remove_key(old_key, new_key, known)
         if self.fixed_key is not None and not hmac.compare_digest(self.fixed_key, old_key) \
                 and not hmac.compare_digest(self.fixed_key, new_key):
             res.slots_removed += header.remove_key(self.fixed_key, new_key)  # proof included: loops until none
