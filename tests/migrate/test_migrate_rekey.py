@@ -59,9 +59,12 @@ def test_rekey_migrated_volumes_luks1_luks2_256_512(kt, cinder_url, key_file, fi
     kept = {(k["table"], k["id"]) for k in res[rows.volumes[0]]["old_key_kept_for"]}
     assert ("backups", backup) in kept and any(t == "snapshots" for t, _ in kept)
     headers_open_with_db_keys(cinder_url, devs, barbican, fixed, rows.volumes)
-    assert fixed_key_hex not in r.output and fixed_key_hex.upper() not in r.output
-    for vid in rows.volumes:
-        assert barbican.payload(now[vid]).hex() not in r.output
+    journal = "".join(p.read_text() for p in state.glob("rekey-*.jsonl"))
+    assert '"op":"done"' in journal and oct(next(state.glob("rekey-*.jsonl")).stat().st_mode)[-3:] == "600"
+    for text in (r.output, journal):
+        assert fixed_key_hex not in text and fixed_key_hex.upper() not in text
+        for vid in rows.volumes:
+            assert barbican.payload(now[vid]).hex() not in text
     # rerun: nothing is keyed with fixed_key any more; a named volume is rotated again (routine rotation)
     r = kt(*rekey_args(cinder_url, key_file, state, devs, "-f", "json"))
     assert r.exit_code == 0 and json.loads(r.stdout)["volumes"] == [], r.output
@@ -213,3 +216,13 @@ def test_unreadable_header_as_nobody(tmp_path, fixed_key_hex):
         finally:
             os._exit(code)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+
+
+def test_concurrency_is_bounded_by_memory():
+    """argon2id keyslots take up to 1 GiB each: no more at once than GiB available (pbkdf2: no bound)."""
+    from migrate import keyslots, rekey as rk
+
+    n, note = rk.memory_bound(8, keyslots.Pbkdf(), available=3 * rk.GIB + 5)
+    assert n == 3 and "1 GiB" in note and "--concurrency 8 lowered to 3" in note
+    assert rk.memory_bound(8, keyslots.Pbkdf("argon2id"), available=rk.GIB // 2)[0] == 1
+    assert rk.memory_bound(8, keyslots.Pbkdf("pbkdf2", 1000), available=1) == (8, "")
