@@ -53,6 +53,8 @@ REKEYED, WOULD, REFUSED, LEFT, ERROR = "rekeyed", "would rekey", "refused", "lef
 LUKS1_NOTE = ("LUKS1 header: the passphrase was re-keyed but the volume key stayed (cryptsetup reencrypt "
               "works on LUKS2 only, and converting to LUKS2 is not done because qemu's native LUKS driver, "
               "used by Nova for attached volumes, reads LUKS1 only)")
+IN_USE_NOTE = ("attached: an offline reencryption under an open mapping would corrupt the data; the volume key "
+               "stayed: detach it and rerun with --volume ID --reencrypt-data")
 KEPT_NOTE = ("the volume key stayed (keyslot change only): an old copy of the header plus the old key still gives "
              "it; --reencrypt-data rotates it on LUKS2")
 
@@ -492,6 +494,9 @@ class Rekeyer:
             return
         if not self.options.reencrypt_data and attempt.digest_before is None:
             res.volume_key, res.volume_key_note = "kept", KEPT_NOTE
+            return
+        if vol.in_use and attempt.digest_before is None:
+            res.volume_key, res.volume_key_note = "kept", IN_USE_NOTE
             return
         digest = header.volume_key_digest()
         if attempt.digest_before is None:

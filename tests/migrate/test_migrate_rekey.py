@@ -114,10 +114,11 @@ def test_refusals_are_per_volume_and_the_run_goes_on(kt, cinder_url, key_file, f
     assert "6 of 7 volume(s) not re-keyed" in r.stderr
     assert "Traceback" not in r.output
     # in-use volumes with the explicit flag; a deleted volume named explicitly is left alone
-    r = kt(*rekey_args(cinder_url, key_file, state, devs, "--include-in-use", "--volume", in_use,
+    r = kt(*rekey_args(cinder_url, key_file, state, devs, "--include-in-use", "--reencrypt-data", "--volume", in_use,
                        "--volume", deleted_later, "-f", "json"))
     res = {v["volume_id"]: v for v in json.loads(r.stdout)["volumes"]}
     assert res[in_use]["status"] == "rekeyed" and res[deleted_later]["status"] == "left alone"
+    assert res[in_use]["volume_key"] == "kept" and "attached" in res[in_use]["volume_key_note"]
     assert "deleted" in res[deleted_later]["reason"] and r.exit_code == 1
     headers_open_with_db_keys(cinder_url, devs, barbican, fixed, [good, in_use])
 
@@ -226,3 +227,14 @@ def test_concurrency_is_bounded_by_memory():
     assert n == 3 and "1 GiB" in note and "--concurrency 8 lowered to 3" in note
     assert rk.memory_bound(8, keyslots.Pbkdf("argon2id"), available=rk.GIB // 2)[0] == 1
     assert rk.memory_bound(8, keyslots.Pbkdf("pbkdf2", 1000), available=1) == (8, "")
+
+
+def test_host_scope(kt, cinder_url, key_file, fixed_key_hex, tmp_path):
+    """--host matches as cinder does (host, host@backend, host@backend#pool); others are not selected."""
+    fixed = bytes.fromhex(fixed_key_hex)
+    devs, state = tmp_path / "devs", tmp_path / "st"
+    here = make_fleet(cinder_url, devs, fixed, 2, host="ctl-1@lvm#pool").volumes
+    make_fleet(cinder_url, devs, fixed, 1, host="ctl-10@lvm#pool")
+    r = kt(*rekey_args(cinder_url, key_file, state, devs, "--host", "ctl-1", "--dry-run", "-f", "json"))
+    assert r.exit_code == 0, r.output
+    assert sorted(v["volume_id"] for v in json.loads(r.stdout)["volumes"]) == sorted(here)
