@@ -71,7 +71,8 @@ class Header:
 
     # ---- running cryptsetup ----------------------------------------------------------------------
 
-    def _run(self, args: Sequence[str], stdin: bytes = b"", extra_key: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    def _run(self, args: Sequence[str], stdin: bytes = b"",
+             extra_key: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """cryptsetup ARGS; ``extra_key`` is handed over through a pipe named /dev/fd/N (its
         ``{fd}`` placeholder in ``args``), so no key ever touches a file or the command line."""
         read_fd = -1
@@ -221,7 +222,8 @@ class Header:
         for slot in dropped:
             proc = self._run(["luksKillSlot", "-q", self.path, str(slot)])
             if proc.returncode != 0:
-                raise HeaderError(lk.ERROR, f"cryptsetup luksKillSlot {slot} exit {proc.returncode}: {self._text(proc)}")
+                raise HeaderError(lk.ERROR, f"cryptsetup luksKillSlot {slot} exit {proc.returncode}: "
+                                  f"{self._text(proc)}")
         return dropped
 
     def reencrypt(self, key: bytes, resume: bool = False) -> None:

@@ -457,8 +457,16 @@ class Rekeyer:
         """Step 3 lost: the volume was deleted or re-keyed meanwhile. Take our keyslot out again
         (only while the old key still opens the header) and leave it alone."""
         now = self.db.volume(vol.id)
-        if header.slot_of(old_key) is not None:
-            header.remove_key(new_key, old_key)
+        keep = [old_key]
+        if now is not None and now.key_id and now.key_id != res.old_key_id:
+            try:
+                keep.insert(0, self.key_of(now.key_id))  # the key the row points at now (another run's)
+            except KeytoolsError:
+                pass
+        for remaining in keep:
+            if header.slot_of(remaining) is not None:
+                header.remove_key(new_key, remaining)
+                break
         self._record("lost", vol.id, res.old_key_id or "", ref)
         res.status = LEFT
         res.reason = ("deleted meanwhile" if now is None else

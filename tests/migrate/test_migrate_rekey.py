@@ -15,7 +15,7 @@ from keytools.cinder_db import FIXED_KEY_ID
 from tests.helpers.db_seed import keys, seed
 from tests.helpers.fault_proxy import FaultProxy
 from tests.migrate.luks_helpers import encrypted_type, luks_format, opens, update, used_slots
-from tests.migrate.rekey_helpers import FAST, barbican, headers_open_with_db_keys, make_fleet, rekey_args
+from tests.migrate.rekey_helpers import barbican, headers_open_with_db_keys, make_fleet, rekey_args
 
 __all__ = ["barbican"]  # a fixture
 

@@ -26,7 +26,7 @@ from tests.migrate.rekey_helpers import barbican, headers_open_with_db_keys, rek
 
 __all__ = ["barbican"]  # a fixture
 
-TRIALS = 22
+TRIALS = 21
 STEPS = ("intent", "stored", "add", "added", "swapped", "done", "reencrypt", None)  # None: a random instant
 
 
