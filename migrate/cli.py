@@ -137,7 +137,9 @@ def migrate() -> None:
       keytools migrate verify --config-file cinder.conf [--luks '/dev/cinder-volumes/volume-{id}']
       keytools migrate status --config-file cinder.conf --log ctl-0=cinder-volume.log ...
       keytools migrate finish --config-file cinder.conf --revoke-creator --admin-cloud ADMIN
-    then retire fixed_key from cinder.conf and nova.conf on every node (keytools fixed-key).
+    then retire fixed_key from cinder.conf and nova.conf on every node (keytools fixed-key). The
+    migrated secrets still hold fixed_key's bytes: 'keytools fixed-key exposure' shows what it
+    still opens, 'keytools migrate rekey --luks TEMPLATE' gives the volumes keys of their own.
 
     \b
     Exit codes: 0 done; 1 problems found (verify, also a LUKS header not opened) or migration
