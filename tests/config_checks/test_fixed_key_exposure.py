@@ -95,3 +95,29 @@ def test_nothing_exposed_exits_0_and_bad_input_is_one_line(kt, sandbox, cinder_u
     r = kt("--os-cloud", "sandbox-demo", "fixed-key", "exposure", "--fixed-key-file", str(tmp_path / "nope"))
     assert r.exit_code == 2 and "no such file" in r.stderr
     assert FIXED_KEY_ID not in r.stderr
+
+
+def test_glance_images_from_encrypted_volumes_until_replaced(kt, sandbox_with, admin_session, creator_session,
+                                                              cinder_url, key_file):
+    """Images of a fresh project carrying the all-zeros id or a migrated secret (cinder's
+    upload-to-image property), read through the real glance-api as admin: exposed until replaced."""
+    from tests.migrate import glance_helpers as gh
+
+    cloud = sandbox_with("glance")
+    tenants = gh.make_tenants(cloud, admin_session)
+    migrated = _secret(keymanager.barbican_client(creator_session), bytes.fromhex(FIXED_KEY_HEX))
+    made = [gh.create_image(tenants.a1.session, "exposure-zeros"),
+            gh.create_image(tenants.a1.session, "exposure-migrated", key_id=migrated),
+            gh.create_image(tenants.a1.session, "exposure-none", key_id=None)]
+    try:
+        r = kt("--os-cloud", "sandbox-demo", "fixed-key", "exposure", "--db-url", cinder_url, "--fixed-key-file",
+               str(key_file), "--glance-cloud", "sandbox-admin", "--ignore-service", "nova", "-f", "json")
+        assert r.exit_code == 1, r.output
+        doc = json.loads(r.stdout)
+        mine = {(o["via"], o["class"]): o["count"] for o in doc["objects"]
+                if o["service"] == "glance" and o["project"] == tenants.alpha}
+        assert mine == {("all-zeros id", "until replaced"): 1, ("secret holds fixed_key", "until replaced"): 1}
+        assert "glance" in doc["seen"]
+    finally:
+        for image_id in made:
+            gh.delete_image(admin_session, image_id)
