@@ -238,3 +238,30 @@ def test_host_scope(kt, cinder_url, key_file, fixed_key_hex, tmp_path):
     r = kt(*rekey_args(cinder_url, key_file, state, devs, "--host", "ctl-1", "--dry-run", "-f", "json"))
     assert r.exit_code == 0, r.output
     assert sorted(v["volume_id"] for v in json.loads(r.stdout)["volumes"]) == sorted(here)
+
+
+def test_new_secret_readers_old_acl_and_acl_project(kt, sandbox, admin_session, creator_session, cinder_url,
+                                                    key_file, fixed_key_hex, tmp_path, barbican):
+    """The new secret's read ACL: the old secret's readers plus the owner, and with --acl project every
+    member of the volume's (real Keystone) project."""
+    from keytools import keymanager
+    from tests.migrate import glance_helpers as gh
+
+    fixed = bytes.fromhex(fixed_key_hex)
+    devs, state = tmp_path / "devs", tmp_path / "st"
+    tenants = gh.make_tenants(sandbox, admin_session)
+    client = keymanager.barbican_client(creator_session)
+    old_ref = client.secrets.create(name="rekey-acl-test", algorithm="AES", bit_length=256, secret_type="symmetric",
+                                    payload=fixed).store()
+    client.acls.create(entity_ref=old_ref, users=["u-extra-reader"]).submit()
+    old = old_ref.rpartition("/")[2]
+    (owned,) = make_fleet(cinder_url, devs, fixed, 1, key_id=old, user_id=tenants.a1.id).volumes
+    (project,) = make_fleet(cinder_url, devs, fixed, 1, user_id=tenants.a1.id, project_id=tenants.alpha).volumes
+    r = kt(*rekey_args(cinder_url, key_file, state, devs, "--volume", owned, "-f", "json"))
+    assert r.exit_code == 0, r.output
+    new = keys(cinder_url, "volumes")[owned]
+    assert set(barbican.acl_users(new)) == {"u-extra-reader", tenants.a1.id}
+    r = kt(*rekey_args(cinder_url, key_file, state, devs, "--volume", project, "--acl", "project", "--admin-cloud",
+                       "sandbox-admin", "-f", "json"))
+    assert r.exit_code == 0, r.output
+    assert set(barbican.acl_users(keys(cinder_url, "volumes")[project])) == {tenants.a1.id, tenants.a2.id}
