@@ -256,6 +256,7 @@ class Rekeyer:
         self._journal: jr.Journal | None = None
         self._lock = threading.Lock()
         self._payloads: dict[str, bytes] = {}
+        self._asked: set[str] = set()
 
     @property
     def journal(self) -> jr.Journal:
@@ -317,6 +318,7 @@ class Rekeyer:
                 except KeytoolsError as exc:
                     early.append(VolumeResult(row.id, ERROR, f"cannot read its secret {row.key_id}: {exc.message}",
                                               old_key_id=row.key_id, unreachable=isinstance(exc, ServiceUnavailable)))
+        self._asked = set(chosen)  # named, or keyed with fixed_key now: the rest only finish a killed run
         for vid, attempts in self.attempts.items():
             if any(a.unfinished for a in attempts):
                 chosen.setdefault(vid, None)
@@ -365,6 +367,10 @@ class Rekeyer:
         old_kid = vol.key_id
         res.old_key_id = old_kid
         old_key = self.key_of(old_kid)
+        continuing = any(a.old == old_kid and a.unfinished for a in self.attempts.get(volume_id, []))
+        if volume_id not in self._asked and not continuing and not self.is_fixed(old_kid):
+            self._abandon(vol, header, old_key, res)  # a killed run's volume, re-keyed by someone else since
+            return
         old_slot = header.slot_of(old_key)
         if old_slot is None:
             res.status, res.reason = REFUSED, ("the key the database points at does not open the header"
@@ -472,6 +478,22 @@ class Rekeyer:
         res.reason = ("deleted meanwhile" if now is None else
                       f"re-keyed meanwhile (now key {now.key_id}); its keyslot for the new key was removed again")
         res.unused_secret, res.new_key_id = secret_id(ref), None
+
+    def _abandon(self, vol: VolumeRow, header: Header, current: bytes, res: VolumeResult) -> None:
+        """A killed run stored (maybe added) a new key, then the volume moved to another key
+        before any rerun: take our keyslots out with the current key and leave it alone."""
+        for attempt in self.attempts.get(vol.id, []):
+            for ref in [r for r in attempt.refs if r not in attempt.lost]:
+                try:
+                    ours = self._bb().payload(ref)
+                except NotFound:
+                    ours = None
+                if ours is not None and header.slot_of(current) is not None:
+                    header.remove_key(ours, current)
+                self._record("lost", vol.id, attempt.old, ref)
+                attempt.lost.add(ref)
+                res.unused_secret = secret_id(ref)
+        res.status, res.reason = LEFT, f"re-keyed meanwhile (now key {vol.key_id}); a killed run's keyslot was removed"
 
     def _finish(self, vol: VolumeRow, header: Header, old_kid: str, old_key: bytes, ref: str, new_key: bytes,
                 res: VolumeResult, attempt: Attempt, old_slot: int | None = None) -> None:

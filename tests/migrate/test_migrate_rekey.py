@@ -265,3 +265,40 @@ def test_new_secret_readers_old_acl_and_acl_project(kt, sandbox, admin_session, 
                        "sandbox-admin", "-f", "json"))
     assert r.exit_code == 0, r.output
     assert set(barbican.acl_users(keys(cinder_url, "volumes")[project])) == {tenants.a1.id, tenants.a2.id}
+
+
+def test_killed_run_volume_rekeyed_by_someone_else_is_left_alone(kt, cinder_url, key_file, fixed_key_hex, tmp_path,
+                                                                 creator_session, barbican, monkeypatch):
+    """A run added its keyslot and stopped before the swap; then the volume moved to another key (another
+    tool, an operator). The rerun takes the dead run's keyslot out with the current key and leaves the
+    volume alone instead of re-keying what it was not asked to."""
+    from keytools import keymanager
+    from migrate import keyslots
+
+    fixed = bytes.fromhex(fixed_key_hex)
+    devs, state = tmp_path / "devs", tmp_path / "st"
+    (vid,) = make_fleet(cinder_url, devs, fixed, 1, kinds=("luks2",)).volumes
+    path = devs / f"volume-{vid}"
+    from keytools.errors import ServiceUnavailable
+    from migrate.db import RekeyDB
+
+    def database_gone(*_args):
+        raise ServiceUnavailable("the database went away")  # the run stops right before step 3
+
+    monkeypatch.setattr(RekeyDB, "swap_key", database_gone)
+    assert kt(*rekey_args(cinder_url, key_file, state, devs)).exit_code == 4
+    monkeypatch.undo()
+    assert used_slots(path) == 2 and keys(cinder_url, "volumes")[vid] == FIXED_KEY_ID
+    other_key = bytes(range(32))
+    other = keymanager.barbican_client(creator_session).secrets.create(
+        name="someone-else", algorithm="AES", bit_length=256, secret_type="symmetric", payload=other_key).store()
+    header = keyslots.Header(str(path), shutil.which("cryptsetup"), keyslots.Pbkdf("pbkdf2", 1000))
+    header.add(fixed, other_key)
+    header.remove_key(fixed, other_key)
+    update(cinder_url, "volumes", vid, encryption_key_id=other.rpartition("/")[2])
+    r = kt(*rekey_args(cinder_url, key_file, state, devs, "-f", "json"))
+    (res,) = json.loads(r.stdout)["volumes"]
+    assert res["status"] == "left alone" and "re-keyed meanwhile" in res["reason"] and r.exit_code == 1
+    assert used_slots(path) == 1 and opens(path, other_key.hex().encode())
+    r = kt(*rekey_args(cinder_url, key_file, state, devs, "-f", "json"))
+    assert r.exit_code == 0 and json.loads(r.stdout)["volumes"] == []  # nothing left to finish
