@@ -18,6 +18,9 @@ from keytools import fixed_key_refs as fki
 from keytools import output
 from keytools.errors import UsageError
 from keytools.fileutil import atomic_write
+from keytools.context import RunContext, pass_run
+from keytools.key_refs import options as ref_options
+from keytools.key_refs.options import service_options
 
 def _rules(only: tuple[str, ...], skip: tuple[str, ...]) -> tuple:
     try:
@@ -125,26 +128,7 @@ def show(roots: tuple[str, ...], per_node: bool, output_format: str) -> None:
         raise error
 
 
-def inventory_options(f):  # noqa: ANN001, ANN201 - click decorator
-    """Where each service's references are read (Cinder DB, Nova cells, Glance API)."""
-    opts = [
-        click.option("--db-url", envvar="KEYTOOLS_CINDER_DB_URL", metavar="URL",
-                     help="Cinder's database (SQLAlchemy URL, also KEYTOOLS_CINDER_DB_URL)."),
-        click.option("--nova-config-file", type=click.Path(dir_okay=False), metavar="NOVA_CONF",
-                     help="nova.conf: [api_database] connection (cells from cell_mappings) and [database] "
-                          "connection (templated cell URLs; alone: that one cell)."),
-        click.option("--nova-api-db-url", envvar="KEYTOOLS_NOVA_API_DB_URL", metavar="URL",
-                     help="nova_api database (cells from cell_mappings; also KEYTOOLS_NOVA_API_DB_URL)."),
-        click.option("--nova-db-url", multiple=True, metavar="[CELL=]URL",
-                     help="A Nova cell database instead of cell_mappings (repeatable)."),
-        click.option("--glance-cloud", envvar="KEYTOOLS_GLANCE_CLOUD", metavar="NAME",
-                     help="clouds.yaml cloud with the admin role: Glance images of every project are read "
-                          "through the API (also KEYTOOLS_GLANCE_CLOUD)."),
-        click.option("--glance-endpoint", metavar="URL", help="Glance URL (default: the service catalog)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+inventory_options = service_options  # Cinder DB, Nova cells, Glance API (keytools.key_refs.options)
 
 
 def _inventory_table(inv) -> None:  # noqa: ANN001
@@ -193,6 +177,112 @@ def inventory_cmd(output_format: str, ignore_service: tuple[str, ...], **kw) -> 
     error = fki_inventory.failure(inv)
     if error is not None:
         raise error
+
+
+@fixed_key.command("exposure")
+@inventory_options
+@click.option("--config-file", type=click.Path(dir_okay=False), metavar="CINDER_CONF",
+              help="cinder.conf: fixed_key, [database] connection (unless --db-url) and the [keystone_authtoken] "
+                   "service credentials that read the secrets (unless --os-cloud/--auth-config-file).")
+@click.option("--fixed-key-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="File holding the hex fixed_key (e.g. the backup 'fixed-key retire' made).")
+@click.option("--barbican-endpoint", metavar="URL", help="Barbican URL (default: the service catalog).")
+@click.option("--ignore-service", multiple=True, metavar="SERVICE",
+              help="Do not look at this service (cinder, nova, glance; repeatable or comma-separated).")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Secrets read at once.")
+@output.format_option
+@pass_run
+def exposure_cmd(run: RunContext, output_format: str, config_file: str | None, fixed_key_file: str | None,
+                 barbican_endpoint: str | None, ignore_service: tuple[str, ...], concurrency: int,
+                 **kw) -> None:  # noqa: ANN003
+    """What fixed_key still opens: per service, kind, host/cell and project, and what ends it.
+
+    An object is exposed when its key id is the all-zeros id or a Barbican secret whose payload
+    equals fixed_key (a migrated key: compared by SHA-256 fingerprint in constant time, never
+    printed). Classes: Cinder volumes are re-keyable ('keytools migrate rekey'); snapshots are
+    exposed until deleted (they keep the old header); backups until deleted or re-made from a
+    re-keyed volume; Glance images from encrypted volumes until replaced; Nova instances with
+    ephemeral encryption until rebuilt (dm-crypt plain: no header). Secrets are read with the
+    credentials that created them (cinder.conf [keystone_authtoken], as 'migrate' uses) or an admin
+    with read ACLs (--os-cloud); the report says which. A service or a secret that could not be
+    read is NOT SEEN, never zero.
+
+    \b
+    Exit codes:
+      0  nothing is opened by fixed_key and everything was seen (or ignored)
+      1  objects exposed, or a service or a secret not seen
+      2  usage error (no fixed_key, bad option)
+      4  Barbican or Keystone unreachable, 5 credentials refused
+    """
+    from config_checks import exposure as ex
+
+    fixed = _exposure_key(config_file, fixed_key_file, kw.get("nova_config_file"))
+    if not kw.get("db_url") and config_file:
+        from keytools import oslo_ini
+
+        kw["db_url"] = oslo_ini.parse_with_conf_d(config_file).get("database", "connection")
+    session, read_with = _exposure_session(run, config_file)
+    ignored = fki_inventory.parse_services(ignore_service)
+    result = ex.assess(ref_options.sources(kw, ex.SERVICES, ignored), fixed,
+                       ex.barbican_payload(session, barbican_endpoint), ignored, concurrency, read_with)
+    if output_format == "json":
+        output.emit(result.as_dict(), "json")
+    else:
+        _exposure_table(result)
+    error = ex.failure(result)
+    if error is not None:
+        raise error
+
+
+def _exposure_key(config_file: str | None, key_file: str | None, nova_conf: str | None) -> bytes:
+    from keytools import fixed_key as fkv
+    from keytools.errors import ConfigError
+
+    if key_file:
+        return fkv.read_fixed_key_file(key_file)
+    for path in (config_file, nova_conf):
+        if path:
+            key = fkv.from_config(path)
+            if key is not None:
+                return key
+    raise ConfigError("fixed_key is not given", "Pass --fixed-key-file (the backup 'fixed-key retire' made) or "
+                      "--config-file cinder.conf that still sets [key_manager] fixed_key")
+
+
+def _exposure_session(run: RunContext, config_file: str | None) -> tuple[object, str]:
+    """The credentials that read the secrets, and a sentence saying which they are."""
+    from keytools import auth, oslo_ini
+
+    src = run.auth_source
+    if src.cloud:
+        return run.session(), f"--os-cloud {src.cloud}"
+    if src.config_file:
+        return run.session(), f"{src.config_file} [{src.config_section}]"
+    if config_file and oslo_ini.parse_with_conf_d(config_file).has_section("keystone_authtoken"):
+        user = oslo_ini.parse_with_conf_d(config_file).get("keystone_authtoken", "username") or "?"
+        return (auth.session_from_oslo_config(config_file, "keystone_authtoken", src.insecure),
+                f"{config_file} [keystone_authtoken] (service user {user}, as 'migrate' uses)")
+    return run.session(), "OS_* environment"
+
+
+def _exposure_table(result) -> None:  # noqa: ANN001
+    rows = [e.as_dict() for e in result.exposed]
+    if rows:
+        output.emit(rows, "table", ["service", "kind", "location", "project", "via", "count", "class"],
+                    ["Service", "Kind", "Host/cell", "Project", "Via", "Count", "Exposed"])
+        remedies = {(e.klass, e.remedy) for e in result.exposed}
+        for klass, remedy in sorted(remedies):
+            click.echo(f"{klass}: {remedy}")
+    click.echo(f"{result.total} object(s) opened by fixed_key; {result.secrets_checked} secret(s) read with "
+               f"{result.read_with}, {result.secrets_fixed} hold fixed_key.")
+    for why, n in result.unreadable.items():
+        click.echo(f"NOT SEEN: {n} secret(s) not read: {why}")
+    for service, where in result.survey.seen.items():
+        click.echo(f"{service}: seen ({where})")
+    for n in result.survey.not_seen:
+        state = "IGNORED" if n.service in result.survey.ignored else "NOT SEEN"
+        click.echo(f"{n.service}: {state}: {n.reason}")
 
 
 @fixed_key.command("retire")

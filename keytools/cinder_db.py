@@ -49,34 +49,3 @@ def count_fixed_key_rows(db_url: str) -> dict[str, int]:
         return rows.global_counts()
     finally:
         rows.dispose()
-
-
-class CinderReferences:
-    """Cinder's side of the fixed_key inventory (``keytools.fixed_key_refs.ReferenceSource``).
-
-    Volumes, snapshots and backups on the all-zeros id per host and project (snapshots have no
-    host: their volume's), plus backups that *may* depend on fixed_key: a NULL
-    ``encryption_key_id`` (made before the column existed, the id lives only in the backup's
-    stored metadata) on a volume whose type has an encryption spec."""
-
-    service = "cinder"
-
-    def __init__(self, db_url: str) -> None:
-        from keytools.cinder_rows import CinderRows
-
-        self.rows = CinderRows(db_url)
-
-    def describe(self) -> str:
-        return self.rows.describe()
-
-    def dispose(self) -> None:
-        self.rows.dispose()
-
-    def references(self) -> list:
-        from keytools.fixed_key_refs import Reference
-
-        self.rows.check(("encryption",))
-        groups = {"volumes": self.rows.breakdown("volumes"), "snapshots": self.rows.snapshot_breakdown(),
-                  "backups": self.rows.breakdown("backups"), "backups_may_depend": self.rows.backups_may_depend()}
-        return [Reference("cinder", kind, g["host"], g["project"], int(g["rows"]), certain=kind != "backups_may_depend")
-                for kind, found in groups.items() for g in found]

@@ -39,6 +39,7 @@ SUBCOMMANDS: dict[str, str] = {
     "swift": "swift_middleware.cli:swift",
     "volume-type": "keytools.volume_types.cli:volume_type",
     "barbican": "keytools.barbican.cli:barbican",
+    "keys": "keytools.keys.cli:keys",
 }
 
 _MISSING_EXTRA_HINT = {

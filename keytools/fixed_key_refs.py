@@ -1,35 +1,23 @@
-"""Who still uses ConfKeyManager's all-zeros key id, per service: the inventory interface.
+"""Who still uses ConfKeyManager's all-zeros key id, per service: a filter on the reference seam.
 
 Retiring ``fixed_key`` is safe only when no service holds a reference to
 ``00000000-0000-0000-0000-000000000000`` any more, and only if every service was actually looked
-at: a service that could not be seen is not "zero", it is *blind* and blocks retirement until
-the operator ignores it explicitly (``--ignore-service``).
+at: a service that could not be seen is not "zero", it is *blind* (``keytools.key_refs.NotSeen``)
+and blocks retirement until the operator ignores it explicitly (``--ignore-service``).
 
-Each service implements one small interface (``ReferenceSource``)::
-
-    class ReferenceSource(Protocol):
-        service: str                          # "cinder", "nova", "glance"
-        def describe(self) -> str: ...        # where it looked, no password ("sqlite:///...", URL)
-        def references(self) -> list[Reference]: ...
-            # every NON-DELETED reference to FIXED_KEY_ID, as the service means "deleted",
-            # grouped by kind (table / "images"), location (host, cell, ...) and project;
-            # raise a KeytoolsError (ServiceUnavailable, UsageError, Forbidden) when the service
-            # cannot be seen completely: it is then reported as blind, never as zero.
-        def dispose(self) -> None: ...
-
-Cinder is ``keytools.cinder_db.CinderReferences``, Nova ``keytools.nova_db.NovaReferences``;
-Glance plugs in the same way (``keytools.glance_refs``) and is added to ``SERVICES``.
+The services are read through ``keytools.key_refs`` (one ``KeySource`` per service, every key id
+it points at); :func:`take` keeps the refs on the all-zeros id (and those whose key id the
+service does not record) and counts them per service, kind, location and project.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from keytools.errors import KeytoolsError
+from keytools.key_refs.model import FIXED_KEY_ID, KeyRef, KeySource, NotSeen, survey
 
-FIXED_KEY_ID = "00000000-0000-0000-0000-000000000000"
 SERVICES = ("cinder", "nova", "glance")  # the services that ever handed out FIXED_KEY_ID
 
 
@@ -52,26 +40,7 @@ class Reference:
                 "count": self.count, "certain": self.certain}
 
 
-@dataclass(frozen=True)
-class Blind:
-    """A service the inventory could not see (not configured, unreachable, wrong database)."""
-
-    service: str
-    reason: str
-    error: type[KeytoolsError] | None = None  # the type of the error that made it blind (None: not configured)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"service": self.service, "reason": self.reason}
-
-
-class ReferenceSource(Protocol):
-    service: str
-
-    def describe(self) -> str: ...
-
-    def references(self) -> list[Reference]: ...
-
-    def dispose(self) -> None: ...
+Blind = NotSeen  # a service the inventory could not see (not configured, unreachable, wrong database)
 
 
 @dataclass
@@ -106,22 +75,19 @@ class Inventory:
                 "references": [r.as_dict() for r in self.references]}
 
 
-def take(sources: Mapping[str, ReferenceSource | Blind], ignore: Iterable[str] = ()) -> Inventory:
-    """Ask every source; one that fails becomes blind with its one-line reason."""
-    inv = Inventory(ignored=sorted(set(ignore)))
-    for service, source in sources.items():
-        if isinstance(source, Blind):
-            inv.blind.append(source)
-            continue
-        try:
-            refs = source.references()
-        except KeytoolsError as exc:
-            inv.blind.append(Blind(service, exc.message, type(exc)))
-            continue
-        finally:
-            source.dispose()
-        inv.seen[service] = source.describe()
-        inv.references.extend(r for r in refs if r.count)
+def take(sources: Mapping[str, KeySource | Blind], ignore: Iterable[str] = ()) -> Inventory:
+    """Ask every source for its refs on the all-zeros id; one that fails becomes blind with its
+    one-line reason. Refs are counted per (service, kind, location, project, certain)."""
+    counts: dict[tuple[str, str, str | None, str | None, bool], int] = {}
+
+    def count(ref: KeyRef) -> None:
+        group = (ref.service, ref.kind, ref.location, ref.project, ref.certain)
+        counts[group] = counts.get(group, 0) + 1
+
+    seen = survey(sources, count, only=(FIXED_KEY_ID,))
+    inv = Inventory(ignored=sorted(set(ignore)), seen=seen.seen, blind=seen.not_seen)
+    inv.references.extend(Reference(service, kind, location, project, n, certain)
+                          for (service, kind, location, project, certain), n in counts.items())
     return inv
 
 

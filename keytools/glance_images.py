@@ -25,7 +25,6 @@ from keystoneauth1 import session as ks_session
 
 from keytools.cinder_db import FIXED_KEY_ID
 from keytools.errors import Forbidden, KeytoolsError, NotFound
-from keytools.fixed_key_refs import Reference
 from keytools.service_errors import translate
 
 KEY_PROPERTY = "cinder_encryption_key_id"
@@ -142,16 +141,22 @@ class GlanceImages:
                 return
             marker = images[-1]["id"]
 
-    def fixed_key_images(self, key_id: str = FIXED_KEY_ID) -> Iterator[ImageRef]:
-        """Every image (all projects, hidden or not, any status) whose key property is ``key_id``."""
+    def all_images(self, filters: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every image (all projects, hidden or not, any status) matching ``filters`` (property =
+        value, Glance's own filtering), each once, as the API's document."""
         seen: set[str] = set()
         for hidden in ("false", "true"):
             for extra in PASSES:
-                query = {**extra, "os_hidden": hidden, KEY_PROPERTY: key_id}
-                for doc in self._pages(query):
-                    if doc.get(KEY_PROPERTY) == key_id and doc["id"] not in seen:  # exact, like cinder
+                for doc in self._pages({**extra, "os_hidden": hidden, **(filters or {})}):
+                    if doc["id"] not in seen:
                         seen.add(doc["id"])
-                        yield ImageRef.from_api(doc)
+                        yield doc
+
+    def fixed_key_images(self, key_id: str = FIXED_KEY_ID) -> Iterator[ImageRef]:
+        """Every image (all projects, hidden or not, any status) whose key property is ``key_id``."""
+        for doc in self.all_images({KEY_PROPERTY: key_id}):
+            if doc.get(KEY_PROPERTY) == key_id:  # exact, like cinder
+                yield ImageRef.from_api(doc)
 
     def get(self, image_id: str) -> dict[str, Any]:
         doc = self._request("GET", f"/v2/images/{image_id}", f"reading image {image_id}")
@@ -196,26 +201,5 @@ def count_by_project(images: Iterable[ImageRef]) -> dict[str | None, int]:
     return dict(sorted(counts.items(), key=lambda kv: kv[0] or ""))
 
 
-class GlanceReferences:
-    """The inventory's Glance source (keytools.fixed_key_refs.ReferenceSource): images per
-    owner project, through the API as admin. Not admin, unreachable: raises, so it is blind."""
-
-    service = "glance"
-
-    def __init__(self, images: GlanceImages) -> None:
-        self.images = images
-
-    def describe(self) -> str:
-        return self.images.describe()
-
-    def references(self) -> list[Reference]:
-        self.images.check_admin()
-        return [Reference("glance", "images", None, project, n)
-                for project, n in count_by_project(self.images.fixed_key_images()).items()]
-
-    def dispose(self) -> None:
-        return None
-
-
-__all__ = ["GlanceImages", "GlanceReferences", "ImageRef", "SwapResult", "KEY_PROPERTY", "count_by_project",
+__all__ = ["GlanceImages", "ImageRef", "SwapResult", "KEY_PROPERTY", "count_by_project",
            "KeytoolsError"]

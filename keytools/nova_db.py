@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from keytools import oslo_ini, redaction
 from keytools.errors import ConfigError, ServiceUnavailable, UsageError
-from keytools.fixed_key_refs import FIXED_KEY_ID, Reference
+from keytools.key_refs.model import FIXED_KEY_ID
 from keytools.tools import find_tool
 
 NEED_COLUMNS = {"uuid", "ephemeral_key_uuid", "deleted", "user_id", "project_id", "host"}
@@ -302,29 +302,6 @@ class NovaCells:
                 .values(ephemeral_key_uuid=new_key_id))
         with self.begin(cell_name) as conn:
             return conn.execute(stmt).rowcount == 1
-
-
-class NovaReferences:
-    """Nova's side of the fixed_key inventory: instances per cell, host and project."""
-
-    service = "nova"
-
-    def __init__(self, settings: NovaSettings) -> None:
-        self.settings = settings
-        self._cells: NovaCells | None = None
-
-    def describe(self) -> str:
-        return self._cells.describe() if self._cells else "nova"
-
-    def references(self) -> list[Reference]:
-        self._cells = NovaCells(self.settings)
-        self._cells.check()
-        return [Reference("nova", "instances", f"{r['cell']}/{r['host'] or '-'}", r["project"], r["rows"])
-                for r in self._cells.breakdown()]
-
-    def dispose(self) -> None:
-        if self._cells:
-            self._cells.dispose()
 
 
 # ---- schema from nova's own tools (tests, benchmarks, demo) -------------------------------------------

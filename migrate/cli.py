@@ -12,7 +12,7 @@ from keystoneauth1 import session as ks_session
 
 from keytools import auth, oslo_ini, output
 from keytools.context import RunContext, pass_run
-from keytools.errors import UsageError
+from keytools.errors import StateError, UsageError
 from migrate import config, engine, runner, services
 from migrate import finish as fin
 from migrate import journal as jr
@@ -148,7 +148,9 @@ def migrate() -> None:
       keytools migrate verify --config-file cinder.conf [--luks '/dev/cinder-volumes/volume-{id}']
       keytools migrate status --config-file cinder.conf --log ctl-0=cinder-volume.log ...
       keytools migrate finish --config-file cinder.conf --revoke-creator --admin-cloud ADMIN
-    then retire fixed_key from cinder.conf and nova.conf on every node (keytools fixed-key).
+    then retire fixed_key from cinder.conf and nova.conf on every node (keytools fixed-key). The
+    migrated secrets still hold fixed_key's bytes: 'keytools fixed-key exposure' shows what it
+    still opens, 'keytools migrate rekey --luks TEMPLATE' gives the volumes keys of their own.
 
     \b
     Exit codes: 0 done; 1 problems found (verify, also a LUKS header not opened) or migration
@@ -443,3 +445,112 @@ def finish(run: RunContext, revoke_creator: bool, admin_cloud: str | None, user:
     for g in result.revoked:
         click.echo(f"Role {g.role} of {g.user} in {g.project}: {'removed' if g.removed else 'was not set'}.")
     click.echo(f"Next: {result.next}.")
+
+
+@migrate.command()
+@click.option("--config-file", type=click.Path(dir_okay=False), metavar="CINDER_CONF",
+              help="cinder.conf: [database] connection, fixed_key, [barbican], [keystone_authtoken] credentials.")
+@click.option("--db-url", metavar="URL", help="Cinder database SQLAlchemy URL (overrides the config).")
+@click.option("--fixed-key-file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="File holding the hex fixed_key (overrides the config).")
+@click.option("--barbican-endpoint", metavar="URL", default=None, help="Barbican URL (default: [barbican] "
+              "barbican_endpoint, else the service catalog).")
+@click.option("--state-dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where the journal lives (default ~/.local/state/keytools/migrate).")
+@click.option("--luks", "luks", multiple=True, required=True, metavar="TEMPLATE|VOLUME_ID=PATH",
+              help="Each volume's LUKS header, as for 'migrate verify --luks': a template with {id} "
+                   "(/dev/cinder-volumes/volume-{id}) and/or VOLUME_ID=PATH (repeatable); block device or image file.")
+@click.option("--volume", "volumes", multiple=True, metavar="ID", help="Re-key this volume whatever its key "
+              "(repeatable; a routine key rotation). Default: every volume whose key is fixed_key.")
+@click.option("--host", metavar="HOST", help="Only volumes of this cinder host, matched as cinder does.")
+@click.option("--cluster", metavar="CLUSTER", help="Only volumes of this cinder cluster (cluster_name).")
+@click.option("--include-in-use", is_flag=True, help="Also attached volumes (a keyslot change does not touch an "
+              "open dm-crypt mapping or qemu's open image).")
+@click.option("--dry-run", is_flag=True, help="Plan only: which volumes, which header, free keyslots; change nothing.")
+@click.option("--concurrency", type=click.IntRange(1, 32), default=2, show_default=True,
+              help="Volumes at once; lowered to the memory available (1 GiB each) unless --pbkdf pbkdf2.")
+@click.option("--pbkdf", type=click.Choice(["argon2id", "argon2i", "pbkdf2"]), default=None,
+              help="PBKDF of the new keyslots (passed to cryptsetup; default: cryptsetup's own).")
+@click.option("--pbkdf-force-iterations", type=click.IntRange(1000, None), default=None, metavar="N",
+              help="Fixed PBKDF iterations of the new keyslots (passed to cryptsetup).")
+@click.option("--reencrypt-data", is_flag=True, help="LUKS2: also a new volume key (cryptsetup reencrypt "
+              "--force-offline-reencrypt; resumed after a crash). LUKS1: not possible, said per volume.")
+@click.option("--acl", "acl_mode", type=click.Choice(["owner", "project"]), default="owner", show_default=True,
+              help="Read ACL of the new secrets: the old secret's readers plus the owner, or plus every member "
+                   "of the volume's project.")
+@click.option("--admin-cloud", metavar="NAME", help="clouds.yaml cloud that may list project members (--acl project).")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@output.format_option
+@pass_run
+def rekey(run: RunContext, output_format: str, luks: tuple[str, ...], volumes: tuple[str, ...], host: str | None,
+          cluster: str | None, include_in_use: bool, dry_run: bool, concurrency: int, pbkdf: str | None,
+          pbkdf_force_iterations: int | None, reencrypt_data: bool, acl_mode: str, admin_cloud: str | None,
+          progress: bool | None, **kw: Any) -> None:
+    """Re-key volumes whose key is fixed_key: a new secret, a new keyslot, the row, old keyslots out.
+
+    Per volume, crash-safely: a new secret (fresh random key of the volume type's key size, ACL'd
+    like the old one, read back); cryptsetup luksAddKey and a test of the new key; compare-and-swap
+    of encryption_key_id old -> new; every keyslot the old key or fixed_key opens removed, and proof
+    that neither opens the header. A rerun after any failure or kill finishes from the journal and
+    the header's own state. The old secret is never deleted (snapshots and backups keep the old
+    header and are reported). Passphrases are os-brick's (hex of the key bytes).
+
+    \b
+    Exit codes: 0 every selected volume re-keyed; 1 one was refused or left alone (see its reason);
+    2 bad input (--luks, fixed_key, cryptsetup missing); 4 Barbican or the database unreachable.
+    """
+    from keytools.tools import find_tool
+    from migrate import keyslots
+    from migrate import luks as lk
+    from migrate import rekey as rk
+    from migrate.db import RekeyDB
+
+    spec = lk.PathSpec.parse(luks)
+    cryptsetup = find_tool("cryptsetup", "Install it (Debian/Ubuntu: apt-get install cryptsetup-bin) or add "
+                           "/usr/sbin to PATH")
+    settings = config.load(kw.get("config_file"), kw.get("db_url"), kw.get("fixed_key_file"), None,
+                           kw.get("barbican_endpoint"))
+    if settings.backend == "ConfKeyManager":
+        raise StateError("cinder's [key_manager] backend is still ConfKeyManager",
+                         "Migrate to Barbican first ('keytools migrate run'): new keys are Barbican secrets")
+    readers = None
+    if acl_mode == "project":
+        from keytools.keystone_members import ProjectMembers
+
+        members = ProjectMembers(auth.session_from_cloud(admin_cloud) if admin_cloud else run.session())
+
+        def readers(vol: Any) -> list[str]:
+            return members(vol.project_id)
+
+    options = rk.RekeyOptions(volumes=volumes, host=host, cluster=cluster, include_in_use=include_in_use,
+                              dry_run=dry_run, concurrency=concurrency,
+                              pbkdf=keyslots.Pbkdf(pbkdf, pbkdf_force_iterations), reencrypt_data=reencrypt_data,
+                              progress=progress)
+    db = RekeyDB(settings.db_url)
+    try:
+        result = rk.rekey_volumes(db, spec, lambda: _barbican(run, settings, concurrency), cryptsetup,
+                                  settings.fixed_key, rk.journal_path(kw.get("state_dir"), db.describe()), options,
+                                  readers)
+    finally:
+        db.dispose()
+    if output_format == "json":
+        output.emit(result.as_dict(), "json")
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in result.counts().items()) or "no volume selected"
+        click.echo(f"{'Dry run: ' if dry_run else ''}{counts} ({result.seconds:.1f} s, concurrency "
+                   f"{result.concurrency}).")
+        if result.concurrency_note:
+            click.echo(result.concurrency_note + ".")
+        if result.volumes:
+            output.emit([{**r.as_dict(), "kept_for": len(r.old_key_kept_for)} for r in result.volumes], "table",
+                        ["volume_id", "status", "header", "old_key_id", "new_key_id", "volume_key", "kept_for",
+                         "reason"])
+        kept = [r for r in result.volumes if r.old_key_kept_for]
+        if kept:
+            click.echo(f"{sum(len(r.old_key_kept_for) for r in kept)} snapshot(s)/backup(s) still use an old key "
+                       "(their data holds the old header): the old secrets are kept; see 'keytools fixed-key "
+                       "exposure'.")
+    failure = result.failure()
+    if failure is not None:
+        raise failure
+

@@ -8,16 +8,13 @@ registered for redaction the moment it is read, before anything can log it.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from keytools import oslo_ini, redaction
 from keytools.errors import ConfigError, UsageError
+from keytools.fixed_key import VALID_KEY_BITS, parse_fixed_key, read_fixed_key_file
 
-VALID_KEY_BITS = (128, 256, 512)
 BARBICAN_NAMES = ("barbican", "BarbicanKeyManager")
 
 # cinder's "Not migrating" decisions, by stable id (also the event names of the log lines).
@@ -54,45 +51,6 @@ class Settings:
                     f"Not migrating encryption keys because migration to the '{self.backend}' key_manager "
                     "backend is not supported.")
         return None
-
-
-def parse_fixed_key(value: str, where: str) -> bytes:
-    """Hex text -> key bytes; refuse what cinder's ConfKeyManager could never have used."""
-    text = value.strip()
-    redaction.register_secret(text)
-    redaction.register_secret(text.lower())
-    if not text:
-        raise ConfigError(f"{where}: fixed_key is empty", "Set it to the hex key cinder used (64 hex digits for AES-256)")
-    if len(text) % 2:
-        raise ConfigError(f"{where}: fixed_key has an odd number of hex digits ({len(text)})",
-                          "Copy the complete value from cinder.conf")
-    try:
-        key = binascii.unhexlify(text)
-    except (binascii.Error, ValueError):
-        raise ConfigError(f"{where}: fixed_key is not hexadecimal",
-                          "Copy the exact value of [key_manager] fixed_key from cinder.conf") from None
-    redaction.register_secret(key)
-    redaction.register_secret(base64.b64encode(key).decode())  # how barbicanclient sends it
-    if len(key) * 8 not in VALID_KEY_BITS:
-        raise ConfigError(f"{where}: fixed_key is {len(key) * 8} bits, not 128, 256 or 512",
-                          "Copy the complete value from cinder.conf") from None
-    return key
-
-
-def read_fixed_key_file(path: str) -> bytes:
-    """A file holding the hex key (what 'keytools fixed-key' backs up): one line, hex."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"--fixed-key-file {path}: no such file", "Give the file holding the hex fixed_key") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--fixed-key-file {path}: cannot read it ({type(exc).__name__})",
-                          "Check the path and permissions") from None
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
-    if not lines:
-        raise ConfigError(f"--fixed-key-file {path}: no key in the file", "Put the hex fixed_key on one line")
-    value = lines[0].split("=", 1)[1] if lines[0].startswith("fixed_key") and "=" in lines[0] else lines[0]
-    return parse_fixed_key(value, f"--fixed-key-file {path}")
 
 
 def _short_backend(value: str | None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -101,5 +102,87 @@ class CinderDB(CinderRows):
         s = self.table("snapshots")
         stmt = (sa.update(s).where(s.c.id == snapshot_id, s.c.encryption_key_id == FIXED_KEY_ID,
                                    s.c.deleted == sa.false()).values(encryption_key_id=key))
+        with self.engine.begin() as conn:
+            return conn.execute(stmt).rowcount == 1
+
+
+@dataclass(frozen=True)
+class VolumeRow:
+    """A volume as ``migrate rekey`` needs it: its key, state, owner and its type's key size."""
+
+    id: str
+    key_id: str | None
+    status: str | None
+    attach_status: str | None
+    host: str | None
+    user_id: str | None
+    project_id: str | None
+    key_bits: int | None  # the volume type's encryption key_size (None: not set)
+
+    @property
+    def in_use(self) -> bool:
+        return self.status == "in-use" or self.attach_status == "attached"
+
+
+class RekeyDB(CinderDB):
+    """``CinderDB`` plus what re-keying reads and writes: volumes with any key id, who else uses
+    a key id (snapshots and backups keep the old header and so the old key), and a compare-and-swap
+    from one key id to another."""
+
+    def _volume_query(self) -> sa.Select:
+        v = self.table("volumes")
+        e = self.table("encryption")
+        size = (sa.select(e.c.key_size).where(e.c.volume_type_id == v.c.volume_type_id, e.c.deleted == sa.false())
+                .limit(1).scalar_subquery())
+        return sa.select(v.c.id, v.c.encryption_key_id, v.c.status, v.c.attach_status, v.c.host, v.c.user_id,
+                         v.c.project_id, size.label("key_bits")).where(v.c.deleted == sa.false())
+
+    @staticmethod
+    def _row(r: Any) -> VolumeRow:
+        return VolumeRow(r.id, r.encryption_key_id, r.status, r.attach_status, r.host, r.user_id, r.project_id,
+                         int(r.key_bits) if r.key_bits else None)
+
+    def check_rekey(self) -> None:
+        self.check(("encryption",))
+
+    def volume(self, volume_id: str) -> VolumeRow | None:
+        """A non-deleted volume (None when gone or deleted)."""
+        v = self.table("volumes")
+        with self.engine.connect() as conn:
+            row = conn.execute(self._volume_query().where(v.c.id == volume_id)).first()
+        return self._row(row) if row else None
+
+    def encrypted_volumes(self, host: str | None = None, cluster: str | None = None,
+                          after: str = "") -> Iterator[VolumeRow]:
+        """Non-deleted volumes with a key id, in scope, in id order, one page at a time."""
+        v = self.table("volumes")
+        last = after
+        while True:
+            query = (self._volume_query().where(v.c.encryption_key_id.is_not(None), self._volume_scope(host, cluster),
+                                                v.c.id > last).order_by(v.c.id).limit(PAGE))
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            yield from (self._row(r) for r in rows)
+            if len(rows) < PAGE:
+                return
+            last = rows[-1].id
+
+    def key_users(self, key_id: str, but: str) -> list[dict[str, str]]:
+        """Non-deleted snapshots and backups (and volumes other than ``but``) that use ``key_id``."""
+        out: list[dict[str, str]] = []
+        with self.engine.connect() as conn:
+            for name in ("volumes", "snapshots", "backups"):
+                t = self.table(name)
+                query = sa.select(t.c.id).where(t.c.encryption_key_id == key_id, t.c.deleted == sa.false(),
+                                                t.c.id != but).order_by(t.c.id)
+                out.extend({"table": name, "id": r.id} for r in conn.execute(query))
+        return out
+
+    def swap_key(self, volume_id: str, old_key_id: str, new_key_id: str) -> bool:
+        """Point the volume (alone: its snapshots keep the old header) at ``new_key_id`` only if it
+        is still on ``old_key_id`` and not deleted."""
+        t = self.table("volumes")
+        stmt = (sa.update(t).where(t.c.id == volume_id, t.c.encryption_key_id == old_key_id,
+                                   t.c.deleted == sa.false()).values(encryption_key_id=new_key_id))
         with self.engine.begin() as conn:
             return conn.execute(stmt).rowcount == 1

@@ -90,7 +90,7 @@ def passphrase(key: bytes) -> bytes:
     return binascii.hexlify(key)
 
 
-def _read_header(path: str) -> tuple[str, str] | None:
+def precheck(path: str) -> tuple[str, str] | None:
     """Open read-only and look at the magic; a verdict if the path cannot be tested, else None."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
@@ -121,7 +121,7 @@ def _read_header(path: str) -> tuple[str, str] | None:
 
 def try_header(path: str, key: bytes, cryptsetup: str, timeout: float = TIMEOUT) -> tuple[str, str]:
     """(result, detail) for one header and one key; never writes to ``path``."""
-    early = _read_header(path)
+    early = precheck(path)
     if early is not None:
         return early
     argv = [cryptsetup, "open", "--test-passphrase", "--readonly", "--key-file", "-", path]

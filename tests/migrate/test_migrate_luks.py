@@ -15,18 +15,9 @@ import pytest
 
 from migrate import luks as lk
 from tests.helpers.db_seed import keys, seed
+from tests.migrate.luks_helpers import luks_format
 
 pytestmark = pytest.mark.skipif(shutil.which("cryptsetup") is None, reason="cryptsetup not installed")
-
-
-def luks_format(path, passphrase: bytes, kind: str = "luks2") -> None:
-    """A small header with a fast PBKDF (the test needs the format, not the hardness)."""
-    size = 18 * 1024 * 1024 if kind == "luks2" else 4 * 1024 * 1024
-    with open(path, "wb") as handle:
-        handle.truncate(size)
-    subprocess.run(["cryptsetup", "luksFormat", "-q", "--type", kind, "--pbkdf", "pbkdf2",
-                    "--pbkdf-force-iterations", "1000", "--key-file", "-", str(path)],
-                   input=passphrase, check=True, capture_output=True)
 
 
 def digest(path) -> tuple[str, float]:
