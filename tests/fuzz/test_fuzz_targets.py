@@ -51,3 +51,33 @@ def _reproducers() -> list[Path]:
 @pytest.mark.parametrize("path", _reproducers(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_reproducer_keeps_the_contract(path):
     targets.load(path.parent.name).fuzz_one(path.read_bytes())
+
+
+# Regression tests: one per class of hostile input (issue 21). Each exited 70 before its fix.
+
+_CINDER = "2026-11-23 12:45:36.200 23845 INFO cinder.keymgr.migration [None req-bd47ab3b-dbdd-45a7-9425-5e4f613f0933 - - - - - -] "
+
+
+@pytest.mark.parametrize("line", [
+    b'{"event": ["start"], "message": "x"}',  # an "event" that is a list (TypeError: unhashable)
+    b'{"event": {"a": 1}, "message": "x"}',
+    b'{"event": "no-such-event", "pid": [1], "timestamp": {"a": 1}, "message": "x"}',
+    b'{"event": "start", "message": "Starting", "pid": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # RecursionError
+    b'{"event": "start", "pid": NaN, "message": "x"}',
+    (_CINDER + "There are still " + "9" * 5000 + " volume(s) using the ConfKeyManager's encryption_key_id").encode(),
+    b"{" + b'"a":' * 100 + b"1" + b"}" * 100,
+])
+def test_migrate_status_hostile_log_lines(line):
+    from tests.fuzz.targets import migrate_status
+
+    migrate_status.fuzz_one(line + b"\n")
+
+
+def test_migrate_status_a_count_no_database_holds_is_unknown(tmp_path):
+    from migrate import logparse
+
+    log = tmp_path / "ctl-0-cinder-volume.log"
+    log.write_text(_CINDER + "Starting migration of ConfKeyManager keys.\n" + _CINDER + "There are still "
+                   + "9" * 5000 + " volume(s) using the ConfKeyManager's encryption_key_id\n")
+    last = logparse.parse_file(str(log))["last"]
+    assert last["started"] and last["volumes_remaining"] is None
