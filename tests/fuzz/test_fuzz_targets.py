@@ -6,13 +6,14 @@ regression test per class of hostile input issue 21 found (each failed before it
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz import targets
+from tests.fuzz import hostile_certs, targets
 
 REPRODUCERS = Path(__file__).parent / "reproducers"
 EXAMPLES = 25  # per target: the suite's share; make fuzz runs thousands
@@ -81,3 +82,66 @@ def test_migrate_status_a_count_no_database_holds_is_unknown(tmp_path):
                    + "9" * 5000 + " volume(s) using the ConfKeyManager's encryption_key_id\n")
     last = logparse.parse_file(str(log))["last"]
     assert last["started"] and last["volumes_remaining"] is None
+
+
+def _pem(der: bytes) -> bytes:
+    import base64
+    import textwrap
+
+    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
+    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n".encode()
+
+
+@pytest.mark.parametrize("name", sorted(hostile_certs.cases()))
+def test_verify_refuses_a_certificate_cryptography_refuses_late(name, tmp_path):
+    """--cert FILE: the usage error a bad certificate file gets (exit 2), one line naming it."""
+    from tests.fuzz import contract
+    from tests.fuzz.targets import verify as target
+
+    der = hostile_certs.cases()[name]
+    for form, data in (("der", der), ("pem", _pem(der))):
+        cert = tmp_path / f"{name}.{form}"
+        cert.write_bytes(data)
+        props = tmp_path / "props.json"
+        props.write_text(json.dumps(target._props()))
+        image = tmp_path / "image"
+        image.write_bytes(target.IMAGE)
+        r = contract.run(["verify", str(image), "--cert", str(cert), "--properties", str(props)])
+        assert r.exit_code == 2, r.output
+        assert r.stderr.startswith(f"keytools: error: --cert {cert} is ") and r.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", sorted(hostile_certs.cases()))
+def test_barbican_certificate_refused_late_is_a_certificate_error(name):
+    """A certificate from Barbican (castellan reads PEM): CertificateError, exit 3, naming the secret."""
+    from keytools.errors import CertificateError
+    from verify import verifier
+
+    source = verifier.pem_source(lambda uuid: _pem(hostile_certs.cases()[name]))
+    with pytest.raises(CertificateError) as info:
+        source("0b0e9e34-6f6c-4b4e-9a8e-4f2b4d1c9a11")
+    assert info.value.exit_code == 3
+    assert info.value.one_line().startswith("Barbican secret 0b0e9e34-6f6c-4b4e-9a8e-4f2b4d1c9a11 is ")
+
+
+@pytest.mark.parametrize("props", [
+    b'{"img_signature_certificate_uuid": ["0b0e9e34-6f6c-4b4e-9a8e-4f2b4d1c9a11"]}',  # a list for the UUID
+    b'{"img_signature_hash_method": 256}',  # a number
+    b'{"img_signature": 12345678}',  # str() of it is valid base64: verified as a signature before
+    b'{"img_signature_key_type": {"a": "ECC_SECP384R1"}}',
+    b'{"img_signature_hash_method": NaN}',  # echoed into -f json before
+    b'{"img_signature_hash_method": 1e999}',
+    b'{"properties": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # RecursionError
+    b'{"img_signature_hash_method": ' + b"9" * 5000 + b"}",  # int() refuses 5,000 digits
+])
+def test_verify_refuses_hostile_properties(props):
+    from tests.fuzz import contract
+    from tests.fuzz.targets import verify as target
+
+    # the other three properties valid; a later key wins in JSON objects as Python reads them
+    text = json.dumps(target._props()).encode()[:-1] + b", " + props[1:]
+    target.fuzz_one(b"\x01" + text)
+    image = contract.write("image.img", target.IMAGE)
+    r = contract.run(["verify", image, "--cert", contract.write("cert.pem", target.CERT_PEM), "--properties",
+                      contract.write("props.json", text), "-f", "json"], json_output=True)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
