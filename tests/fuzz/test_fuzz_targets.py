@@ -7,6 +7,7 @@ regression test per class of hostile input issue 21 found (each failed before it
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,56 @@ def test_verify_refuses_hostile_properties(props):
     r = contract.run(["verify", image, "--cert", contract.write("cert.pem", target.CERT_PEM), "--properties",
                       contract.write("props.json", text), "-f", "json"], json_output=True)
     assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+
+
+def _archive_header(**changes: object) -> bytes:
+    from tests.fuzz.targets import barbican_archive
+
+    header = {**barbican_archive._setup()["header"], **changes}
+    return json.dumps(header, allow_nan=True).encode()
+
+
+@pytest.mark.parametrize("header", [
+    pytest.param(lambda: _archive_header(segment_size=float("inf")), id="segment_size-Infinity"),  # OverflowError
+    pytest.param(lambda: _archive_header(segment_size=1e300), id="segment_size-1e300"),
+    pytest.param(lambda: _archive_header(segment_size=[1]), id="segment_size-list"),
+    pytest.param(lambda: _archive_header(manifest={"deep": json.loads("[" * 900 + "]" * 900)}), id="nested-900"),
+    pytest.param(lambda: _archive_header()[:-1] + b',"x":' + b"[" * 5000 + b"]" * 5000 + b"}", id="nested-5000"),
+    pytest.param(lambda: _archive_header(manifest={**_archive_header_manifest(), "counts": {"secrets": float("nan")}}),
+                 id="manifest-NaN"),  # echoed into -f json before
+    pytest.param(lambda: _archive_header(manifest={**_archive_header_manifest(), "counts": int("9" * 4000)}),
+                 id="manifest-4000-digits"),
+])
+def test_barbican_archive_hostile_header(header):
+    """inspect, inspect --verify, restore --check and drill --archive: exit 2, one line (the
+    header is re-encrypted, so a header that parses reaches the authenticated paths too)."""
+    from tests.fuzz import contract
+    from tests.fuzz.targets import barbican_archive
+
+    barbican_archive.fuzz_one(b"\x01" + header())
+    path = contract.write("hostile.ktbak", barbican_archive._rebuild(header()))
+    r = contract.run(["barbican", "inspect", "--verify", "--key-file", barbican_archive._setup()["key"], path,
+                      "-f", "json"], json_output=True)
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "archive header" in r.stderr, r.output
+
+
+def _archive_header_manifest() -> dict:
+    from tests.fuzz.targets import barbican_archive
+
+    return dict(barbican_archive._setup()["header"]["manifest"])
+
+
+def test_barbican_archive_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    from tests.fuzz import contract
+    from tests.fuzz.targets import barbican_archive
+
+    fifo = tmp_path / "backup.ktbak"
+    os.mkfifo(fifo)
+    key = barbican_archive._setup()["key"]
+    for args in (["barbican", "inspect", str(fifo)],
+                 ["barbican", "restore", "--check", "--config", barbican_archive._setup()["conf"], "--key-file",
+                  key, str(fifo)]):
+        r = contract.run(args)
+        assert r.exit_code == 2 and f"{fifo} is a FIFO (named pipe), not a regular file" in r.stderr, r.output
+    r = contract.run(["barbican", "inspect", "--verify", "--key-file", str(fifo), barbican_archive._setup()["conf"]])
+    assert r.exit_code == 2 and "FIFO" in r.stderr, r.output
