@@ -199,3 +199,25 @@ def test_barbican_archive_that_is_a_fifo_is_refused_without_blocking(tmp_path):
         assert r.exit_code == 2 and f"{fifo} is a FIFO (named pipe), not a regular file" in r.stderr, r.output
     r = contract.run(["barbican", "inspect", "--verify", "--key-file", str(fifo), barbican_archive._setup()["conf"]])
     assert r.exit_code == 2 and "FIFO" in r.stderr, r.output
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda children: st.lists(children) | st.dictionaries(st.text(), children), max_leaves=30)
+
+
+@settings(max_examples=60, deadline=None, database=None, derandomize=True)
+@given(value=_JSON_VALUES, junk=st.binary(max_size=40))
+def test_untrusted_json_returns_a_value_or_one_usage_error(value, junk):
+    """Whatever the text: the value, or UsageError naming the source; never another exception."""
+    from keytools import untrusted_json
+    from keytools.errors import UsageError
+
+    for text in (json.dumps(value), json.dumps(value).encode() + junk, junk):
+        try:
+            loaded = untrusted_json.loads(text, "the source")
+        except UsageError as exc:
+            assert exc.one_line().startswith("the source is not valid JSON (") and "\n" not in exc.one_line()
+            continue
+        strict = json.dumps(loaded, allow_nan=False)  # what was accepted can be written as JSON again
+        assert json.loads(strict) == loaded
