@@ -108,18 +108,30 @@ def _run_hypothesis(name: str, inputs: int, seconds: int, corpus: Path) -> tuple
 
     @settings(max_examples=inputs, deadline=None, database=DirectoryBasedExampleDatabase(str(corpus)),
               suppress_health_check=list(HealthCheck))
-    @given(st.one_of(st.sampled_from(module.SEEDS), st.binary(max_size=4096)))
+    @given(st.one_of(targets.mutations(module.SEEDS), st.binary(max_size=4096)))
     def _one(data: bytes) -> None:
         nonlocal count
         count += 1
         if time.monotonic() - started > seconds:
             return
-        module.fuzz_one(data)
+        try:
+            module.fuzz_one(data)
+        except AssertionError:
+            failing[:] = [data]  # hypothesis replays the shrunk example last
+            raise
 
+    failing: list[bytes] = []
     try:
         _one()
-    except AssertionError as exc:
-        return True, f"{name}: breach after {count} inputs: {exc}"
+    except Exception as exc:  # noqa: BLE001 - AssertionError, or a group of them
+        kept = "-"
+        if failing:
+            out = REPRODUCERS / name
+            out.mkdir(parents=True, exist_ok=True)
+            kept_path = out / f"hypothesis-{hashlib.sha1(failing[0]).hexdigest()[:16]}"
+            kept_path.write_bytes(failing[0])
+            kept = str(kept_path)
+        return True, f"{name}: breach after {count} inputs, reproducer {kept}: {exc}"
     return False, f"{name}: {count} inputs in {time.monotonic() - started:.0f} s, no breach (hypothesis)"
 
 
