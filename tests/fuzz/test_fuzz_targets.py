@@ -236,3 +236,68 @@ def test_drill_cleanup_survives_a_directory_removed_under_it(tmp_path, monkeypat
 
     monkeypatch.setattr(Path, "read_text", read_text)
     assert scratch.clean_stale(tmp_path) == 0
+
+
+def _special_inputs(tmp_path):
+    """Valid files for every input, a FIFO nobody writes to, and /dev/zero."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.fuzz.targets import barbican_archive, verify as target
+
+    files = {"image": tmp_path / "image.img", "cert": tmp_path / "cert.pem", "props": tmp_path / "props.json",
+             "key": tmp_path / "key.pem", "conf": Path(barbican_archive._setup()["conf"]),
+             "archive": tmp_path / "a.ktbak", "keyfile": Path(barbican_archive._setup()["key"]),
+             "log": tmp_path / "ctl-0-cinder-volume.log"}
+    files["image"].write_bytes(target.IMAGE)
+    files["cert"].write_bytes(target.CERT_PEM)
+    files["props"].write_text(json.dumps(target._props()))
+    files["key"].write_bytes(ec.generate_private_key(ec.SECP384R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    files["archive"].write_bytes(barbican_archive._setup()["archive"])
+    files["log"].write_text("")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    return files, fifo
+
+
+_UUID = "0b0e9e34-6f6c-4b4e-9a8e-4f2b4d1c9a11"
+_COMMANDS = {
+    "verify image": lambda f: ["verify", f["image"], "--cert", f["cert"], "--properties", f["props"]],
+    "verify --cert": lambda f: ["verify", f["image"], "--cert", f["cert"], "--properties", f["props"]],
+    "verify --properties": lambda f: ["verify", f["image"], "--cert", f["cert"], "--properties", f["props"]],
+    "sign --key": lambda f: ["sign", f["image"], "--key", f["key"], "--cert", f["cert"], "--cert-uuid", _UUID,
+                             "--offline"],
+    "sign --key-password-file": lambda f: ["sign", f["image"], "--key", f["key"], "--key-password-file",
+                                           f["keyfile"], "--cert", f["cert"], "--cert-uuid", _UUID, "--offline"],
+    "migrate status log": lambda f: ["migrate", "status", f["log"]],
+    "barbican inspect archive": lambda f: ["barbican", "inspect", f["archive"]],
+    "barbican inspect --key-file": lambda f: ["barbican", "inspect", "--verify", "--key-file", f["keyfile"],
+                                              f["archive"]],
+    "barbican inspect --passphrase-file": lambda f: ["barbican", "inspect", "--verify", "--passphrase-file",
+                                                     f["keyfile"], f["archive"]],
+    "barbican restore --config": lambda f: ["barbican", "restore", "--check", "--config", f["conf"], "--key-file",
+                                            f["keyfile"], f["archive"]],
+    "barbican drill --archive": lambda f: ["barbican", "drill", "--archive", f["archive"], "--key-file",
+                                           f["keyfile"]],
+}
+_SWAPPED = {"verify image": "image", "verify --cert": "cert", "verify --properties": "props", "sign --key": "key",
+            "sign --key-password-file": "keyfile", "migrate status log": "log",
+            "barbican inspect archive": "archive", "barbican inspect --key-file": "keyfile",
+            "barbican inspect --passphrase-file": "keyfile", "barbican restore --config": "conf",
+            "barbican drill --archive": "archive"}
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero"])
+@pytest.mark.parametrize("command", sorted(_COMMANDS))
+def test_a_fifo_or_dev_zero_as_an_input_file_is_refused_at_once(command, special, tmp_path):
+    """Each of these blocked forever on a FIFO or read /dev/zero until memory ran out."""
+    from tests.fuzz import contract
+
+    files, fifo = _special_inputs(tmp_path)
+    files[_SWAPPED[command]] = fifo if special == "fifo" else Path("/dev/zero")
+    args = [str(a) for a in _COMMANDS[command](files)]
+    r = contract.run(args, seconds=15)
+    assert r.exit_code == 2, r.output
+    kind = "a FIFO (named pipe)" if special == "fifo" else "a device"
+    assert f"{files[_SWAPPED[command]]} is {kind}, not a regular file" in r.stderr, r.output
