@@ -60,6 +60,7 @@ _CINDER = "2026-11-23 12:45:36.200 23845 INFO cinder.keymgr.migration [None req-
     b'{"event": "no-such-event", "pid": [1], "timestamp": {"a": 1}, "message": "x"}',
     b'{"event": "start", "message": "Starting", "pid": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # RecursionError
     b'{"event": "start", "pid": NaN, "message": "x"}',
+    b'{"event": "item_error", "message": "Error migrating encryption key: \\ud800"}',  # a lone surrogate
     (_CINDER + "There are still " + "9" * 5000 + " volume(s) using the ConfKeyManager's encryption_key_id").encode(),
     b"{" + b'"a":' * 100 + b"1" + b"}" * 100,
 ])
@@ -126,6 +127,7 @@ def test_barbican_certificate_refused_late_is_a_certificate_error(name):
     b'{"img_signature_key_type": {"a": "ECC_SECP384R1"}}',
     b'{"img_signature_hash_method": NaN}',  # echoed into -f json before
     b'{"img_signature_hash_method": 1e999}',
+    b'{"img_signature_certificate_uuid": "\\udc80"}',  # a lone surrogate: no output encodes it
     b'{"properties": ' + b"[" * 5000 + b"]" * 5000 + b"}",  # RecursionError
     b'{"img_signature_hash_method": ' + b"9" * 5000 + b"}",  # int() refuses 5,000 digits
 ])
@@ -159,6 +161,8 @@ def _archive_header(**changes: object) -> bytes:
                  id="manifest-NaN"),  # echoed into -f json before
     pytest.param(lambda: _archive_header(manifest={**_archive_header_manifest(), "counts": int("9" * 4000)}),
                  id="manifest-4000-digits"),
+    pytest.param(lambda: _archive_header(manifest={**_archive_header_manifest(), "host": "\ud800"}),
+                 id="manifest-lone-surrogate"),  # the table output could not encode it
 ])
 def test_barbican_archive_hostile_header(header):
     """inspect, inspect --verify, restore --check and drill --archive: exit 2, one line (the
