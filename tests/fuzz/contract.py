@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -79,14 +80,19 @@ def check(result: Result, args: list[str], *, secrets: Iterable[str] = (), json_
 _WORKDIR: list[str] = []
 
 
+WORKDIR_ENV = "KEYTOOLS_FUZZ_WORKDIR"
+
+
 def workdir() -> str:
-    """A private (0700) directory for this process's inputs, removed at exit."""
+    """A private (0700) directory for this process's inputs, removed at exit. Under run.py it is
+    inside the directory ``$KEYTOOLS_FUZZ_WORKDIR``, which run.py removes once the fuzzer ends:
+    libFuzzer ends the process with C exit(), which runs no Python atexit handler."""
     if not _WORKDIR:
         import atexit
         import shutil
         import tempfile
 
-        path = tempfile.mkdtemp(prefix="keytools-fuzz-")
+        path = tempfile.mkdtemp(prefix="keytools-fuzz-", dir=os.environ.get(WORKDIR_ENV) or None)
         atexit.register(shutil.rmtree, path, True)
         _WORKDIR.append(path)
     return _WORKDIR[0]
@@ -94,8 +100,6 @@ def workdir() -> str:
 
 def write(name: str, data: bytes) -> str:
     """Write ``data`` to ``name`` in the work directory (replacing it); returns the path."""
-    import os
-
     path = os.path.join(workdir(), name)
     with open(path, "wb") as handle:
         handle.write(data)

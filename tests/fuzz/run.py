@@ -20,6 +20,7 @@ import os
 import random
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -95,8 +96,10 @@ def _run_atheris(name: str, inputs: int, seconds: int, corpus: Path) -> tuple[bo
             "-rss_limit_mb=3072", f"-artifact_prefix={artifacts}/", "-print_final_stats=1",
             f"-dict={_write_dict(corpus.parent / 'tokens.dict')}", str(corpus)]
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, __file__, "--child", name, "--", *args], cwd=REPO,
-                          capture_output=True, text=True, errors="replace")
+    with tempfile.TemporaryDirectory(prefix="keytools-fuzz-run-") as work:  # the child's inputs
+        proc = subprocess.run([sys.executable, __file__, "--child", name, "--", *args], cwd=REPO,
+                              capture_output=True, text=True, errors="replace",
+                              env={**os.environ, "KEYTOOLS_FUZZ_WORKDIR": work})
     elapsed = time.monotonic() - started
     log = proc.stdout + proc.stderr
     (corpus.parent / f"{name}.log").write_text(log)
