@@ -36,3 +36,13 @@ bench: install system-deps
 
 clean: demo-down
 	rm -rf $(VENV) .sandbox bench-results *.egg-info
+
+# Coverage-guided fuzzing of every parser (tests/fuzz/run.py; docs/development.md "Fuzzing").
+FUZZ_TARGET ?= all
+FUZZ_INPUTS ?= 10000
+FUZZ_SECONDS ?= 900
+FUZZ_CORPUS ?= $(CURDIR)/fuzz-corpus
+.PHONY: fuzz
+fuzz: install
+	PYTHONPATH=$(CURDIR) $(PY) tests/fuzz/run.py --target $(FUZZ_TARGET) --inputs $(FUZZ_INPUTS) \
+		--seconds $(FUZZ_SECONDS) --corpus $(FUZZ_CORPUS)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from keytools.errors import ConfigError
-from keytools.fileutil import read_user_file
+from keytools.fileutil import MAX_CONFIG, read_user_file
 
 
 @dataclass(frozen=True)
@@ -134,7 +134,7 @@ def parse_file(path: str | os.PathLike[str]) -> OsloConfig:
     """Parse one file; unreadable or binary files raise ConfigError naming the file."""
     p = Path(path)
     data = read_user_file(p, "", "Check the path and permissions", ConfigError, missing_hint="Check the path",
-                          path_first=True)
+                          path_first=True, max_bytes=MAX_CONFIG)
     if b"\x00" in data:
         raise ConfigError(f"{p}: not a text config file (binary data)")
     return parse_text(decode(data), str(p))

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import stat
+from pathlib import Path
 
 import click
 import pytest
@@ -233,8 +234,51 @@ def test_read_user_file_path_first_shape_and_missing_hint(tmp_path):
     with pytest.raises(errors.UsageError) as info:
         read_user_file(tmp_path, "--kek-file", "Check the path and permissions", path_first=True)
     assert info.value.exit_code == errors.EXIT_USAGE
-    assert (info.value.message, info.value.hint) == (f"--kek-file {tmp_path}: cannot read (Is a directory)",
-                                                     "Check the path and permissions")
+    assert info.value.message == f"--kek-file {tmp_path} is a directory, not a regular file"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory", "socket"])
+def test_read_user_file_refuses_what_is_not_a_regular_file_without_blocking(tmp_path, kind):
+    """A FIFO with no writer would block open() forever, /dev/zero would be read until memory
+    runs out: both are refused at once, naming the file (exit 2)."""
+    import socket
+
+    from keytools.fileutil import open_user_file, read_user_file
+
+    path = tmp_path / kind
+    sock = None
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "device":
+        path = Path("/dev/zero")
+    elif kind == "directory":
+        path.mkdir()
+    else:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+    try:
+        for reader in (read_user_file, open_user_file):
+            with pytest.raises(errors.UsageError) as info:
+                reader(path, "--cert")
+            assert info.value.exit_code == errors.EXIT_USAGE
+            assert info.value.one_line().startswith(f"--cert {path} is a") and "not a regular file" in info.value.message
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def test_read_user_file_bounds_what_it_reads_whole(tmp_path):
+    from keytools.fileutil import MIB, read_user_file
+
+    big = tmp_path / "big.pem"
+    big.write_bytes(b"x" * (MIB + 1))
+    with pytest.raises(errors.UsageError) as info:
+        read_user_file(big, "certificate")
+    assert info.value.message == f"certificate {big} is larger than 1 MiB, more than such a file holds"
+    assert read_user_file(big, "config", max_bytes=2 * MIB) == b"x" * (MIB + 1)
+    with pytest.raises(errors.UsageError) as info:
+        read_user_file(str(tmp_path / "a\x00b"), "--config")
+    assert "NUL byte" in info.value.message
 
 
 def test_find_tool_prefers_this_virtualenv_and_names_what_is_missing(monkeypatch, tmp_path):
