@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -28,8 +29,8 @@ import sqlalchemy as sa  # noqa: E402
 from benchmarks.timing import print_values, process_usage, stopwatch, write_results  # noqa: E402
 
 
-def seed_barbican(url: str, projects: list[str], n: int) -> list[str]:
-    """``n`` secrets spread over ``projects`` (Keystone ids), in Barbican's tables."""
+def seed_barbican(url: str, projects: list[str], n: int) -> list[tuple[str, str]]:
+    """``n`` secrets spread over ``projects`` (Keystone ids), in Barbican's tables: (id, project)."""
     eng = sa.create_engine(url)
     ids = [str(uuid.uuid4()) for _ in range(n)]
     now = dt.datetime.utcnow() - dt.timedelta(days=60)
@@ -46,33 +47,38 @@ def seed_barbican(url: str, projects: list[str], n: int) -> list[str]:
                 internal[ext] = pid
             else:
                 internal[ext] = row.id
-        batch = []
-        for i, sid in enumerate(ids):
-            batch.append({"id": sid, "name": None, "secret_type": "symmetric", "algorithm": "aes", "bit_length": 256,
-                          "project_id": internal[projects[i % len(projects)]], "creator_id": "u-bench",
-                          "created_at": now, "updated_at": now, "deleted": False, "status": "ACTIVE"})
-            if len(batch) == 5000:
-                conn.execute(sa.insert(s), batch)
-                batch.clear()
-        if batch:
-            conn.execute(sa.insert(s), batch)
+        insert_batched(conn, s, ({"id": sid, "name": None, "secret_type": "symmetric", "algorithm": "aes",
+                                  "bit_length": 256, "project_id": internal[projects[i % len(projects)]],
+                                  "creator_id": "u-bench", "created_at": now, "updated_at": now, "deleted": False,
+                                  "status": "ACTIVE"} for i, sid in enumerate(ids)))
     eng.dispose()
-    return ids
+    return [(sid, projects[i % len(projects)]) for i, sid in enumerate(ids)]
 
 
-def seed_cinder(url: str, keys: list[str]) -> None:
+def insert_batched(conn: sa.Connection, table: sa.Table, rows: Iterable[dict], size: int = 5000) -> None:
+    batch: list[dict] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            conn.execute(sa.insert(table), batch)
+            batch.clear()
+    if batch:
+        conn.execute(sa.insert(table), batch)
+
+
+def seed_cinder(url: str, keys: list[tuple[str, str]]) -> None:
+    """One volume per (key, project), owned by the secrets' creator in the secret's project."""
     eng = sa.create_engine(url)
     with eng.begin() as conn:
-        v = sa.Table("volumes", sa.MetaData(), autoload_with=conn)
-        batch = []
-        for k in keys:
-            batch.append({"id": str(uuid.uuid4()), "user_id": "u-bench", "project_id": "p-bench", "host": "ctl@lvm#lvm",
-                          "encryption_key_id": k, "deleted": False, "size": 1, "status": "available"})
-            if len(batch) == 5000:
-                conn.execute(sa.insert(v), batch)
-                batch.clear()
-        if batch:
-            conn.execute(sa.insert(v), batch)
+        from tests.helpers.db_seed import _ensure_volume_type
+
+        meta = sa.MetaData()
+        v = sa.Table("volumes", meta, autoload_with=conn)
+        type_id = _ensure_volume_type(conn, meta)
+        insert_batched(conn, v, ({"id": str(uuid.uuid4()), "user_id": "u-bench", "project_id": project,
+                                  "volume_type_id": type_id,
+                                  "host": "ctl@lvm#lvm", "encryption_key_id": k, "deleted": False, "size": 1,
+                                  "status": "available"} for k, project in keys))
     eng.dispose()
 
 

@@ -142,9 +142,11 @@ def render(report: rec.Report) -> None:
     if report.leftover_orders:
         output.emit(report.leftover_orders, "table", ["order_id", "secret_id", "project", "why"],
                     ["Order", "Secret", "Project", "Why"])
-    click.echo(f"\nbarbican-manage db clean --min-days {report.clean_min_days} would purge:")
-    output.emit([{"table": k, "rows": v} for k, v in report.clean.items() if v], "table", ["table", "rows"],
-                ["Table", "Rows"])
+    rows = [{"table": k, "rows": v} for k, v in report.clean.items() if v]
+    click.echo(f"\nbarbican-manage db clean --min-days {report.clean_min_days} would purge: "
+               f"{'nothing' if not rows else ''}")
+    if rows:
+        output.emit(rows, "table", ["table", "rows"], ["Table", "Rows"])
 
 
 def _journal_option(f: Any) -> Any:

@@ -55,3 +55,9 @@ echo "exit code: $rc"
 echo "== keytools keys cleanup: dry run, then quarantine, then release"
 "$KEYTOOLS" --os-cloud sandbox-admin keys cleanup "${ARGS[@]}" --ignore-service nova,glance,swift \
     --journal "$WORK/journal.jsonl"
+echo "== --apply: the orphan's read ACL becomes 'nobody', it is tagged keytools-quarantine; then release it"
+"$KEYTOOLS" --os-cloud sandbox-admin keys cleanup "${ARGS[@]}" --ignore-service nova,glance,swift \
+    --journal "$WORK/journal.jsonl" --apply
+"$KEYTOOLS" --os-cloud sandbox-admin keys release --barbican-db-url "$(cat "$WORK/barbican-url")" \
+    --journal "$WORK/journal.jsonl" --apply
+echo "(keys cleanup --phase delete refuses while a service is ignored: every service must be seen)"
