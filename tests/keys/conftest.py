@@ -7,49 +7,21 @@ import shutil
 import time
 import uuid
 
-import sqlalchemy as sa
-
 import pytest
 
-from keytools.cinder_db import sync_schema
-from keytools.nova_db import create_databases
-from tests.helpers.db_seed import seed_instances
+from tests.helpers.db_seed import copy_nova, seed_instances
 from tests.keys import keys_helpers as kh
 from tests.migrate import glance_helpers as gh
 
 
-@pytest.fixture(scope="session")
-def schemas(tmp_path_factory):
-    """Cinder and Nova (api, cell0, cell1) schemas made once by cinder-manage and nova-manage."""
-    tmp = tmp_path_factory.mktemp("keys-schemas")
-    sync_schema(f"sqlite:///{tmp / 'cinder.sqlite'}")
-    nova = {n: f"sqlite:///{tmp / f'nova_{n}.sqlite'}" for n in ("api", "cell0", "cell1")}
-    create_databases(nova["api"], nova["cell0"], {"cell1": nova["cell1"]})
-    return tmp
-
-
-def _copy(schemas, tmp):
-    """Fresh copies for one world; cell_mappings keep pointing at the template, so rewrite them."""
-    for f in schemas.iterdir():
-        shutil.copyfile(f, tmp / f.name)
-    eng = sa.create_engine(f"sqlite:///{tmp / 'nova_api.sqlite'}")
-    with eng.begin() as conn:
-        for name in ("cell0", "cell1"):
-            conn.execute(sa.text("UPDATE cell_mappings SET database_connection = :new WHERE database_connection = :old"),
-                         {"new": f"sqlite:///{tmp / f'nova_{name}.sqlite'}",
-                          "old": f"sqlite:///{schemas / f'nova_{name}.sqlite'}"})
-    eng.dispose()
-    return f"sqlite:///{tmp / 'cinder.sqlite'}", {n: f"sqlite:///{tmp / f'nova_{n}.sqlite'}"
-                                                  for n in ("api", "cell0", "cell1")}
-
-
 @pytest.fixture(scope="module")
-def world(sandbox_with, admin_session, tmp_path_factory, schemas):
+def world(sandbox_with, admin_session, tmp_path_factory, cinder_template, nova_template):
     cloud = sandbox_with("glance")
     w = kh.make_world(cloud, admin_session)
     w.missing_vol, w.missing_img = str(uuid.uuid4()), str(uuid.uuid4())  # never in Barbican
     tmp = tmp_path_factory.mktemp("keys-world")
-    cinder, nova = _copy(schemas, tmp)
+    shutil.copyfile(cinder_template, tmp / "cinder.sqlite")
+    cinder, nova = f"sqlite:///{tmp / 'cinder.sqlite'}", copy_nova(nova_template, tmp / "nova")
     km = kh.castellan(cloud)
     o, r, m = w.owner, w.reader, w.made
     # Volume keys as Cinder makes them (castellan orders; under the legacy policy the user may
@@ -64,6 +36,7 @@ def world(sandbox_with, admin_session, tmp_path_factory, schemas):
     kh.insert_volume(cinder, m["handdel"], o.id, w.project)
     kh.barbican(o).secrets.delete(f"{o.session.get_endpoint(service_type='key-manager')}/v1/secrets/{m['handdel']}")
     m["expired"] = kh.store(o, expiration=kh.expiring(3))
+    expired_at = time.monotonic() + 3.5
     kh.insert_volume(cinder, m["expired"], o.id, w.project)
     m["lostacl"] = kh.store(o)
     kh.set_acl(o, m["lostacl"], [o.id], project_access=False)  # the reader's user id is no longer in it
@@ -91,7 +64,7 @@ def world(sandbox_with, admin_session, tmp_path_factory, schemas):
     m["orph_migrated"] = kh.store(o, name="keytools-migrate:volumes:" + str(uuid.uuid4()))
     m["orph_cert"] = kh.store(o, secret_type="certificate")
     m["orph_old"], w.orders["orph_old"] = kh.old_release_key(o)
-    time.sleep(3.5)  # the expiring secret expires
+    time.sleep(max(0.0, expired_at - time.monotonic()))  # the expiring secret has expired
     w.args = ["--barbican-db-url", kh.barbican_url(cloud), "--db-url", cinder, "--nova-api-db-url", nova["api"],
               "--glance-cloud", "sandbox-admin", "--swift-proxy-config", str(proxy), "--project", w.project,
               "--min-age", "0"]
