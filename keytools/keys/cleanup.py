@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from keystoneauth1 import session as ks_session
 
-from keytools.errors import NotFound, ProblemsFound, StateError, UsageError
+from keytools.errors import KeytoolsError, NotFound, ProblemsFound, ServiceUnavailable, StateError, UsageError
 from keytools.key_refs.model import KeyRef, KeySource, NotSeen, survey
 from keytools.keys.barbican_db import BarbicanDB, _iso
 from keytools.keys.reconcile import QUARANTINE_KEY, Report, now_utc
@@ -170,17 +170,25 @@ class CleanupResult:
     orders: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    error_types: set[type] = field(default_factory=set)
+
+    def failed(self, item: str, exc: Exception) -> None:
+        self.errors.append(f"{item}: {getattr(exc, 'message', exc)}")
+        self.error_types.add(type(exc))
 
     def as_dict(self) -> dict[str, Any]:
         return {"phase": self.phase, "applied": self.applied, "secrets": self.secrets, "orders": self.orders,
                 "skipped": self.skipped, "errors": self.errors,
                 "counts": {"secrets": len(self.secrets), "orders": len(self.orders), "skipped": len(self.skipped)}}
 
-    def failure(self) -> ProblemsFound | None:
-        if self.errors:
-            return ProblemsFound(f"{len(self.errors)} item(s) failed: {self.errors[0]}",
-                                 "Fix the cause and rerun: finished items are not done again")
-        return None
+    def failure(self) -> KeytoolsError | None:
+        """ServiceUnavailable (exit 4) when Barbican was unreachable or failing for every failed item,
+        else ProblemsFound; None when nothing failed. A rerun finishes the failed items."""
+        if not self.errors:
+            return None
+        kind = ServiceUnavailable if self.error_types == {ServiceUnavailable} else ProblemsFound
+        return kind(f"{len(self.errors)} item(s) failed: {self.errors[0]}",
+                    "Fix the cause and rerun: finished items are not done again")
 
 
 def quarantine_tags(db: BarbicanDB) -> dict[str, str]:
@@ -224,10 +232,8 @@ def quarantine(report: Report, db: BarbicanDB, api: Barbican | None, journal: Jo
             LOG.info("quarantined secret %s (project %s)", s.id, s.project)
         except NotFound:
             result.skipped.append({**item, "why": "gone from Barbican"})
-        except Exception as exc:  # noqa: BLE001 - KeytoolsError mostly; recorded, the rest goes on
-            if not hasattr(exc, "exit_code"):
-                raise
-            result.errors.append(f"secret {s.id}: {getattr(exc, 'message', exc)}")
+        except KeytoolsError as exc:  # recorded; the other items go on
+            result.failed(f"secret {s.id}", exc)
     return result
 
 
@@ -315,10 +321,8 @@ def delete(report: Report, db: BarbicanDB, api: Barbican | None, journal: Journa
                 journal.add("delete-intent", kind="secret", id=sid)
                 gone = not api.delete(project, "secret", sid)
                 journal.add("deleted", kind="secret", id=sid, already_gone=gone)
-            except Exception as exc:  # noqa: BLE001
-                if not hasattr(exc, "exit_code"):
-                    raise
-                result.errors.append(f"secret {sid}: {getattr(exc, 'message', exc)}")
+            except KeytoolsError as exc:  # recorded; the other items go on
+                result.failed(f"secret {sid}", exc)
     return result
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from keytools import output
+from keytools.barbican import cli as barbican_cli
 from keytools.errors import UsageError
 from keytools.key_refs import options as ref_options
 from keytools.keys import reconcile as rec
@@ -187,14 +188,16 @@ def _render_cleanup(result: Any, output_format: str) -> None:
               help="delete: only what was quarantined at least this long ago.")
 @click.option("--apply", is_flag=True, help="Act (default: dry run, say what would be done).")
 @click.option("--backup-out", type=click.Path(dir_okay=False), metavar="ARCHIVE",
-              help="Take 'keytools barbican backup' first (needs --barbican-config-file and a passphrase via "
-                   "KEYTOOLS_BACKUP_PASSPHRASE): deleted rows are purged by db clean one day.")
+              help="With --apply: take 'keytools barbican backup' first (needs --barbican-config-file for the KEK, "
+                   "and a passphrase or key file option): deleted rows are purged by db clean one day.")
+@barbican_cli.key_options
 @_journal_option
 @_endpoint_option
 @output.format_option
 @click.pass_context
 def cleanup_cmd(ctx: click.Context, output_format: str, phase: str, after: str, apply: bool,
-                backup_out: str | None, journal_path: str, barbican_endpoint: str | None, **kw: Any) -> None:
+                backup_out: str | None, journal_path: str, barbican_endpoint: str | None,
+                passphrase_file: str | None, passphrase_env: str | None, key_file: str | None, **kw: Any) -> None:
     """Quarantine orphan secrets and leftover orders, later delete them (dry run by default).
 
     \b
@@ -202,7 +205,7 @@ def cleanup_cmd(ctx: click.Context, output_format: str, phase: str, after: str, 
       0  done (or nothing to do)
       1  some items failed (rerun: finished items are not done again)
       2  usage error
-      4  Barbican or a database unreachable
+      4  Barbican or a database unreachable, or Barbican failing for every failed item (rerun)
       6  refused: a service was not seen (or, for delete, ignored)
     """
     from keytools.context import RunContext
@@ -219,7 +222,7 @@ def cleanup_cmd(ctx: click.Context, output_format: str, phase: str, after: str, 
         api = None
         if apply:
             if backup_out:
-                _backup(kw, backup_out)
+                _backup(kw, backup_out, barbican_cli.key_source(passphrase_file, passphrase_env, key_file, True))
             api = cl.Barbican((ctx.find_object(RunContext) or RunContext()).session(), barbican_endpoint)
         if phase == "quarantine":
             result = cl.quarantine(report, db, api, journal, apply)
@@ -238,18 +241,13 @@ def cleanup_cmd(ctx: click.Context, output_format: str, phase: str, after: str, 
         raise failure
 
 
-def _backup(kw: dict[str, Any], out: str) -> None:
-    import os
-
+def _backup(kw: dict[str, Any], out: str, source: Any) -> None:
     from keytools.barbican import operations
-    from keytools.barbican.archive import KeySource
 
     if not kw.get("barbican_config_file"):
-        raise UsageError("--backup-out needs --barbican-config-file (the KEK is backed up with the database)")
-    passphrase = os.environ.get("KEYTOOLS_BACKUP_PASSPHRASE")
-    if not passphrase:
-        raise UsageError("--backup-out needs the archive passphrase in KEYTOOLS_BACKUP_PASSPHRASE")
-    operations.backup(kw["barbican_config_file"], out, KeySource("passphrase", passphrase.encode(), "KEYTOOLS_BACKUP_PASSPHRASE"))
+        raise UsageError("--backup-out needs --barbican-config-file",
+                         "The KEK in barbican.conf is backed up with the database: give its path")
+    operations.backup(kw["barbican_config_file"], out, source)
 
 
 @keys.command("release")

@@ -114,7 +114,8 @@ def test_barbican_failing_during_quarantine_then_rerun(kt, world, proxy, journal
         res = kt(*_cleanup(world, proxy, journal, "--apply"))
     finally:
         proxy.default = "ok"
-    assert res.exit_code == 1 and "failed" in res.stderr and "Traceback" not in res.output
+    assert res.exit_code == 4 and "item(s) failed" in res.stderr and "Barbican failed" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.output
     assert all(not r["tagged"] for r in _secret_rows(world, fresh).values())
     res = kt(*_cleanup(world, proxy, journal, "--apply"))
     assert res.exit_code == 0, res.output
@@ -184,3 +185,19 @@ def test_undelete_brings_back_id_acl_and_metadata(kt, world, proxy, journal):
     res = kt("keys", "undelete", "0b9c7a3e-0000-4000-8000-000000000000", "--barbican-db-url", world.args[1])
     assert res.exit_code == 1 and "not in Barbican's database" in res.stderr
     assert os.stat(journal).st_mode & 0o777 == 0o600
+
+
+def test_backup_first_and_barbican_config_file(kt, world, proxy, tmp_path, sandbox):
+    conf = sandbox.state.path("barbican") / ".barbican" / "barbican.conf"
+    args = _cleanup(world, proxy, tmp_path / "j.jsonl", "--apply", "--backup-out", str(tmp_path / "b.ktbk"))
+    args[args.index("--barbican-db-url"):args.index("--barbican-db-url") + 2] = ["--barbican-config-file", str(conf)]
+    res = kt(*args)
+    assert res.exit_code == 2 and "passphrase" in res.stderr.lower()  # no passphrase source, no terminal
+    pw = tmp_path / "pw"
+    pw.write_text("a long enough passphrase\n")
+    pw.chmod(0o600)
+    res = kt(*args, "--passphrase-file", str(pw))
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "b.ktbk").stat().st_mode & 0o777 == 0o600
+    res = kt("barbican", "inspect", str(tmp_path / "b.ktbk"), "--passphrase-file", str(pw), "-f", "json")
+    assert res.exit_code == 0 and json.loads(res.stdout)
