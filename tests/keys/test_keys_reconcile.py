@@ -1,4 +1,4 @@
-"""keys reconcile against the real sandbox: Keystone, Barbican (SQLite; MariaDB below), glance-api,
+"""keys reconcile against the real sandbox: Keystone, Barbican (SQLite; MariaDB in test_keys_mariadb), glance-api,
 Cinder and Nova schemas from cinder-manage/nova-manage, volume keys made by castellan as Cinder
 makes them, and barbican-manage db clean as the oracle for the purge counts."""
 
@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import sqlalchemy as sa
 
 from keytools.tools import find_tool
-from tests.keys import keys_helpers as kh
+
 
 def _json(res) -> dict:
     return json.loads(res.stdout)
@@ -113,6 +112,9 @@ def test_bad_input_and_unreachable(kt, world, tmp_path):
     assert res.exit_code == 2 and "unknown service" in res.stderr
     res = kt("keys", "reconcile", *world.args[:-1], "soon")
     assert res.exit_code == 2 and "--min-age" in res.stderr
+    doc = _json(kt("keys", "reconcile", *world.args, "--glance-endpoint", f"http://127.0.0.1:{port}", "-f", "json"))
+    assert [n["service"] for n in doc["not_seen"]] == ["glance"] and "cannot reach Glance" in doc["not_seen"][0]["reason"]
+    assert doc["orphans"] == [] and doc["orphans_withheld"].startswith("not seen: glance")
     bad = tmp_path / "proxy.conf"
     bad.write_text("[pipeline:main]\npipeline = kms_keymaster proxy\n[filter:kms_keymaster]\n"
                    "use = egg:swift#kms_keymaster\nkey_id1 = x\n")
@@ -121,4 +123,3 @@ def test_bad_input_and_unreachable(kt, world, tmp_path):
     doc = _json(kt("keys", "reconcile", *args, "-f", "json"))
     assert [n["service"] for n in doc["not_seen"]] == ["swift"] and "Malformed" in doc["not_seen"][0]["reason"]
     assert doc["orphans"] == []
-    shutil.rmtree(tmp_path, ignore_errors=True)
