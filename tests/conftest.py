@@ -134,6 +134,28 @@ def nocreator_session(sandbox: Sandbox) -> ks_session.Session:
     return sandbox.session("cinder")
 
 
+@pytest.fixture(scope="session")
+def cinder_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty Cinder schema created once by ``cinder-manage db sync`` (SQLite)."""
+    from keytools.cinder_db import sync_schema
+
+    path = tmp_path_factory.mktemp("cinder-template") / "cinder.sqlite"
+    sync_schema(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nova_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """nova_api + cell0 + two cells made once by nova-manage (api_db sync, cell_v2 map_cell0,
+    cell_v2 create_cell, db sync per cell) on SQLite: about 10 s."""
+    from keytools.nova_db import create_databases
+
+    d = tmp_path_factory.mktemp("nova-template")
+    create_databases(f"sqlite:///{d / 'nova_api.sqlite'}", f"sqlite:///{d / 'cell0.sqlite'}",
+                     {"cell1": f"sqlite:///{d / 'cell1.sqlite'}", "cell2": f"sqlite:///{d / 'cell2.sqlite'}"})
+    return d
+
+
 @pytest.fixture
 def kt(sandbox: Sandbox):
     """``kt("doctor", "--os-cloud", "sandbox-demo")`` with clouds.yaml of the sandbox."""

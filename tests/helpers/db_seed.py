@@ -149,3 +149,26 @@ def nova_two_cells(work: Path) -> str:
     (conf / "nova.conf").write_text(f"[api_database]\nconnection = sqlite:///{work}/nova_api.sqlite\n"
                                     f"[key_manager]\nbackend = barbican\nfixed_key = {key}\n")
     return key
+
+
+NOVA_FILES = ("nova_api.sqlite", "cell0.sqlite", "cell1.sqlite", "cell2.sqlite")
+
+
+def copy_nova(template: Path, dest: Path) -> dict[str, str]:
+    """A copy of a nova-manage template (``tests/conftest.py`` ``nova_template``) in ``dest``:
+    {'api': url, 'cell0': url, 'cell1': url, 'cell2': url}; the copy's cell_mappings point at the
+    copied cells."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in NOVA_FILES:
+        shutil.copyfile(template / name, dest / name)
+    urls = {"api": f"sqlite:///{dest / 'nova_api.sqlite'}"}
+    eng = sa.create_engine(urls["api"])
+    with eng.begin() as conn:
+        for cell in ("cell0", "cell1", "cell2"):
+            urls[cell] = f"sqlite:///{dest / (cell + '.sqlite')}"
+            conn.execute(sa.text("UPDATE cell_mappings SET database_connection = :u WHERE name = :n"),
+                         {"u": urls[cell], "n": cell})
+    eng.dispose()
+    return urls

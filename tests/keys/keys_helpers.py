@@ -88,6 +88,7 @@ def make_world(sandbox, admin_session) -> World:
     p = keystone.projects.create(name=f"kt-keys-{tag}", domain="default")
     q = keystone.projects.create(name=f"kt-keys-other-{tag}", domain="default")
     grant = [roles[n] for n in ("creator", "member") if n in roles]
+    keystone.roles.grant(roles["admin"], user=admin_session.get_user_id(), project=p)  # cleanup acts as admin
     owner = person(sandbox, keystone, "kt-owner", p, grant)
     reader = person(sandbox, keystone, "kt-reader", q, grant)
     return World(p.id, q.id, owner, reader)

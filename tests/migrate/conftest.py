@@ -1,4 +1,4 @@
-"""Fixtures for migrate: a Cinder schema made by cinder-manage (copied per test), a fixed_key,
+"""Fixtures for migrate: a copy per test of the Cinder and Nova schema templates (tests/conftest.py), a fixed_key,
 cinder.conf files pointing at the sandbox, and a dedicated service user without creator."""
 
 from __future__ import annotations
@@ -10,18 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from keytools.cinder_db import sync_schema
 from keytools.sandbox import configs
+from tests.helpers.db_seed import copy_nova
 
 FIXED_KEY_HEX = "8f2a" + secrets.token_hex(30)  # 256 bits, fresh per run
-
-
-@pytest.fixture(scope="session")
-def cinder_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An empty Cinder schema created once by ``cinder-manage db sync`` (SQLite)."""
-    path = tmp_path_factory.mktemp("cinder-template") / "cinder.sqlite"
-    sync_schema(f"sqlite:///{path}")
-    return path
 
 
 @pytest.fixture
@@ -94,37 +86,7 @@ def cinder_conf(tmp_path: Path, sandbox, cinder_url: str):
     return make
 
 
-NOVA_FILES = ("nova_api.sqlite", "cell0.sqlite", "cell1.sqlite", "cell2.sqlite")
-
-
-@pytest.fixture(scope="session")
-def nova_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """nova_api + cell0 + two cells made once by nova-manage (api_db sync, cell_v2 map_cell0,
-    cell_v2 create_cell, db sync per cell) on SQLite: about 10 s."""
-    from keytools.nova_db import create_databases
-
-    d = tmp_path_factory.mktemp("nova-template")
-    create_databases(f"sqlite:///{d / 'nova_api.sqlite'}", f"sqlite:///{d / 'cell0.sqlite'}",
-                     {"cell1": f"sqlite:///{d / 'cell1.sqlite'}", "cell2": f"sqlite:///{d / 'cell2.sqlite'}"})
-    return d
-
-
 @pytest.fixture
 def nova_dbs(nova_template: Path, tmp_path: Path) -> dict[str, str]:
-    """A fresh copy for one test: {'api': url, 'cell0': url, 'cell1': url, 'cell2': url}; the copy's
-    cell_mappings point at the copied cells."""
-    import sqlalchemy as sa
-
-    d = tmp_path / "nova"
-    d.mkdir()
-    for name in NOVA_FILES:
-        shutil.copyfile(nova_template / name, d / name)
-    urls = {"api": f"sqlite:///{d / 'nova_api.sqlite'}"}
-    eng = sa.create_engine(urls["api"])
-    with eng.begin() as conn:
-        for cell in ("cell0", "cell1", "cell2"):
-            urls[cell] = f"sqlite:///{d / (cell + '.sqlite')}"
-            conn.execute(sa.text("UPDATE cell_mappings SET database_connection = :u WHERE name = :n"),
-                         {"u": urls[cell], "n": cell})
-    eng.dispose()
-    return urls
+    """A fresh copy for one test: {'api': url, 'cell0': url, 'cell1': url, 'cell2': url}."""
+    return copy_nova(nova_template, tmp_path / "nova")
