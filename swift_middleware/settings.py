@@ -100,14 +100,14 @@ def _num(conf: Mapping[str, str], name: str, default: float, where: str, minimum
     return value
 
 
-def shown(value: object) -> str:
+def shown(value: object, quote: str = "") -> str:
     """A non-secret option's value for a message: its first line, at most 40 characters.
 
     Only the first line: an indented line below an option continues its value, so a password
     line indented by mistake would otherwise be quoted in the error."""
     lines = str(value).split("\n")
     first = lines[0] if len(lines[0]) <= 40 else lines[0][:40] + "..."
-    return first + (f" (+{len(lines) - 1} continuation line(s))" if len(lines) > 1 else "")
+    return quote + first + quote + (f" (+{len(lines) - 1} continuation line(s))" if len(lines) > 1 else "")
 
 
 def _url(where: str, option: str, value: str | None) -> None:
@@ -189,7 +189,8 @@ def _key_refs(conf: Mapping[str, str], where: str) -> tuple[KeyRef, ...]:
         try:
             uuid.UUID(value)
         except ValueError:
-            raise ConfigError(f"{where}: {option} = '{shown(value)}' is not a Barbican secret id (a UUID)",
+            quote = "'"
+            raise ConfigError(f"{where}: {option} = {shown(value, quote)} is not a Barbican secret id (a UUID)",
                               "Use the last part of the secret href from 'openstack secret list'") from None
         refs.append(KeyRef(secret_id, option, value))
     if not refs:
