@@ -13,6 +13,14 @@ from __future__ import annotations
 
 import socket
 
+# Imported here, not in the first input: Swift's imports take seconds, and libFuzzer's alarm
+# (armed until the first contract.bounded) counts a first input that slow as a timeout.
+import swift.common.internal_client  # noqa: F401
+import swift.proxy.server  # noqa: F401
+from swift.common.utils import readconf
+
+from keytools.errors import ConfigError, KeytoolsError
+from swift_middleware import check, cli, internal, keymaster, newkey, reencrypt, retire, settings, swiftconf  # noqa: F401
 from tests.fuzz import contract
 
 PASSWORD = "Fz-planted-Pw-4711"
@@ -69,8 +77,6 @@ SEEDS: list[bytes] = [
 
 def _swift_readconf(path: str, section: str | None) -> dict | None:
     """Swift's own answer for the file, or None where Swift refuses it."""
-    from swift.common.utils import readconf
-
     try:
         return readconf(path, section)
     except Exception:  # noqa: BLE001 - any refusal; keytools must refuse it too
@@ -94,9 +100,6 @@ def _shown_secret(conf: dict | None) -> bool:
 
 def _oracle(path: str, section: str | None) -> dict | None:
     """keytools' reader against Swift's: the same dict, or both refuse (ours with a ConfigError)."""
-    from keytools.errors import ConfigError
-    from swift_middleware import swiftconf
-
     theirs = _swift_readconf(path, section)
     try:
         ours = swiftconf.read(path, section)
@@ -112,9 +115,6 @@ def _oracle(path: str, section: str | None) -> dict | None:
 
 def _keymaster_start(proxy: str, secrets: tuple[str, ...]) -> None:
     """The filter's start as swift-proxy-server runs it: a keymaster, or one clear refusal."""
-    from keytools.errors import KeytoolsError
-    from swift_middleware import check, keymaster, settings
-
     try:
         sections = check.read_proxy_conf(proxy)
     except KeytoolsError:
@@ -166,9 +166,6 @@ def fuzz_one(data: bytes) -> None:
 
 def _new_key(proxy: str, secrets: tuple[str, ...]) -> None:
     """new-key's config readers (the rest of new-key talks to Barbican only)."""
-    from keytools.errors import KeytoolsError
-    from swift_middleware import newkey
-
     for read in (newkey.existing_secret_ids, newkey.inline_secrets):
         try:
             read(proxy)
