@@ -179,3 +179,20 @@ def test_the_reader_reads_what_swift_reads(tmp_path):
     _write(conf_d / "30-c.conf", "[app:proxy-server]\n  indented junk\nx\n")
     with pytest.raises(ConfigError, match="30-c.conf line 2: cannot parse"):
         swiftconf.read(str(conf_d))
+
+
+def test_real_proxy_with_a_broken_keymaster_conf_exits_with_one_line(swift_sandbox, swift_workdir):
+    """What swift-proxy-server shows (its pipeline load, as for Swift's own middlewares): our one
+    line and exit 1; never configparser's message quoting the password line, never a traceback."""
+    from swift_helpers import ProxyProcess
+
+    km = swift_workdir / "broken-keymaster.conf"
+    _write(km, f"[kms_keymaster]\n{GOOD}password = {PASSWORD}\n")
+    os.chmod(km, 0o600)
+    proxy = ProxyProcess(swift_sandbox.state, swift_sandbox.config, swift_workdir, "proxy-broken-conf",
+                         {"use": "egg:keytools#keymaster", "keymaster_config_path": str(km)})
+    assert proxy.wait_exit() != 0
+    out = proxy.output()
+    assert f"keytools keymaster refuses to start: {km} line 10: option password appears twice in " \
+           "[kms_keymaster]" in out
+    assert PASSWORD not in out and "Traceback" not in out
