@@ -46,7 +46,7 @@ def _kind(mode: int) -> str:
 
 def open_user_file(path: str | os.PathLike[str], what: str, hint: str | None = "Check the path",
                    error: type[UsageError] = UsageError, *, missing_hint: str | None = None,
-                   path_first: bool = False) -> BinaryIO:
+                   path_first: bool = False, buffering: int = -1) -> BinaryIO:
     """Open a file the user named for reading, refusing anything but a regular file.
 
     The open never blocks: it is done with O_NONBLOCK (a FIFO with no writer would otherwise hang
@@ -79,7 +79,7 @@ def open_user_file(path: str | os.PathLike[str], what: str, hint: str | None = "
             raise error(f"{subject} is {_kind(mode)}, not a regular file",
                         "Pass a regular file (not a FIFO, device, directory or socket)")
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb", buffering=buffering)
     except BaseException:
         os.close(fd)
         raise

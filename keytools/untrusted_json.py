@@ -3,7 +3,8 @@
 ``json.loads`` accepts things no keytools input needs and that break later code: NaN and Infinity
 (echoed into JSON output no parser reads), ``1e999`` (a float that is infinite), integers of
 thousands of digits (Python refuses to print them: ValueError later), and nesting thousands deep
-(RecursionError). ``loads`` refuses all of them, and more than ``max_bytes``, with one error line
+(RecursionError), and strings with a lone surrogate (``"\\ud800"``: no output can encode
+them). ``loads`` refuses all of them, and more than ``max_bytes``, with one error line
 naming the source, so every caller fails the same way (exit 2 by default).
 """
 
@@ -41,21 +42,36 @@ def _float(text: str) -> float:
     return value
 
 
-def _depth_problem(value: Any, max_depth: int) -> bool:
-    """True if ``value`` nests deeper than ``max_depth`` (iterative: no recursion of its own)."""
+def _printable(text: str) -> bool:
+    """False for a string with a lone surrogate (``"\\ud800"``): no output can encode it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _problem(value: Any, max_depth: int) -> str | None:
+    """Why ``value`` is refused after parsing (iterative: no recursion of its own), or None."""
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
+        if isinstance(item, str):
+            if not _printable(item):
+                return "a string with a lone surrogate"
+            continue
         if isinstance(item, dict):
+            if not all(_printable(key) for key in item):
+                return "a string with a lone surrogate"
             children: Any = item.values()
         elif isinstance(item, list):
             children = item
         else:
             continue
         if depth > max_depth:
-            return True
+            return f"nested deeper than {max_depth} levels"
         stack.extend((child, depth + 1) for child in children)
-    return False
+    return None
 
 
 def loads(data: bytes | str, source: str, *, error: type[UsageError] = UsageError,
@@ -65,7 +81,7 @@ def loads(data: bytes | str, source: str, *, error: type[UsageError] = UsageErro
     ``source`` names where the text came from ("--properties file X", "archive X's header").
     Bytes must be UTF-8. Refused: more than ``max_bytes``, NaN/Infinity/-Infinity, numbers
     beyond a float's range, integers of more than MAX_INT_DIGITS digits, nesting deeper than
-    ``max_depth``. The message quotes no part of the text (it may hold secrets).
+    ``max_depth``, lone surrogates. The message quotes no part of the text (it may hold secrets).
     """
     if len(data) > max_bytes:
         raise error(f"{source} is not valid JSON (more than {max_bytes} bytes)", hint)
@@ -83,6 +99,7 @@ def loads(data: bytes | str, source: str, *, error: type[UsageError] = UsageErro
                     hint) from None
     except ValueError as exc:  # anything else json or int() refuses
         raise error(f"{source} is not valid JSON ({type(exc).__name__})", hint) from None
-    if _depth_problem(value, max_depth):
-        raise error(f"{source} is not valid JSON (nested deeper than {max_depth} levels)", hint)
+    problem = _problem(value, max_depth)
+    if problem:
+        raise error(f"{source} is not valid JSON ({problem})", hint)
     return value

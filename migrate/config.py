@@ -12,10 +12,10 @@ import base64
 import binascii
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from keytools import oslo_ini, redaction
 from keytools.errors import ConfigError, UsageError
+from keytools.fileutil import read_user_file
 
 VALID_KEY_BITS = (128, 256, 512)
 BARBICAN_NAMES = ("barbican", "BarbicanKeyManager")
@@ -81,13 +81,12 @@ def parse_fixed_key(value: str, where: str) -> bytes:
 
 def read_fixed_key_file(path: str) -> bytes:
     """A file holding the hex key (what 'keytools fixed-key' backs up): one line, hex."""
+    data = read_user_file(path, "--fixed-key-file", "Check the path and permissions", ConfigError,
+                          missing_hint="Give the file holding the hex fixed_key", path_first=True)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"--fixed-key-file {path}: no such file", "Give the file holding the hex fixed_key") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--fixed-key-file {path}: cannot read it ({type(exc).__name__})",
-                          "Check the path and permissions") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"--fixed-key-file {path}: not a text file", "Put the hex fixed_key on one line") from None
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
     if not lines:
         raise ConfigError(f"--fixed-key-file {path}: no key in the file", "Put the hex fixed_key on one line")

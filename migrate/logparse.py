@@ -11,13 +11,16 @@ Both the documented wording and the one in today's cinder are accepted.
 from __future__ import annotations
 
 import glob
-import json
+import io
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from keytools import untrusted_json
 from keytools.errors import UsageError
+from keytools.fileutil import open_user_file
 
 LINE = re.compile(r"^(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (?P<pid>\d+) (?P<level>[A-Z]+) "
                   r"(?P<logger>\S+) \[(?P<ctx>[^\]]*)\] (?P<msg>.*)$")
@@ -49,7 +52,10 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("status_backups_remaining",
      re.compile(r"There are still (?P<count>\d+) backups?\(s\) using the ConfKeyManager")),
 ]
+EVENTS = frozenset({e for e, _ in PATTERNS} | {"migrated"})
 SKIPS = {e for e, _ in PATTERNS if e.startswith("not_migrating_")}
+MAX_LINE = 64 * 1024  # a log line longer than this is cut: no migration line comes close
+MAX_COUNT_DIGITS = 18  # fits a database's 64-bit row count
 STATUS = {"status_no_volumes", "status_no_backups", "status_volumes_remaining", "status_backups_remaining"}
 
 
@@ -113,24 +119,40 @@ def _request_id(ctx: str) -> str | None:
     return m.group(0) if m else None
 
 
-def events(lines: list[str] | Any) -> list[Event]:
+def _text(value: Any) -> str | None:
+    """A JSON line's scalar field as text; anything else (a list, an object) is not believed."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        return None
+    return str(value) if value != "" else None
+
+
+def _json_event(line: str) -> Event | None:
+    """A keytools JSON log line as an event; None for a line that is not one (or not JSON)."""
+    try:
+        doc = untrusted_json.loads(line, "log line", max_bytes=MAX_LINE)
+    except UsageError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    msg = _text(doc.get("message")) or ""
+    found = classify(msg)
+    event = doc.get("event") if isinstance(doc.get("event"), str) and doc.get("event") in EVENTS else None
+    if found is None and event is None:
+        return None
+    name, fields = found if found else (event, {})
+    return Event(name or "", _text(doc.get("timestamp")), _text(doc.get("pid")), _text(doc.get("request_id")),
+                 _text(doc.get("level")), msg, fields)
+
+
+def events(lines: Iterable[str]) -> list[Event]:
     """Migration events from oslo.log text lines or keytools JSON lines; others are skipped."""
     out: list[Event] = []
     for raw in lines:
         line = raw.rstrip("\n")
         if line.startswith("{"):
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            msg = str(doc.get("message", ""))
-            found = classify(msg)
-            event = doc.get("event") if doc.get("event") in {e for e, _ in PATTERNS} | {"migrated"} else None
-            if found is None and event is None:
-                continue
-            name, fields = found if found else (event, {})
-            out.append(Event(name or "", doc.get("timestamp"), str(doc.get("pid")) if doc.get("pid") else None,
-                             doc.get("request_id"), doc.get("level"), msg, fields))
+            event = _json_event(line)
+            if event is not None:
+                out.append(event)
             continue
         m = LINE.match(line)
         if not m:
@@ -182,10 +204,17 @@ def runs(evts: list[Event]) -> list[Run]:
             elif ev.event == "status_no_backups":
                 cur.backups_remaining = 0
             elif ev.event == "status_volumes_remaining":
-                cur.volumes_remaining = int(ev.fields["count"])
+                cur.volumes_remaining = _count(ev.fields.get("count"))
             else:
-                cur.backups_remaining = int(ev.fields["count"])
+                cur.backups_remaining = _count(ev.fields.get("count"))
     return result
+
+
+def _count(text: Any) -> int | None:
+    """A remaining-rows count from a status line; None (unknown) for one no database can hold."""
+    if not isinstance(text, str) or not text.isdigit() or len(text) > MAX_COUNT_DIGITS:
+        return None
+    return int(text)
 
 
 def host_of(path: str) -> str:
@@ -212,17 +241,29 @@ def service_of(path: str, evts: list[Event]) -> str:
     return "keytools" if any(e.event == "migrated" for e in evts) else "cinder-volume"
 
 
+def _lines(raw: io.BufferedIOBase | Any) -> Iterator[str]:
+    """The file's lines as text, each cut at MAX_LINE bytes (a file with no newline is not read
+    whole into memory; the rest of a long line is skipped)."""
+    while True:
+        chunk = raw.readline(MAX_LINE)
+        if not chunk:
+            return
+        if len(chunk) == MAX_LINE and not chunk.endswith(b"\n"):
+            while (rest := raw.readline(MAX_LINE)) and not rest.endswith(b"\n"):
+                pass
+        yield chunk.decode("utf-8", "replace")
+
+
 def parse_file(spec: str) -> dict[str, Any]:
     """``FILE`` or ``HOST=FILE`` -> summary of the file's runs (the last run is the current state)."""
     host, _, path = spec.rpartition("=") if "=" in spec and not Path(spec).exists() else ("", "", spec)
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            evts = events(handle)
-    except FileNotFoundError:
-        raise UsageError(f"log {path}: no such file", "Give cinder-volume/cinder-backup log files") from None
-    except OSError as exc:
-        raise UsageError(f"log {path}: cannot read it ({exc.strerror or type(exc).__name__})",
-                         "Check the path and permissions") from None
+    with open_user_file(path, "log", "Check the path and permissions", path_first=True,
+                        missing_hint="Give cinder-volume/cinder-backup log files") as raw:
+        try:
+            evts = events(_lines(raw))
+        except OSError as exc:
+            raise UsageError(f"log {path}: cannot read it ({exc.strerror or type(exc).__name__})",
+                             "Check the path and permissions") from None
     file_runs = runs(evts)
     last = file_runs[-1] if file_runs else None
     return {"host": host or host_of(path), "service": service_of(path, evts), "file": path,

@@ -76,10 +76,9 @@ def resolve_certificate(cert_uuid: str, cert_file: str | None, fetch_pem: Callab
         return local, f"certificate {cert_file}"
     pem = fetch_pem()
     try:
-        stored = x509.load_pem_x509_certificate(pem)
-    except ValueError:
-        raise CertificateError(f"Barbican secret {cert_uuid} does not hold a PEM certificate; Glance and "
-                               "Nova (castellan) cannot read it",
+        stored = sig.load_certificate(pem, f"Barbican secret {cert_uuid}", pem_only=True)
+    except ValueError as exc:
+        raise CertificateError(f"{exc}; Glance and Nova (castellan) cannot read it",
                                "Store the certificate with 'keytools cert store'") from None
     if local is not None and sig.fingerprint(local) != sig.fingerprint(stored):
         raise CertificateError(f"the certificate in Barbican ({cert_uuid}) is not {cert_file}",

@@ -16,7 +16,6 @@ dates, Nova only when it validates the certificate; the verdict says what each w
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -28,8 +27,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from keytools import image_signature as sig
-from keytools import overlap
-from keytools.fileutil import read_user_file
+from keytools import overlap, untrusted_json
+from keytools.fileutil import MAX_SMALL, read_user_file
 from keytools.errors import CertificateError, KeytoolsError, ProblemsFound, UsageError
 from verify import chain
 
@@ -75,18 +74,14 @@ def properties_from_json(value: str) -> dict[str, Any]:
     ``keytools sign -f json`` and ``openstack image show -f json`` (properties nested or not)."""
     import sys
 
-    text = value
+    text: str | bytes = value
     source = "--properties"
     if value == "-":
-        text, source = sys.stdin.read(), "--properties - (stdin)"
+        text, source = sys.stdin.read(MAX_SMALL + 1), "--properties - (stdin)"
     elif not value.lstrip().startswith("{"):
-        text = read_user_file(value, "--properties file", "Pass a JSON object or a file holding one").decode(
-            "utf-8", "replace")
+        text = read_user_file(value, "--properties file", "Pass a JSON object or a file holding one")
         source = f"--properties file {value}"
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise UsageError(f"{source} is not valid JSON ({exc})", "Pass a JSON object of image properties") from None
+    data = untrusted_json.loads(text, source, hint="Pass a JSON object of image properties")
     if not isinstance(data, dict):
         raise UsageError(f"{source} is not a JSON object", "Pass a JSON object of image properties")
     nested = data.get("properties")
@@ -113,6 +108,10 @@ def prepare(properties: dict[str, Any], cert_source: CertSource, policy: Policy 
 
 def parse(properties: dict[str, Any], cert_label: str | None = None) -> Properties:
     """Everything that needs no key manager: runs before the data is read."""
+    wrong = [p for p in sig.PROPERTIES if properties.get(p) is not None and not isinstance(properties[p], str)]
+    if wrong:  # Glance stores property values as strings; a list or number is not a signature property
+        raise UsageError(f"property {', '.join(wrong)} is not a string",
+                         "Pass the img_signature* properties as strings (keytools sign prints them)")
     missing = [p for p in sig.PROPERTIES if not properties.get(p)]
     if cert_label and sig.CERT_UUID in missing:
         missing.remove(sig.CERT_UUID)  # a local --cert stands in for the certificate id
@@ -339,10 +338,10 @@ def pem_source(fetch_pem: Callable[[str], bytes]) -> CertSource:
     def get(uuid: str) -> x509.Certificate:
         pem = fetch_pem(uuid)
         try:
-            return x509.load_pem_x509_certificate(pem)
-        except ValueError:
-            raise CertificateError(f"Barbican secret {uuid} does not hold a PEM certificate: Glance and Nova "
-                                   "(castellan) cannot read it", "Store it with 'keytools cert store'") from None
+            return sig.load_certificate(pem, f"Barbican secret {uuid}", pem_only=True)
+        except ValueError as exc:
+            raise CertificateError(f"{exc}: Glance and Nova (castellan) cannot read it",
+                                   "Store it with 'keytools cert store'") from None
 
     return get
 

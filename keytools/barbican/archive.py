@@ -34,13 +34,14 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from keytools import redaction
+from keytools import redaction, untrusted_json
 from keytools.errors import UsageError
 
 MAGIC = b"KTBARB01"
 FORMAT_VERSION = 1
 SEGMENT_SIZE = 1 << 20
 MAX_HEADER = 1 << 20
+MAX_SEGMENT_SIZE = 64 << 20  # what a reader accepts: a larger one is a damaged header, not ours
 TAG = 16
 # scrypt cost: 2**15 * 8 * 128 B = 32 MiB, ~0.1 s: fine once per backup, costly for a guesser.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 15, 8, 1
@@ -252,10 +253,8 @@ def read_header(handle: BinaryIO, path: str) -> ArchiveHeader:
     header_bytes = handle.read(length)
     if len(header_bytes) != length:
         raise ArchiveError(f"{path}: archive is truncated (header)", "Use an intact copy of the backup")
-    try:
-        header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ArchiveError(f"{path}: corrupted archive header (not JSON)", "Use an intact copy") from None
+    header = untrusted_json.loads(header_bytes, f"{path}: the archive header", error=ArchiveError,
+                                  hint="Use an intact copy", max_bytes=MAX_HEADER)
     if not isinstance(header, dict) or header.get("format") != FORMAT_VERSION:
         raise ArchiveError(f"{path}: unsupported archive format {header.get('format') if isinstance(header, dict) else '?'}",
                            "Use the keytools version that wrote it, or an intact copy")
@@ -279,10 +278,11 @@ class ArchiveReader:
         self._prefix = _unb64(h.get("nonce_prefix"), "nonce", header.path)
         if len(self._prefix) != 7:
             raise ArchiveError(f"{header.path}: corrupted archive header (nonce)", "Use an intact copy")
-        try:
-            self._max = int(h.get("segment_size", SEGMENT_SIZE)) + TAG
-        except (TypeError, ValueError):
-            raise ArchiveError(f"{header.path}: corrupted archive header", "Use an intact copy") from None
+        segment_size = h.get("segment_size", SEGMENT_SIZE)
+        if isinstance(segment_size, bool) or not isinstance(segment_size, int) or not (
+                1 <= segment_size <= MAX_SEGMENT_SIZE):
+            raise ArchiveError(f"{header.path}: corrupted archive header (segment size)", "Use an intact copy")
+        self._max = segment_size + TAG
         self._aead = AESGCM(keys.enc)
 
     def segments(self) -> Iterator[bytes]:

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from keytools import redaction
+from keytools import redaction, untrusted_json
 from keytools.barbican import barbican_conf, faults, manifest as manifest_mod
 from keytools.barbican.archive import (ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter,
                                               KeySource, read_header)
 from keytools.barbican.database import open_database
 from keytools.barbican.db_base import Database, Stats
 from keytools.errors import ConfigError, StateError, UsageError
-from keytools.fileutil import atomic_writer
+from keytools.fileutil import atomic_writer, open_user_file
 from keytools.logs import log_event
 
 LOG = logging.getLogger("keytools.barbican")
@@ -78,14 +78,8 @@ def inspect(archive: str | os.PathLike[str], source: KeySource | None = None) ->
 
 @contextlib.contextmanager
 def _open(path: str) -> Iterator[BinaryIO]:
-    try:
-        handle = open(path, "rb")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file", "Give the path of a backup archive") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory", "Give the path of a backup archive") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read ({exc.strerror})", "Check the path and permissions") from None
+    handle = open_user_file(path, "", "Check the path and permissions", path_first=True,
+                            missing_hint="Give the path of a backup archive")
     with handle:
         yield handle
 
@@ -93,10 +87,10 @@ def _open(path: str) -> Iterator[BinaryIO]:
 def _check_record(segment: bytes, manifest: dict[str, Any], path: str) -> list[str]:
     """The secret record (segment 0): returns the KEK list after matching it with the manifest."""
     try:
-        keks = json.loads(segment.decode("utf-8"))["keks"]
+        keks = untrusted_json.loads(segment, "secret record", max_bytes=len(segment))["keks"]
         if not isinstance(keks, list) or not keks or not all(isinstance(k, str) and k for k in keks):
             raise TypeError
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (UsageError, KeyError, TypeError):
         raise ArchiveError(f"{path}: the archive's secret record is damaged", "Use another backup") from None
     for kek in keks:
         redaction.register_secret(kek)

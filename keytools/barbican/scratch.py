@@ -90,7 +90,10 @@ def clean_stale(base: Path | None = None) -> int:
             owner = int((path / "owner.pid").read_text())
         except (OSError, ValueError):
             owner = None
-            if time.time() - path.stat().st_mtime < 300:  # being created right now
+            try:
+                if time.time() - path.stat().st_mtime < 300:  # being created right now
+                    continue
+            except FileNotFoundError:  # another drill just removed its own directory
                 continue
         if owner is not None and _alive(owner):
             continue

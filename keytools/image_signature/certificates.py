@@ -7,19 +7,54 @@ import os
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 
 from keytools.errors import UsageError
 from keytools.fileutil import read_user_file
 
-def load_certificate(data: bytes, where: str = "certificate") -> x509.Certificate:
-    """A PEM or DER X.509 certificate; ValueError naming ``where`` if it is neither."""
+# What cryptography raises when a certificate parses but a part keytools reads does not: it parses
+# extensions, names, the key and the version only when asked, so a bad one surfaces late.
+REFUSALS: tuple[type[Exception], ...] = (ValueError, TypeError, UnsupportedAlgorithm, x509.DuplicateExtension,
+                                         x509.InvalidVersion, x509.UnsupportedGeneralNameType)
+
+
+def _touch(cert: x509.Certificate) -> None:
+    """Read every part keytools (and cursive) use, so that a part cryptography refuses is refused now."""
+    cert.version  # noqa: B018 - InvalidVersion
+    cert.serial_number  # noqa: B018
+    cert.subject.rfc4514_string()
+    cert.issuer.rfc4514_string()
+    cert.not_valid_before_utc  # noqa: B018
+    cert.not_valid_after_utc  # noqa: B018
+    for extension in cert.extensions:  # DuplicateExtension, a malformed extension (ValueError)
+        extension.value  # noqa: B018
+    cert.public_key()  # an unsupported or invalid key (UnsupportedAlgorithm, ValueError)
+    cert.signature_hash_algorithm  # noqa: B018 - an unknown signature algorithm
+    cert.fingerprint(hashes.SHA256())
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def load_certificate(data: bytes, where: str = "certificate", pem_only: bool = False) -> x509.Certificate:
+    """A PEM (or, unless ``pem_only``, DER) X.509 certificate whose every part keytools reads parses;
+    ValueError naming ``where`` otherwise (one line, whatever cryptography refused)."""
     try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificate(data)
-        return x509.load_der_x509_certificate(data)
-    except ValueError as exc:
-        raise ValueError(f"{where} is not a PEM or DER X.509 certificate ({exc})") from None
+        if b"-----BEGIN" in data or pem_only:
+            cert = x509.load_pem_x509_certificate(data)
+        else:
+            cert = x509.load_der_x509_certificate(data)
+    except REFUSALS as exc:
+        kind = "PEM" if pem_only else "PEM or DER"
+        raise ValueError(f"{where} is not a {kind} X.509 certificate ({_reason(exc)})") from None
+    try:
+        _touch(cert)
+    except REFUSALS as exc:
+        raise ValueError(f"{where} is a certificate keytools cannot use ({_reason(exc)})") from None
+    return cert
 
 
 def validity_problem(cert: x509.Certificate, now: Any = None) -> str | None:

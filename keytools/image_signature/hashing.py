@@ -9,13 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import stat
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from keytools.errors import UsageError
+from keytools.fileutil import open_user_file
 from keytools.image_signature.crypto import new_hasher
 
 CHUNK_SIZE = 1024 * 1024
@@ -140,19 +140,12 @@ def _hash_read_ahead(fd: int, hasher: Any, progress: Callable[[int], None] | Non
 
 
 def open_image(path: str | os.PathLike[str]) -> tuple[BinaryIO, int]:
-    """Open a regular, non-empty image file for reading (UsageError, exit 2, for anything else)."""
-    try:
-        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - handed to the caller
-    except FileNotFoundError:
-        raise UsageError(f"image {path} does not exist", "Check the path") from None
-    except IsADirectoryError:
-        raise UsageError(f"image {path} is a directory", "Pass the image file") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read image {path}: {exc.strerror}", "Check its permissions") from None
+    """Open a regular, non-empty image file for reading (UsageError, exit 2, for anything else).
+
+    Images are regular files: a FIFO (which would block), a device or a directory is refused, as
+    Glance uploads and Nova downloads files (``open_user_file``)."""
+    handle = open_user_file(path, "image", "Check the path", buffering=0)
     info = os.fstat(handle.fileno())
-    if not stat.S_ISREG(info.st_mode):
-        handle.close()
-        raise UsageError(f"image {path} is not a regular file", "Pass the image file itself")
     if info.st_size == 0:
         handle.close()
         raise UsageError(f"image {path} is empty", "Check that the image was written completely")

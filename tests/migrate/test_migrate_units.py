@@ -336,14 +336,17 @@ def test_status_takes_positional_files_and_repeatable_globs(tmp_path):
 @pytest.mark.parametrize("make, words", [
     (lambda d: f"{d}/*.nothing", "no file matches this pattern"),
     (lambda d: f"{d}/missing.log", "no such file"),
-    (lambda d: str(d / "subdir.log"), "cannot read it"),
-    (lambda d: str(d / "locked.log"), "cannot read it (Permission denied)"),
+    (lambda d: str(d / "subdir.log"), "is a directory, not a regular file"),
+    (lambda d: str(d / "locked.log"), "cannot read (Permission denied)"),
+    (lambda d: str(d / "pipe.log"), "is a FIFO (named pipe), not a regular file"),  # would block forever
+    (lambda d: "/dev/zero", "is a device, not a regular file"),  # would be read until memory runs out
 ])
 def test_status_bad_log_paths_are_one_line_usage_errors(tmp_path, make, words):
     d = _log_dir(tmp_path)
     locked = d / "locked.log"
     locked.write_text("x\n")
     locked.chmod(0)
+    os.mkfifo(d / "pipe.log")
     if words.endswith("(Permission denied)") and os.access(locked, os.R_OK):
         pytest.skip("running as root: every file is readable")
     spec = make(d)

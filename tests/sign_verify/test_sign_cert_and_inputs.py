@@ -102,7 +102,7 @@ def test_sign_text_and_glance_args_formats(pair):
     ("expired", 3, "expired on"),
     ("not_yet_valid", 3, "is not valid before"),
     ("weak", 2, "too weak"),
-    ("missing_image", 2, "does not exist"),
+    ("missing_image", 2, "No such file or directory"),
     ("unreadable_image", 2, "cannot read image"),
     ("empty_image", 2, "is empty"),
     ("directory_image", 2, "is a directory"),

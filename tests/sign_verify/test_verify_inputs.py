@@ -69,7 +69,7 @@ def _with(s, **changes):
     ("unknown_key_type", 2, "invalid signature key type 'RSA'"),
     ("unknown_hash", 2, "invalid signature hash method 'SHA256'"),
     ("missing_property", 2, "missing property img_signature_hash_method"),
-    ("missing_image", 2, "does not exist"),
+    ("missing_image", 2, "No such file or directory"),
     ("empty_image", 2, "is empty"),
     ("bad_json", 2, "is not valid JSON"),
 ])
