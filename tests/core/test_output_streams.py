@@ -33,7 +33,8 @@ def test_group_without_its_command_prints_the_help_not_an_error():
 
 
 def test_stdout_escapes_what_it_cannot_encode():
-    code = "from keytools import output; output.safe_streams(); print('node-\\udcff'); print('\\ud800', file=sys.stderr)"
+    code = ("from keytools import output; output.safe_streams(); "
+            "print('node-\\udcff'); print('\\ud800', file=sys.stderr)")
     proc = subprocess.run([sys.executable, "-c", f"import sys; {code}"], capture_output=True, timeout=60,
                           env={**os.environ, "PYTHONIOENCODING": "utf-8"})
     assert proc.returncode == 0, proc.stderr

@@ -49,8 +49,10 @@ def _proxy(tmp_path, keymaster_lines: str) -> str:
 
 
 # (case, keymaster.conf text, what the one line says). Each ended as exit 70 or quoted the password.
+NO_PASSWORD = GOOD.replace(f"password = {PASSWORD}\n", "")
+INDENTED = GOOD.replace("password", " password").replace("username", "key_id_9")
 BROKEN = [
-    ("missing section header", f"password = {PASSWORD}\n[kms_keymaster]\n" + GOOD.replace(f"password = {PASSWORD}\n", ""),
+    ("missing section header", f"password = {PASSWORD}\n[kms_keymaster]\n{NO_PASSWORD}",
      "line 1: an option or text before the first [section] header"),
     ("duplicate option", f"[kms_keymaster]\n{GOOD}password = {PASSWORD}\n", "line 10: option password appears twice"),
     ("duplicate section", f"[kms_keymaster]\n{GOOD}[kms_keymaster]\n", "line 10: section [kms_keymaster] appears twice"),
@@ -59,9 +61,10 @@ BROKEN = [
     ("bad % syntax", f"[kms_keymaster]\n{GOOD.replace(PASSWORD, PASSWORD + '%(x')}",
      "line 4: [kms_keymaster] password: bad %-interpolation"),
     ("parsing error", f"[kms_keymaster]\n{GOOD.replace('password = ', 'password ')}", "line 4: cannot parse the line"),
-    ("not UTF-8", f"[kms_keymaster]\n{GOOD}".replace(PASSWORD, PASSWORD + "\udcff").encode("utf-8", "surrogateescape"),
+    ("not UTF-8", f"[kms_keymaster]\n{GOOD}".replace(PASSWORD, PASSWORD + "\udcff").encode("utf-8",
+                                                                                           "surrogateescape"),
      "line 4: not UTF-8 text"),
-    ("indented password line", f"[kms_keymaster]\n{GOOD.replace('password', ' password').replace('username', 'key_id_9')}",
+    ("indented password line", f"[kms_keymaster]\n{INDENTED}",
      "key_id_9 = 'swift' (+1 continuation line(s)) is not a Barbican secret id"),
 ]
 
@@ -121,7 +124,8 @@ def test_broken_proxy_server_conf_is_exit_2_with_one_line(tmp_path, case, text, 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e999", "-1", "2.5", "1001", "many"])
 def test_startup_retries_must_be_a_bounded_whole_number(tmp_path, value):
-    km = _write(tmp_path / "keymaster.conf", f"[kms_keymaster]\n{GOOD.replace('startup_retries = 0', f'startup_retries = {value}')}")
+    text = GOOD.replace("startup_retries = 0", f"startup_retries = {value}")
+    km = _write(tmp_path / "keymaster.conf", f"[kms_keymaster]\n{text}")
     with pytest.raises(ConfigError, match=f"startup_retries = {value} is not a number >= 0"):
         settings.parse({"keymaster_config_path": km})
     with pytest.raises(keymaster.KeymasterStartupError, match="startup_retries"):
