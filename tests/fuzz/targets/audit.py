@@ -70,7 +70,10 @@ def _tree(data: bytes) -> tuple[bytes, bytes]:
 
 def _parse(fmt: str, text: bytes) -> None:
     """The report in ``fmt`` parses as what it claims to be (AssertionError if not)."""
-    assert text.decode("utf-8"), f"{fmt} output is empty"  # UnicodeDecodeError: not UTF-8
+    try:
+        assert text.decode("utf-8"), f"{fmt} output is empty"
+    except UnicodeDecodeError as exc:
+        raise AssertionError(f"the {fmt} report is not UTF-8: {exc}") from None
     if fmt in ("json", "sarif"):
         doc = contract.strict_json(text.decode("utf-8"))
         if fmt == "sarif":
@@ -97,7 +100,11 @@ def fuzz_one(data: bytes) -> None:
             text = formats.render(report, fmt)
             for secret in secrets:
                 assert secret not in text, f"the {fmt} report shows a planted secret"
-            _parse(fmt, text.encode("utf-8"))  # UnicodeEncodeError: lone surrogates
+            try:
+                data = text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # a lone surrogate: no file or stream can hold it
+                raise AssertionError(f"the {fmt} report cannot be written as UTF-8: {exc}") from None
+            _parse(fmt, data)
     if len(data) % 2:  # one CLI run per input, alternately: text to stdout, or JUnit to a file
         result = contract.run(["audit", "--severity", "info", os.fsdecode(node)], secrets=secrets)
         assert result.exit_code in (0, 1, 2)
