@@ -10,18 +10,18 @@ a JUnit document with one test suite per node.
 
 from __future__ import annotations
 
-import json
 import xml.etree.ElementTree as ET  # noqa: S405 (we only build XML)
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from config_checks import formats, registry
 from config_checks.audit import audit_roots
 from config_checks.base import Location, Severity
 from config_checks.formats import sarif
+from config_checks.formats.junit import element, xml_text
 from config_checks.model import Finding, Report
+from keytools import output
 
 CROSS_NODE = ("KT103", "KT106")  # rules that compare nodes: evaluated on the collected trees
 
@@ -119,38 +119,37 @@ def render_sarif(fleet: FleetReport) -> str:
     } for r in fleet.runs]
     run["originalUriBaseIds"] = {r.node: {"uri": _base_uri(r.root)} for r in fleet.runs}
     for res, f in zip(run["results"], report.findings):
-        res["locations"][0]["physicalLocation"]["artifactLocation"] = {"uri": quote(f.location.relpath),
-                                                                      "uriBaseId": f.location.node}
+        res["locations"][0]["physicalLocation"]["artifactLocation"] = {
+            "uri": sarif.artifact_uri(f.location.relpath), "uriBaseId": f.location.node}
     run["properties"]["nodesNotAudited"] = [r.node for r in fleet.runs if not r.audited]
-    return json.dumps(doc, indent=2)
+    return output.to_json(doc)
 
 
 def render_junit(fleet: FleetReport) -> str:
     """One test suite per node: a failing case per finding, one passing case for a clean node, an
-    error case for a node that was not audited."""
+    error case for a node that was not audited. Text goes through the audit's XML escaping."""
     report = formats.redacted(fleet.report)
-    root = ET.Element("testsuites", name="keytools fleet audit")
+    root = element(None, "testsuites", name="keytools fleet audit")
     total = failures = errors = 0
     for run in fleet.runs:
         mine = [f for f in report.findings if f.location.node == run.node]
-        suite = ET.SubElement(root, "testsuite", name=run.node, hostname=run.machine or run.node)
+        suite = element(root, "testsuite", name=run.node, hostname=run.machine or run.node)
         if not run.audited:
-            case = ET.SubElement(suite, "testcase", classname=f"{run.node}.audit", name="audit ran")
-            ET.SubElement(case, "error", message=run.error or "not audited", type="not-audited")
+            case = element(suite, "testcase", classname=f"{run.node}.audit", name="audit ran")
+            element(case, "error", message=run.error or "not audited", type="not-audited")
             suite.attrib.update(tests="1", failures="0", errors="1")
             total, errors = total + 1, errors + 1
             continue
         for f in mine:
-            case = ET.SubElement(suite, "testcase", classname=f"{run.node}.{f.location.relpath}",
-                                 name=f"{f.rule_id} {f.rule_name} {f.location.where}")
-            fail = ET.SubElement(case, "failure", message=f.message, type=f.severity.label)
-            fail.text = f"{f.title}\nactual: {f.actual}\nexpected: {f.expected}\nfix: {f.remediation}"
+            case = element(suite, "testcase", classname=f"{run.node}.{f.location.relpath}",
+                           name=f"{f.rule_id} {f.rule_name} {f.location.where}")
+            fail = element(case, "failure", message=f.message, type=f.severity.label)
+            fail.text = xml_text(f"{f.title}\nactual: {f.actual}\nexpected: {f.expected}\nfix: {f.remediation}")
         if not mine:
-            ET.SubElement(suite, "testcase", classname=f"{run.node}.audit",
-                          name=f"no findings at or above {report.threshold.label} in {run.files_checked} files")
+            element(suite, "testcase", classname=f"{run.node}.audit",
+                    name=f"no findings at or above {report.threshold.label} in {run.files_checked} files")
         n = max(len(mine), 1)
         suite.attrib.update(tests=str(n), failures=str(len(mine)), errors="0")
         total, failures = total + n, failures + len(mine)
     root.attrib.update(tests=str(total), failures=str(failures), errors=str(errors))
     return ET.tostring(root, encoding="unicode", xml_declaration=True)
-

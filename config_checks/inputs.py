@@ -19,6 +19,7 @@ from config_checks import secrets
 from config_checks.base import Location
 from keytools import oslo_ini
 from keytools.errors import UsageError
+from keytools.fileutil import MAX_CONFIG, open_user_file
 from keytools.oslo_ini import OsloConfig, Setting
 
 PUPPET_GENERATED = "var/lib/config-data/puppet-generated"
@@ -147,10 +148,15 @@ def read_config(path: Path) -> tuple[OsloConfig | None, os.stat_result | None, s
         return None, None, f"cannot stat ({exc.strerror})"
     if not stat.S_ISREG(st.st_mode):
         return None, st, "not a regular file"
-    try:
-        data = path.read_bytes()
+    try:  # never blocks (a FIFO swapped in after the stat), never reads more than a config holds
+        with open_user_file(path, "", None, path_first=True) as handle:
+            data = handle.read(MAX_CONFIG + 1)
+    except UsageError as exc:
+        return None, st, exc.message.replace(f"{path}: ", "").replace(f"{path} ", "")
     except OSError as exc:
         return None, st, f"cannot read ({exc.strerror})"
+    if len(data) > MAX_CONFIG:
+        return None, st, "larger than 4 MiB, more than a config file holds"
     if b"\x00" in data:
         return None, st, "binary data, not a text config file"
     return oslo_ini.parse_text(oslo_ini.decode(data), str(path)), st, None

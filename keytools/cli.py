@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Mapping
@@ -19,9 +20,9 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from keytools import __version__, redaction
+from keytools import __version__, output, redaction
 from keytools.context import RunContext
-from keytools.errors import EXIT_INTERNAL, EXIT_USAGE, KeytoolsError, UsageError
+from keytools.errors import EXIT_CLOSED_STDOUT, EXIT_INTERNAL, EXIT_USAGE, KeytoolsError, UsageError
 from keytools.logs import setup_logging
 
 LOG = logging.getLogger("keytools")
@@ -181,6 +182,7 @@ def root(ctx: click.Context, **global_options: Any) -> None:
       5  authentication failed or a role is missing
       6  refused because of the cloud's state (in use, not migrated, locked)
      70  unexpected error (a bug: rerun with --debug and report it)
+    141  stdout was closed early (keytools ... | head), as for any command
     """
     ctx.obj = RunContext()
     apply_global_options(ctx.obj, global_options)
@@ -196,23 +198,53 @@ def _show_report(exc: KeytoolsError) -> None:
         return
     try:
         exc.report()
+    except BrokenPipeError:
+        raise
     except Exception as report_exc:  # e.g. --output on a full disk: the error line still follows
         _report(f"could not write the report: {type(report_exc).__name__}: {report_exc}")
+
+
+def _stdout_closed() -> int:
+    """End quietly when stdout was closed early (``keytools ... | head -1``), as CLIs do: nothing
+    more is written there (Python's own flush at exit would complain) and no error line."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (in-process runs)
+        pass
+    return EXIT_CLOSED_STDOUT
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and turn every expected failure into a one-line message and an exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    output.safe_streams()
+    try:
+        return _main(args)
+    except BrokenPipeError:
+        return _stdout_closed()
+
+
+def _main(args: list[str]) -> int:
     debug = "--debug" in args
+    stdout = sys.stdout
     try:
         # Without standalone mode click returns (not raises) the code given to ctx.exit(n).
         code = root.main(args=args, prog_name="keytools", standalone_mode=False)
         return code if isinstance(code, int) else 0
+    except SystemExit:
+        if sys.stdout is not stdout:  # click's answer to EPIPE: it swapped in a quiet stdout, then exit(1)
+            return _stdout_closed()
+        raise
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.exceptions.Abort:
         _report("aborted")
         return 130
+    except click.exceptions.NoArgsIsHelpError as exc:  # a group without its command: the help, as is
+        click.echo(exc.format_message(), err=True)
+        return EXIT_USAGE
     except click.ClickException as exc:
         _report(exc.format_message())
         return exc.exit_code if exc.exit_code else EXIT_USAGE
@@ -225,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _report("interrupted")
         return 130
+    except BrokenPipeError:
+        raise
     except Exception as exc:  # a bug: say so plainly, never dump secrets
         if debug:
             click.echo(redaction.redact(traceback.format_exc()), err=True)
@@ -233,7 +267,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> Any:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()  # here, not in the interpreter's exit (which would print an error)
+    except BrokenPipeError:
+        code = _stdout_closed()
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ EXIT_UNREACHABLE = 4  # a service (Keystone, Barbican, database) cannot be reach
 EXIT_FORBIDDEN = 5  # authenticated but not allowed (missing role)
 EXIT_STATE = 6  # refused because of the state of the cloud (in use, still migrating, locked)
 EXIT_INTERNAL = 70  # unexpected error: a bug, please report with --debug output
+EXIT_CLOSED_STDOUT = 141  # stdout closed early (keytools ... | head): what a shell shows for SIGPIPE
 
 _E = TypeVar("_E", bound="KeytoolsError")  # typing.Self needs Python 3.11
 

@@ -8,14 +8,13 @@ the line's object. Every line passes through ``redaction.redact`` so secrets nev
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
 import uuid
 from typing import Any, TextIO
 
-from keytools import redaction
+from keytools import output, redaction
 
 REQUEST_ID = f"req-{uuid.uuid4()}"
 _EVENT_ATTR = "keytools_event"
@@ -55,7 +54,7 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, _EVENT_ATTR, None)
         if fields:
             doc.update(fields)
-        return redaction.redact(json.dumps(doc, sort_keys=False, default=str))
+        return redaction.redact(output.to_json(doc, indent=None))
 
 
 _DEBUG = False

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from keytools.errors import ConfigError, KeytoolsError, NotFound, ProblemsFound, UsageError
-from swift_middleware import rootsecrets, settings, usagestate
+from swift_middleware import rootsecrets, settings, swiftconf, usagestate
 
 OURS = ("egg:keytools#keymaster", "swift_middleware.keymaster:filter_factory")
 SWIFT_KEYMASTERS = ("egg:swift#keymaster", "egg:swift#kms_keymaster")
@@ -64,15 +64,7 @@ class CheckReport:
 
 def read_proxy_conf(path: str) -> dict[str, dict[str, str]]:
     """All sections of a proxy-server.conf (or conf.d directory) as Swift reads them."""
-    from swift.common.utils import readconf
-
-    try:
-        return readconf(path)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}", "Give the proxy-server.conf path") from None
-    except Exception as exc:  # configparser errors (duplicate options, bad interpolation)
-        raise ConfigError(f"{path}: not a valid config file: {' '.join(str(exc).split())}",
-                          "Fix the syntax") from None
+    return swiftconf.read(path, hint="Give the proxy-server.conf path")
 
 
 def entry_point(section: dict[str, str]) -> str:

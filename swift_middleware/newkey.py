@@ -20,7 +20,7 @@ from typing import Any
 from keytools import redaction, secret_store
 from keytools.errors import ConfigError, ServiceUnavailable, UsageError
 from keytools.service_errors import translated
-from swift_middleware import check, rootsecrets, settings
+from swift_middleware import check, rootsecrets, settings, swiftconf
 
 ORDER_TIMEOUT = 60.0
 
@@ -113,13 +113,8 @@ def inline_secrets(proxy_conf: str) -> tuple[dict[str | None, bytes], str | None
             continue
         where = f"{proxy_conf} [filter:{name}]"
         if conf.get("keymaster_config_path"):
-            from swift.common.utils import readconf
-
             where = f"{conf['keymaster_config_path']} [keymaster]"
-            try:
-                conf = readconf(conf["keymaster_config_path"], "keymaster")
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"keymaster_config_path: {exc}") from None
+            conf = swiftconf.read(conf["keymaster_config_path"], "keymaster", what="keymaster_config_path")
         found: dict[str | None, bytes] = {}
         try:
             options = load_multikey_opts(conf, "encryption_root_secret", allow_none_key=True)

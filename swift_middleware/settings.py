@@ -11,13 +11,16 @@ and the start-up policy (``startup = strict|lazy``, ``startup_retries``, ``start
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import stat
+import urllib.parse
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from keytools.errors import ConfigError
+from swift_middleware import swiftconf
 
 CONF_SECTION = "kms_keymaster"  # the section of keymaster_config_path, as kms_keymaster reads it
 
@@ -36,6 +39,8 @@ KEYMASTER_OPTS = ("auth_endpoint", *PASSWORD_OPTIONS, *APP_CRED_OPTIONS, "reauth
 SECRET_OPTIONS = ("password", "application_credential_secret")
 
 STARTUP_MODES = ("strict", "lazy")
+MAX_RETRIES = 1000  # start-up attempts; beyond this a proxy would never start nor refuse
+MAX_SECONDS = 3600.0  # barbican_timeout and the start-up backoff
 META_VERSIONS = ("1", "2", "3")  # BaseKeyMaster's meta_version_to_write
 
 
@@ -77,18 +82,47 @@ class KeymasterSettings:
         return next(k for k in self.keys if k.secret_id == secret_id)
 
 
-def _num(conf: Mapping[str, str], name: str, default: float, where: str, minimum: float) -> float:
+def _num(conf: Mapping[str, str], name: str, default: float, where: str, minimum: float,
+         maximum: float, integer: bool = False) -> float:
+    """A finite number in [minimum, maximum] (NaN, inf and 1e999 refused: they would crash or hang
+    the start-up loop); ``integer`` refuses fractions."""
     raw = conf.get(name)
     if raw in (None, ""):
         return default
     try:
         value = float(raw)
     except ValueError:
-        value = minimum - 1
-    if value < minimum:
-        raise ConfigError(f"{where}: {name} = {raw} is not a number >= {minimum:g}",
-                          f"Set {name} to a number of at least {minimum:g}")
+        value = math.nan
+    if not minimum <= value <= maximum or (integer and not value.is_integer()):
+        kind = "a whole number" if integer else "a number"
+        raise ConfigError(f"{where}: {name} = {shown(raw)} is not a number >= {minimum:g} ({kind} "
+                          f"up to {maximum:g})", f"Set {name} to {kind} from {minimum:g} to {maximum:g}")
     return value
+
+
+def shown(value: object, quote: str = "") -> str:
+    """A non-secret option's value for a message: its first line, at most 40 characters.
+
+    Only the first line: an indented line below an option continues its value, so a password
+    line indented by mistake would otherwise be quoted in the error."""
+    lines = str(value).split("\n")
+    first = lines[0] if len(lines[0]) <= 40 else lines[0][:40] + "..."
+    return quote + first + quote + (f" (+{len(lines) - 1} continuation line(s))" if len(lines) > 1 else "")
+
+
+def _url(where: str, option: str, value: str | None) -> None:
+    """An http(s) URL on one line (a continuation line would carry the next option into errors)."""
+    if not value:
+        return
+    try:
+        parts = urllib.parse.urlsplit(value) if value.isprintable() and " " not in value else None
+        ok = parts is not None and parts.scheme in ("http", "https") and bool(parts.hostname) \
+            and (parts.port is None or parts.port > 0)
+    except ValueError:  # a bad IPv6 literal or port
+        ok = False
+    if not ok:
+        raise ConfigError(f"{where}: {option} = {shown(value)} is not an http(s) URL",
+                          "Set it to a URL such as http://keystone:5000/v3")
 
 
 def _true(value: str | None) -> bool:
@@ -110,13 +144,9 @@ def effective_conf(conf: Mapping[str, str]) -> tuple[dict[str, str], str]:
     if clashes:
         raise ConfigError(f"{here}: keymaster_config_path is set, but there are other config options "
                           f"specified: {', '.join(clashes)}", f"Move them into [{CONF_SECTION}] of {path}")
-    from swift.common.utils import readconf
-
-    try:
-        file_conf = readconf(path, CONF_SECTION)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"keymaster_config_path {path}: {exc}",
-                          f"Create it (mode 0600) with a [{CONF_SECTION}] section") from None
+    swiftconf.check_path(path, f"{here}: keymaster_config_path")
+    file_conf = swiftconf.read(path, CONF_SECTION, what="keymaster_config_path",
+                               hint=f"Create it (mode 0600) with a [{CONF_SECTION}] section")
     merged = {k: v for k, v in conf.items() if k in STARTUP_OPTIONS}
     merged.update(file_conf)
     return merged, f"{path} [{CONF_SECTION}]"
@@ -129,7 +159,7 @@ def loose_permissions(conf: Mapping[str, str]) -> str | None:
         return None
     try:
         mode = os.stat(path).st_mode
-    except OSError:
+    except (OSError, ValueError):  # missing, or no path at all (a NUL byte): parse() says which
         return None
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         return f"{path} has mode {stat.S_IMODE(mode):04o}; it holds credentials: chmod 0600 it"
@@ -159,7 +189,8 @@ def _key_refs(conf: Mapping[str, str], where: str) -> tuple[KeyRef, ...]:
         try:
             uuid.UUID(value)
         except ValueError:
-            raise ConfigError(f"{where}: {option} = {value!r} is not a Barbican secret id (a UUID)",
+            quote = "'"
+            raise ConfigError(f"{where}: {option} = {shown(value, quote)} is not a Barbican secret id (a UUID)",
                               "Use the last part of the secret href from 'openstack secret list'") from None
         refs.append(KeyRef(secret_id, option, value))
     if not refs:
@@ -187,17 +218,19 @@ def parse(conf: Mapping[str, str]) -> KeymasterSettings:
     _check_active(keys, active, where)
     meta_version = values.get("meta_version_to_write")
     if meta_version not in (None, "", *META_VERSIONS):
-        raise ConfigError(f"{where}: meta_version_to_write = {meta_version}: Unknown/unsupported "
+        raise ConfigError(f"{where}: meta_version_to_write = {shown(meta_version)}: Unknown/unsupported "
                           "metadata version", f"Use one of {', '.join(META_VERSIONS)} (Swift's "
                           "default is 2), or remove the option")
     api_class = (values.get("api_class") or "").strip()
     if api_class and "barbican" not in api_class.lower():
-        raise ConfigError(f"{where}: api_class = {api_class}: this keymaster reads Barbican only",
+        raise ConfigError(f"{where}: api_class = {shown(api_class)}: this keymaster reads Barbican only",
                           "Remove api_class, or keep Swift's kms_keymaster for other key managers")
     auth_url = values.get("auth_endpoint") or values.get("auth_url")
     if not auth_url:
         raise ConfigError(f"{where}: auth_endpoint is not set", "Set it to the Keystone URL, e.g. "
                           "http://keystone:5000/v3")
+    _url(where, "auth_endpoint", auth_url)
+    _url(where, "barbican_endpoint", values.get("barbican_endpoint"))
     if values.get("application_credential_id") or values.get("application_credential_name"):
         auth_type = "v3applicationcredential"
         wanted = (*APP_CRED_OPTIONS, "username", "user_id", "user_domain_name", "user_domain_id")
@@ -214,12 +247,12 @@ def parse(conf: Mapping[str, str]) -> KeymasterSettings:
     auth_options = {k: str(values[k]) for k in wanted if values.get(k)}
     startup = (values.get("startup") or "strict").strip().lower()
     if startup not in STARTUP_MODES:
-        raise ConfigError(f"{where}: startup = {values.get('startup')} is not one of "
+        raise ConfigError(f"{where}: startup = {shown(values.get('startup'))} is not one of "
                           f"{', '.join(STARTUP_MODES)}", "Use strict (refuse to start without keys) or "
                           "lazy (start, answer 503 until the keys are loaded)")
     verify: bool | str = not _true(values.get("insecure"))
     if verify and values.get("cafile"):
-        verify = str(values["cafile"])
+        verify = swiftconf.check_path(values["cafile"], f"{where}: cafile")
     return KeymasterSettings(
         where=where,
         auth_url=auth_url,
@@ -231,9 +264,9 @@ def parse(conf: Mapping[str, str]) -> KeymasterSettings:
         barbican_region=values.get("barbican_region_name") or values.get("barbican_region") or None,
         barbican_interface=values.get("barbican_endpoint_type") or "public",
         verify=verify,
-        timeout=_num(values, "barbican_timeout", 10.0, where, 0.1),
+        timeout=_num(values, "barbican_timeout", 10.0, where, 0.1, MAX_SECONDS),
         startup=startup,
-        startup_retries=int(_num(values, "startup_retries", 4, where, 0)),
-        startup_backoff=_num(values, "startup_backoff", 1.0, where, 0),
-        startup_backoff_max=_num(values, "startup_backoff_max", 30.0, where, 0),
+        startup_retries=int(_num(values, "startup_retries", 4, where, 0, MAX_RETRIES, integer=True)),
+        startup_backoff=_num(values, "startup_backoff", 1.0, where, 0, MAX_SECONDS),
+        startup_backoff_max=_num(values, "startup_backoff_max", 30.0, where, 0, MAX_SECONDS),
     )

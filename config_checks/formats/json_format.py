@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from config_checks.model import Report
+from keytools import output
 
 
 def render(report: Report, color: bool = False) -> str:
-    return json.dumps(report.as_dict(), indent=2)
+    return output.to_json(report.as_dict())

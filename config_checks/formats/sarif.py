@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
 from config_checks.model import Finding, Report, Severity
-from keytools import __version__
+from keytools import __version__, output
 
 SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVELS = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
@@ -19,11 +18,19 @@ SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "7.5", Severity.ME
                      Severity.LOW: "3.0", Severity.INFO: "1.0"}
 
 
+def _path_bytes(path: str) -> bytes:
+    """A path's bytes: a non-UTF-8 name (read with surrogateescape) gets its own bytes back."""
+    try:
+        return path.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name decodes to
+        return output.clean_text(path).encode("utf-8")
+
+
 def artifact_uri(path: str) -> str:
+    """A file URI (RFC 8089) for ``path``; non-UTF-8 bytes are percent-encoded as themselves."""
     posix = PurePosixPath(path.replace(os.sep, "/"))
-    if posix.is_absolute():
-        return "file://" + quote(str(posix))
-    return quote(str(posix))
+    uri = quote(_path_bytes(str(posix)))
+    return "file://" + uri if posix.is_absolute() else uri
 
 
 def result(f: Finding, index: int) -> dict[str, Any]:
@@ -73,4 +80,4 @@ def document(report: Report) -> dict[str, Any]:
 
 
 def render(report: Report, color: bool = False) -> str:
-    return json.dumps(document(report), indent=2)
+    return output.to_json(document(report))

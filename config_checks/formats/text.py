@@ -7,6 +7,7 @@ from itertools import groupby
 import click
 
 from config_checks.model import Finding, Report, Severity
+from keytools import output
 
 COLORS = {Severity.CRITICAL: "magenta", Severity.HIGH: "red", Severity.MEDIUM: "yellow",
           Severity.LOW: "cyan", Severity.INFO: "white"}
@@ -48,4 +49,4 @@ def render(report: Report, color: bool = False) -> str:
     out.append(f"{summary} ({report.files_checked} files on {len(report.nodes)} node(s) checked)")
     if report.incomplete:
         out.append("audit incomplete: some files could not be read (see KT001)")
-    return "\n".join(out)
+    return output.clean_text("\n".join(out))

@@ -133,3 +133,9 @@ def _unreadable_as_nobody(tmp_path: Path, as_nobody) -> None:
     proc = as_nobody("audit", base / "node-a", "-f", "json")
     assert proc.returncode == 2 and "unexpected" not in proc.stderr and proc.stderr.count("\n") == 1
     assert "not readable" in proc.stderr or "Permission denied" in proc.stderr
+
+
+def test_a_file_larger_than_any_config_is_reported_not_read_whole(tmp_path):
+    etc_node(tmp_path, b"[DEFAULT]\n" + b"# padding\n" * (450 * 1024))  # 4.4 MiB
+    hit = [f for f in findings(tmp_path).findings if f.rule_id == "KT001"]
+    assert [f.actual for f in hit] == ["larger than 4 MiB, more than a config file holds"]

@@ -11,10 +11,9 @@ import uuid
 from keytools import keymanager
 from keytools.cinder_db import FIXED_KEY_ID
 from tests.helpers.db_seed import seed, seed_instances
-from tests.migrate.conftest import (FIXED_KEY_HEX, cinder_template, cinder_url, key_file, nova_dbs,  # noqa: F401
-                                    nova_template, write_cinder_conf)
+from tests.migrate.conftest import FIXED_KEY_HEX, cinder_url, key_file, nova_dbs, write_cinder_conf  # noqa: F401
 
-__all__ = ["cinder_template", "cinder_url", "key_file", "nova_dbs", "nova_template"]  # fixtures
+__all__ = ["cinder_url", "key_file", "nova_dbs"]  # fixtures (the templates are tests/conftest.py's)
 
 
 def _secret(client, payload: bytes) -> str:
