@@ -2,7 +2,8 @@
 # Debian packages `make demo`, the test suite and benchmarks need: a private MariaDB server
 # (migrate and Barbican backup tests on a real MySQL-compatible database), memcached (Swift's
 # tempauth, also in the demo's Swift step), openssl, cryptsetup (LUKS header checks of migrate
-# verify --luks) and the venv module of $PYTHON (python3 -m venv: python3-venv on Debian).
+# verify --luks), softhsm2 (a private PKCS#11 token for Barbican's p11_crypto plugin: sandbox
+# --with hsm, the barbican store tests) and the venv module of $PYTHON (python3 -m venv: python3-venv on Debian).
 # Installs only what is missing; needs root (as on CI and the developers' machines).
 set -eu
 need=()
@@ -11,6 +12,7 @@ command -v mariadb-dump >/dev/null 2>&1 || command -v mysqldump >/dev/null 2>&1 
 command -v memcached >/dev/null 2>&1 || [ -x /usr/bin/memcached ] || need+=(memcached)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cryptsetup >/dev/null 2>&1 || [ -x /usr/sbin/cryptsetup ] || need+=(cryptsetup-bin)
+command -v softhsm2-util >/dev/null 2>&1 || [ -x /usr/bin/softhsm2-util ] || need+=(softhsm2)
 python=${PYTHON:-python3}
 if ! command -v "$python" >/dev/null 2>&1; then
     need+=("$(basename "$python")" "$(basename "$python")-venv")

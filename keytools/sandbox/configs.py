@@ -6,6 +6,7 @@ import base64
 import os
 
 from keytools.fileutil import atomic_write, private_dir
+from keytools.sandbox import hsm
 from keytools.sandbox.state import SandboxConfig, StateDir
 
 LOOPBACK = "127.0.0.1"
@@ -27,11 +28,12 @@ def db_url(state: StateDir, cfg: SandboxConfig, name: str) -> str:
 
 
 def ini_text(sections: dict[str, dict[str, object]]) -> str:
-    """Render ``{section: {option: value}}`` as an oslo/paste-style ini file."""
+    """Render ``{section: {option: value}}`` as an oslo/paste-style ini file (a key starting with
+    ``#`` is written as a comment line)."""
     out = []
     for section, options in sections.items():
         out.append(f"[{section}]")
-        out.extend(f"{key} = {value}" for key, value in options.items())
+        out.extend(key if key.startswith("#") else f"{key} = {value}" for key, value in options.items())
         out.append("")
     return "\n".join(out)
 
@@ -89,5 +91,7 @@ def write_barbican(state: StateDir, cfg: SandboxConfig) -> None:
                         "enforce_scope": "true" if cfg.rbac == "new" else "false"},
         "queue": {"enable": "false"},
     }
+    if hsm.enabled(cfg):  # two stores, pkcs11 (a private SoftHSM2 token) the global default
+        conf.update(hsm.barbican_sections(cfg))
     atomic_write(conf_dir / "barbican.conf", ini_text(conf), mode=0o600)
     open(home / "healthcheck_disable_never", "a").close()
