@@ -16,6 +16,7 @@ from keytools.barbican import operations
 from keytools.barbican.archive import KeySource
 from keytools.barbican.barbican_conf import DEFAULT_CONFIG
 from keytools.barbican.db_mysql import DUMP_TOOLS
+from keytools.barbican.store_cli import store_group
 from keytools.context import RunContext, pass_run
 from keytools.errors import ProblemsFound, UsageError
 from keytools.fileutil import read_user_file
@@ -442,3 +443,7 @@ def rbac_check_cmd(run: RunContext, project: str | None, output_format: str) -> 
     if report.findings:
         raise ProblemsFound(f"{len(report.findings)} principals would lose secret access with "
                             "enforce_new_defaults = True (remedies above)")
+
+
+
+barbican.add_command(store_group)  # keytools barbican store status|migrate

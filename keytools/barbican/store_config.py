@@ -1,0 +1,101 @@
+"""Which secret stores a node's barbican.conf configures, read as Barbican reads it.
+
+Barbican's multiple-store mode (``[secretstore] enable_multiple_secret_stores``) names its stores
+in ``stores_lookup_suffix``; each ``[secretstore:NAME]`` pairs a store plugin with a crypto plugin,
+and one store is the ``global_default`` new secrets land in. Without multiple stores, the crypto
+plugins of ``[crypto] enabled_crypto_plugins`` serve and the first one stores. A secret's plugin
+at read time is decided only by its ``kek_data.plugin_name``, so every node must keep the plugins
+of every secret it may serve enabled.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from keytools import oslo_ini, redaction
+
+SIMPLE, P11 = "simple_crypto", "p11_crypto"
+# kek_data.plugin_name of each crypto plugin (utils.generate_fullname_for(plugin) in Barbican)
+PLUGIN_CLASSES = {SIMPLE: "barbican.plugin.crypto.simple_crypto.SimpleCryptoPlugin",
+                  P11: "barbican.plugin.crypto.p11_crypto.P11CryptoPlugin"}
+CLASS_NAMES = {v: k for k, v in PLUGIN_CLASSES.items()}
+
+
+def _names(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@dataclass
+class Store:
+    name: str
+    store_plugin: str | None
+    crypto_plugin: str | None
+    global_default: bool
+
+
+@dataclass
+class StoreConfig:
+    """One node's store settings (never the PIN or the KEK: only whether they are set)."""
+
+    config: str
+    multiple_stores: bool
+    crypto_plugins: list[str]  # [crypto] enabled_crypto_plugins
+    stores: list[Store] = field(default_factory=list)
+    simple_kek_set: bool = False
+    p11_login_set: bool = False
+    p11: dict[str, str] = field(default_factory=dict)  # [p11_crypto_plugin] without login
+
+    @property
+    def default_store(self) -> Store | None:
+        return next((s for s in self.stores if s.global_default), None)
+
+    @property
+    def default_crypto(self) -> str | None:
+        """The crypto plugin new secrets are encrypted with."""
+        if self.multiple_stores:
+            store = self.default_store
+            return store.crypto_plugin if store else None
+        return self.crypto_plugins[0] if self.crypto_plugins else None
+
+    def serves(self, plugin: str) -> bool:
+        """Can this node read a secret whose KEK belongs to ``plugin`` (and is the plugin usable)?"""
+        if plugin not in self.crypto_plugins:
+            return False
+        if self.multiple_stores and not any(s.crypto_plugin == plugin for s in self.stores):
+            return False
+        return self.simple_kek_set if plugin == SIMPLE else self.p11_login_set and bool(self.p11.get("library_path"))
+
+    def store_for(self, plugin: str) -> Store | None:
+        return next((s for s in self.stores if s.crypto_plugin == plugin), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["default_crypto"] = self.default_crypto
+        out["serves"] = {p: self.serves(p) for p in (SIMPLE, P11)}
+        return out
+
+
+def _bool(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def load(path: str | os.PathLike[str]) -> StoreConfig:
+    """Parse one node's barbican.conf (and barbican.conf.d); secrets in it are registered for redaction."""
+    conf = oslo_ini.parse_with_conf_d(path)
+    multiple = _bool(conf.get("secretstore", "enable_multiple_secret_stores"))
+    crypto = _names(conf.get("crypto", "enabled_crypto_plugins", SIMPLE))
+    stores = []
+    if multiple:
+        for suffix in _names(conf.get("secretstore", "stores_lookup_suffix")):
+            section = f"secretstore:{suffix}"
+            stores.append(Store(suffix, conf.get(section, "secret_store_plugin"), conf.get(section, "crypto_plugin"),
+                                _bool(conf.get(section, "global_default"))))
+    keks = [s.value.strip() for s in conf.get_all("simple_crypto_plugin", "kek") if s.value.strip()]
+    login = conf.get("p11_crypto_plugin", "login")
+    for secret in [*keks, login]:
+        if secret:
+            redaction.register_secret(secret)
+    p11 = {k: s.value for k, s in conf.sections.get("p11_crypto_plugin", {}).items() if k != "login"}
+    return StoreConfig(str(path), multiple, crypto, stores, bool(keks), bool(login), p11)
