@@ -3,8 +3,8 @@ barbican.conf, for moving secrets between crypto plugins.
 
 Barbican parses ``barbican.common.config.CONF`` at import time from its default search path; its
 repositories read the database URL from that object. ``load`` re-parses the same object from the
-given file (and its barbican.conf.d), and resets the repositories' engine (one per process, kept
-in a module global), so a test process can load several nodes one after the other.
+given file (and its barbican.conf.d), and gives the repositories an engine on that config's
+database (Barbican keeps one per process), so a process can load several nodes one after another.
 
 The PKCS#11 library object is made here rather than by the plugin, with the same arguments as
 ``P11CryptoPlugin._create_pkcs11``, so that a wrong PIN is recognised by its PKCS#11 return code
@@ -15,6 +15,7 @@ the way ``barbican-manage hsm check_mkek/check_hmac`` do before the plugin cache
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from typing import Any
 from keytools.barbican.store_config import P11, SIMPLE
 from keytools.errors import AuthenticationFailed, StateError, UsageError
 
+_FFI: Any = None
 PIN_ERRORS = {"CKR_PIN_INCORRECT", "CKR_PIN_INVALID", "CKR_PIN_LEN_RANGE", "CKR_PIN_EXPIRED", "CKR_PIN_LOCKED"}
 
 
@@ -52,6 +54,9 @@ class Runtime:
 
 def load(path: str | os.PathLike[str]) -> Runtime:
     """Barbican's CONF from ``path``; its repositories pointed at that config's database."""
+    if not logging.getLogger("keytools").isEnabledFor(logging.DEBUG):
+        for name in ("barbican", "alembic"):  # their INFO lines (some at import) are not keytools' output
+            logging.getLogger(name).setLevel(logging.ERROR)
     from barbican.common import config
     from barbican.model import repositories
     from barbican.plugin.crypto import p11_crypto, simple_crypto
@@ -64,9 +69,14 @@ def load(path: str | os.PathLike[str]) -> Runtime:
             conf.register_group(group)
         conf.register_opts(opts, group)
     conf(args=[], project="barbican", prog="keytools", default_config_files=files, default_config_dirs=[])
-    if repositories._ENGINE is not None:  # one engine per process in Barbican: drop the previous node's
+    conf.set_override("db_auto_create", False)  # never create or upgrade the schema from here
+    # Barbican keeps one engine per process (repositories._ENGINE, made once by oslo.db's global
+    # enginefacade from the first config seen): hand it this config's engine instead.
+    from oslo_db.sqlalchemy import engines
+
+    if repositories._ENGINE is not None:
         repositories._ENGINE.dispose()
-        repositories._ENGINE = None
+    repositories._ENGINE = engines.create_engine(conf.database.connection)
     repositories.setup_database_engine_and_factory()
     return Runtime(str(path), conf)
 
@@ -94,6 +104,9 @@ def _pkcs11_library(plugin_conf: Any) -> Any:
                                "after a few failed logins)")
             self._check_error(rv)
 
+    global _FFI
+    if _FFI is None:  # cffi parses Barbican's PKCS#11 declarations once per process
+        _FFI = pkcs11.build_ffi()
     seed = None
     if plugin_conf.seed_file:
         with open(plugin_conf.seed_file, "rb") as handle:
@@ -106,7 +119,7 @@ def _pkcs11_library(plugin_conf: Any) -> Any:
         encryption_gen_iv=plugin_conf.aes_gcm_generate_iv,
         always_set_cka_sensitive=plugin_conf.always_set_cka_sensitive,
         hmac_mechanism=plugin_conf.hmac_mechanism, key_wrap_mechanism=plugin_conf.key_wrap_mechanism,
-        key_wrap_gen_iv=plugin_conf.key_wrap_generate_iv, os_locking_ok=plugin_conf.os_locking_ok)
+        key_wrap_gen_iv=plugin_conf.key_wrap_generate_iv, os_locking_ok=plugin_conf.os_locking_ok, ffi=_FFI)
 
 
 def load_p11(rt: Runtime) -> None:

@@ -373,6 +373,8 @@ def kek_rotate_cmd(configs: tuple[str, ...], backup_out: str | None, passphrase_
                    passphrase_env: str | None, key_file: str | None, new_kek_stdin: bool, until: str | None,
                    sample: int | None, seed: int | None, state_file: str | None, output_format: str) -> None:
     """Rotate [simple_crypto_plugin] kek in stages, each safe to kill and rerun.
+    Covers simple_crypto project KEKs only: p11_crypto project KEKs are wrapped
+    by the HSM's MKEK (barbican-manage hsm rewrap_pkek); plan says how many.
 
     \b
     plan      fingerprints, project-KEK count; refuses a pending rotation, nodes

@@ -25,7 +25,7 @@ from typing import Any
 from cryptography import fernet
 
 from keytools import redaction
-from keytools.barbican import barbican_conf, faults, operations
+from keytools.barbican import barbican_conf, faults, operations, store_status
 from keytools.barbican.archive import KeySource
 from keytools.barbican.barbican_conf import BarbicanConfig, kek_fingerprint
 from keytools.barbican.dbquery import reader
@@ -232,8 +232,10 @@ class Rotation:
                            "started_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
         faults.kek_pause("plan")
         self.state.mark("plan")
+        with reader(conf.connection) as query:
+            hsm_note = store_status.p11_kek_note(query)
         rec.detail = (f"{check.total} project KEKs under {conf.kek_fingerprint}; {len(self.configs)} node config(s); "
-                      "new KEK first in kek, old kept until validate")
+                      "new KEK first in kek, old kept until validate" + hsm_note)
 
     def _backup(self, rec: StageResult) -> None:
         if not self.backup_out:

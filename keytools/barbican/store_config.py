@@ -99,3 +99,26 @@ def load(path: str | os.PathLike[str]) -> StoreConfig:
             redaction.register_secret(secret)
     p11 = {k: s.value for k, s in conf.sections.get("p11_crypto_plugin", {}).items() if k != "login"}
     return StoreConfig(str(path), multiple, crypto, stores, bool(keks), bool(login), p11)
+
+
+HSM_NOTE = ("the PKCS#11 master KEK and HMAC key live in the HSM and are not in this archive: restoring "
+            "secrets stored by p11_crypto needs the same HSM token (or the vendor's backup of its keys)")
+
+
+def hsm_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a backup's public manifest says about PKCS#11 (labels only, never the PIN), or {}."""
+    node = load(path)
+    if P11 not in node.crypto_plugins:
+        return {}
+    return {"pkcs11": {"mkek_label": node.p11.get("mkek_label"), "hmac_label": node.p11.get("hmac_label"),
+                       "token_labels": node.p11.get("token_labels"), "keys_in_archive": False, "note": HSM_NOTE}}
+
+
+def p11_section(path: str | os.PathLike[str]) -> dict[str, str] | None:
+    """The [p11_crypto_plugin] settings (PIN included, registered for redaction) of a config that
+    enables p11_crypto, for a scratch Barbican that must read secrets through the same HSM; else None."""
+    node = load(path)
+    if P11 not in node.crypto_plugins:
+        return None
+    conf = oslo_ini.parse_with_conf_d(path)
+    return {k: s.value for k, s in conf.sections.get("p11_crypto_plugin", {}).items()}

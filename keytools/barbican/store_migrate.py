@@ -29,7 +29,7 @@ from typing import Any
 from keytools.barbican import barbican_conf, barbican_runtime, faults, store_config, store_status
 from keytools.barbican.dbquery import reader
 from keytools.barbican.store_config import P11, PLUGIN_CLASSES, SIMPLE, StoreConfig
-from keytools.errors import StateError, UsageError
+from keytools.errors import ServiceUnavailable, StateError, UsageError
 
 LOG = logging.getLogger("keytools.barbican.store")
 TARGETS = {"pkcs11": P11}
@@ -203,14 +203,26 @@ class Mover:
         return self.report
 
     def _move_all(self, rt: barbican_runtime.Runtime, todo: list[tuple[str, str, str]]) -> None:
+        from barbican.common import exception as barbican_exc
         from barbican.model import repositories
+        from oslo_db import exception as db_exc
+        from sqlalchemy import exc as sa_exc
 
         keks: dict[str, Any] = {}
         for i, (datum_id, secret_id, project) in enumerate(todo, 1):
             self.projects[secret_id] = project
-            if project not in keks:
-                keks[project] = self._bind_kek(rt, project)
-            outcome = self._move_one(rt, datum_id, secret_id, project, keks[project])
+            try:
+                if project not in keks:
+                    keks[project] = self._bind_kek(rt, project)
+                outcome = self._move_one(rt, datum_id, secret_id, project, keks[project])
+            except barbican_exc.PKCS11Exception as exc:  # systematic: the HSM refuses, stop here
+                raise StateError(f"the HSM refused an operation while moving secret {secret_id}: {exc}; "
+                                 f"{self.report.moved} secrets moved before it, this one left as it was",
+                                 "Check [p11_crypto_plugin] (mechanisms, token) and rerun") from None
+            except (db_exc.DBError, sa_exc.OperationalError) as exc:
+                raise ServiceUnavailable(f"database error while moving secret {secret_id} "
+                                         f"({type(exc).__name__}); it was left as it was",
+                                         "Rerun the same command: moved secrets stay moved") from None
             LOG.info("secret %s (project %s): %s", secret_id, project, outcome)
             if self.progress:
                 self.progress(i, outcome)

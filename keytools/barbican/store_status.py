@@ -14,7 +14,7 @@ from typing import Any
 
 from keytools.barbican import barbican_conf, store_config
 from keytools.barbican.dbquery import Query, reader
-from keytools.barbican.store_config import CLASS_NAMES, P11, SIMPLE, StoreConfig
+from keytools.barbican.store_config import CLASS_NAMES, P11, PLUGIN_CLASSES, SIMPLE, StoreConfig
 
 COUNT_SQL = """
 SELECT p.external_id, k.plugin_name, s.deleted, COUNT(*)
@@ -124,3 +124,13 @@ def api_max_version(session: Any) -> str | None:
     if resp.status_code != 200:
         return "1.0"
     return (resp.json().get("version") or {}).get("max_version") or "1.0"
+
+
+def p11_kek_note(query: Query) -> str:
+    """For ``kek rotate``: it rotates simple_crypto's master KEK only; say so when p11 KEKs exist."""
+    rows = query(f"SELECT COUNT(*) FROM kek_data WHERE plugin_name = '{PLUGIN_CLASSES[P11]}' AND deleted = 0")  # noqa: S608
+    count = int(rows[0][0]) if rows else 0
+    if not count:
+        return ""
+    return (f"; simple_crypto project KEKs only: {count} p11_crypto project KEKs are wrapped by the HSM's MKEK "
+            "and not rotated here (barbican-manage hsm rewrap_pkek)")
