@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from config_checks.inputs import AuditInput, ServiceConfig
 from config_checks.model import Finding, Severity, rule
-from config_checks.rules.common import multi_values
+from config_checks.rules.common import is_true, multi_values
 
 P11_SECTION = "p11_crypto_plugin"
 # What barbican.plugin.crypto.pkcs11.PKCS11 accepts in Barbican 23.0.0 (_ENCRYPTION_MECHANISMS,
@@ -29,10 +29,13 @@ CACHE_HIGH = 10000
 
 
 def uses_p11(cfg: ServiceConfig) -> bool:
+    """As Barbican decides: the stores' crypto plugins with multiple stores, else [crypto]."""
     if cfg.conf is None:
         return False
-    plugins = multi_values([s.value for s in cfg.conf.get_all("crypto", "enabled_crypto_plugins")])
-    return "p11_crypto" in plugins
+    if is_true(cfg.get("secretstore", "enable_multiple_secret_stores")):
+        return any(opts.get("crypto_plugin") is not None and opts["crypto_plugin"].value.strip() == "p11_crypto"
+                   for name, opts in cfg.conf.sections.items() if name.startswith("secretstore:"))
+    return "p11_crypto" in multi_values([s.value for s in cfg.conf.get_all("crypto", "enabled_crypto_plugins")])
 
 
 def _loc(cfg: ServiceConfig, option: str):  # noqa: ANN202 - a Location

@@ -135,7 +135,8 @@ def write_config(home: Path, connection: str, keks: list[str], port: int, create
     lines = ["[DEFAULT]", f"host_href = http://127.0.0.1:{port}", f"db_auto_create = {'true' if create_schema else 'false'}", "debug = false",
              "use_stderr = true", "", "[database]", f"connection = {connection}", "",
              "[secretstore]", "enabled_secretstore_plugins = store_crypto", "",
-             "[crypto]", f"enabled_crypto_plugins = simple_crypto{', p11_crypto' if p11 else ''}", "",
+             "[crypto]", "enabled_crypto_plugins = simple_crypto",  # a MultiStrOpt: one line per plugin
+             *(["enabled_crypto_plugins = p11_crypto"] if p11 else []), "",
              f"[{KEK_SECTION}]", *(f"{KEK_OPTION} = {k}" for k in keks), "",
              *([f"[p11_crypto_plugin]", *(f"{k} = {v}" for k, v in p11.items()), ""] if p11 else []),
              "[oslo_policy]", "enforce_new_defaults = false", "enforce_scope = false", "",

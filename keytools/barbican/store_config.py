@@ -41,7 +41,7 @@ class StoreConfig:
 
     config: str
     multiple_stores: bool
-    crypto_plugins: list[str]  # [crypto] enabled_crypto_plugins
+    crypto_plugins: list[str]  # the stores' crypto plugins, or [crypto] enabled_crypto_plugins without stores
     stores: list[Store] = field(default_factory=list)
     simple_kek_set: bool = False
     p11_login_set: bool = False
@@ -63,8 +63,6 @@ class StoreConfig:
         """Can this node read a secret whose KEK belongs to ``plugin`` (and is the plugin usable)?"""
         if plugin not in self.crypto_plugins:
             return False
-        if self.multiple_stores and not any(s.crypto_plugin == plugin for s in self.stores):
-            return False
         return self.simple_kek_set if plugin == SIMPLE else self.p11_login_set and bool(self.p11.get("library_path"))
 
     def store_for(self, plugin: str) -> Store | None:
@@ -85,13 +83,15 @@ def load(path: str | os.PathLike[str]) -> StoreConfig:
     """Parse one node's barbican.conf (and barbican.conf.d); secrets in it are registered for redaction."""
     conf = oslo_ini.parse_with_conf_d(path)
     multiple = _bool(conf.get("secretstore", "enable_multiple_secret_stores"))
-    crypto = _names(conf.get("crypto", "enabled_crypto_plugins", SIMPLE))
     stores = []
-    if multiple:
+    if multiple:  # the stores name the crypto plugins; [crypto] enabled_crypto_plugins is not read
         for suffix in _names(conf.get("secretstore", "stores_lookup_suffix")):
             section = f"secretstore:{suffix}"
             stores.append(Store(suffix, conf.get(section, "secret_store_plugin"), conf.get(section, "crypto_plugin"),
                                 _bool(conf.get(section, "global_default"))))
+        crypto = [s.crypto_plugin for s in stores if s.crypto_plugin]
+    else:  # a MultiStrOpt: one plugin per line ("a, b" on one line is one unknown name to Barbican)
+        crypto = [s.value.strip() for s in conf.get_all("crypto", "enabled_crypto_plugins")] or [SIMPLE]
     keks = [s.value.strip() for s in conf.get_all("simple_crypto_plugin", "kek") if s.value.strip()]
     login = conf.get("p11_crypto_plugin", "login")
     for secret in [*keks, login]:

@@ -93,8 +93,9 @@ def refusals(nodes: list[StoreConfig], preferences: list[store_status.Preference
     for node in nodes:
         for plugin in (SIMPLE, target):
             if not node.serves(plugin):
-                out.append(f"{node.config}: {plugin} is not enabled (needs it in [crypto] enabled_crypto_plugins, "
-                           f"a [secretstore:NAME] store with crypto_plugin = {plugin} when multiple stores are on, "
+                out.append(f"{node.config}: {plugin} is not enabled (needs a [secretstore:NAME] store with "
+                           f"crypto_plugin = {plugin} in stores_lookup_suffix, or without multiple stores an "
+                           f"[crypto] enabled_crypto_plugins = {plugin} line, "
                            + ("and [simple_crypto_plugin] kek)" if plugin == SIMPLE else
                               "and [p11_crypto_plugin] library_path and login)"))
         if node.default_crypto != target:

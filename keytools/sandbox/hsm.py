@@ -63,7 +63,8 @@ def env(state: StateDir, cfg: SandboxConfig) -> dict[str, str]:
 
 
 def barbican_sections(cfg: SandboxConfig) -> dict[str, dict[str, object]]:
-    """barbican.conf sections for two stores, pkcs11 the global default (``#`` keys are comments)."""
+    """barbican.conf sections for two stores, pkcs11 the global default (``#`` keys are comments).
+    With multiple stores Barbican takes the crypto plugins from the stores, not from [crypto]."""
     p11: dict[str, object] = {
         "library_path": library_path(),
         "token_labels": TOKEN_LABEL,
@@ -78,7 +79,6 @@ def barbican_sections(cfg: SandboxConfig) -> dict[str, dict[str, object]]:
         "secretstore": {"enabled_secretstore_plugins": "store_crypto",
                         "enable_multiple_secret_stores": "True",
                         "stores_lookup_suffix": "software, pkcs11"},
-        "crypto": {"enabled_crypto_plugins": "simple_crypto, p11_crypto"},
         "secretstore:software": {"secret_store_plugin": "store_crypto",
                                  "crypto_plugin": "simple_crypto"},
         "secretstore:pkcs11": {"secret_store_plugin": "store_crypto",

@@ -126,13 +126,13 @@ def test_refusals_wrong_pin_mkek_p11_off_software_preference(hsm_sandbox, tmp_pa
     assert no_mkek.exit_code == 6, no_mkek.output
     assert "MKEK" in no_mkek.stderr and "gen_mkek" in no_mkek.stderr
 
-    p11_off = migrate(sb, conf=conf_variant(sb, tmp_path, crypto__enabled_crypto_plugins="simple_crypto"))
+    p11_off = migrate(sb, conf=conf_variant(sb, tmp_path, secretstore__stores_lookup_suffix="software"))
     assert p11_off.exit_code == 6 and "p11_crypto is not enabled" in p11_off.stderr, p11_off.output
 
     not_default = migrate(sb, conf=conf_variant(sb, tmp_path, **{"secretstore_colon_pkcs11__global_default": None}))
     assert not_default.exit_code == 6 and "global_default" in not_default.stderr, not_default.output
 
-    other_node = conf_variant(sb, tmp_path, crypto__enabled_crypto_plugins="p11_crypto")
+    other_node = conf_variant(sb, tmp_path, secretstore__stores_lookup_suffix="pkcs11")
     two = migrate(sb, "--config", str(other_node))
     assert two.exit_code == 6 and f"{other_node}: simple_crypto is not enabled" in two.stderr, two.output
 
@@ -148,7 +148,7 @@ def test_refusals_wrong_pin_mkek_p11_off_software_preference(hsm_sandbox, tmp_pa
     partly = migrate(sb, "--sample", "1")
     assert partly.exit_code == 0, partly.output
     seeded_more = h.seed(sb, per_project=1, projects=("demo",), extras=False)
-    removed = conf_variant(sb, tmp_path, crypto__enabled_crypto_plugins="p11_crypto", simple_crypto_plugin__kek=None)
+    removed = conf_variant(sb, tmp_path, secretstore__stores_lookup_suffix="pkcs11", simple_crypto_plugin__kek=None)
     gone = migrate(sb, conf=removed)
     assert gone.exit_code == 6 and "still on simple_crypto" in gone.stderr, gone.output
     assert migrate(sb).exit_code == 0
