@@ -30,6 +30,7 @@ from keytools.barbican import barbican_conf, barbican_runtime, faults, store_con
 from keytools.barbican.dbquery import reader
 from keytools.barbican.store_config import P11, PLUGIN_CLASSES, SIMPLE, StoreConfig
 from keytools.errors import ServiceUnavailable, StateError, UsageError
+from keytools.logs import log_event
 
 LOG = logging.getLogger("keytools.barbican.store")
 TARGETS = {"pkcs11": P11}
@@ -224,7 +225,9 @@ class Mover:
                 raise ServiceUnavailable(f"database error while moving secret {secret_id} "
                                          f"({type(exc).__name__}); it was left as it was",
                                          "Rerun the same command: moved secrets stay moved") from None
-            LOG.info("secret %s (project %s): %s", secret_id, project, outcome)
+            log_event(LOG, logging.INFO if outcome in ("moved", "already moved") else logging.WARNING,
+                      f"secret {secret_id} (project {project}): {outcome}", "barbican.store.move",
+                      secret=secret_id, project=project, outcome=outcome, to=self.report.to)
             if self.progress:
                 self.progress(i, outcome)
             repositories.clear()

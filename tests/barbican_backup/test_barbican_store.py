@@ -259,3 +259,21 @@ def test_backup_says_the_mkek_stays_in_the_hsm_and_the_drill_reads_through_it(hs
     blind = kt(sb, "barbican", "drill", "--config", str(h.conf_path(sb)), "--format", "json",
                softhsm=_token_copy(sb, tmp_path / "empty", empty=True))
     assert blind.exit_code != 0  # without the HSM's keys the moved secrets are lost
+
+
+def test_sandbox_with_hsm_env_files_and_no_pin_in_logs(hsm_sandbox):
+    sb = hsm_sandbox
+    env = kt(sb, "sandbox", "env", "--state-dir", str(sb.state.root))
+    assert env.exit_code == 0
+    assert f"export SOFTHSM2_CONF={sb.state.path('hsm', 'softhsm2.conf')}" in env.stdout
+    for path in (h.conf_path(sb), sb.state.path("hsm", "softhsm2.conf"), sb.state.config_file):
+        assert path.stat().st_mode & 0o077 == 0, path
+    assert sb.state.path("hsm", "tokens").stat().st_mode & 0o077 == 0
+    pin, so_pin = sb.config.passwords["hsm_pin"], sb.config.passwords["hsm_so_pin"]
+    for log in sb.state.path("logs").iterdir():
+        text = log.read_text(errors="replace")
+        assert pin not in text and so_pin not in text, log
+    conf = h.conf_path(sb).read_text()
+    assert "SoftHSM 2.6 needs" in conf and "not production advice" in conf
+    status = kt(sb, "barbican", "store", "status", "--config", str(h.conf_path(sb)))
+    assert status.exit_code == 0 and "PKCS#11 global default on every node: yes" in status.stdout
