@@ -93,11 +93,9 @@ def migrate_cmd(run: RunContext, to: str, configs: tuple[str, ...], dry_run: boo
 
     paths = list(configs) or [DEFAULT_CONFIG]
     session = run.session() if api_sample > 0 and _has_credentials(run) else None
-    with progress(None, "Moving secrets") as advance:
-        mover = store_migrate.Mover(paths[0], paths[1:], to=to, dry_run=dry_run, sample=sample, seed=seed,
-                                    project=project, api_session=session, api_sample=api_sample,
-                                    progress=lambda _i, _what: advance(1))
-        report = mover.run()
+    mover = store_migrate.Mover(paths[0], paths[1:], to=to, dry_run=dry_run, sample=sample, seed=seed,
+                                project=project, api_session=session, api_sample=api_sample, progress=progress)
+    report = mover.run()
     render = functools.partial(_render, report, output_format)
     if not report.ok:
         raise ProblemsFound(f"{len(report.skipped)} secrets skipped, {len(report.verify_failed)} failed "

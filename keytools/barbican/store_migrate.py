@@ -17,12 +17,14 @@ plugin and goes on. Payload fingerprints (never payloads) are compared before an
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import os
 import random
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -118,7 +120,10 @@ class Mover:
     def __init__(self, config: str, nodes: list[str] | None = None, to: str = "pkcs11", dry_run: bool = False,
                  sample: int | None = None, project: str | None = None, seed: int | None = None,
                  api_session: Any = None, api_sample: int = 5,
-                 progress: Callable[[int, str], Any] | None = None) -> None:
+                 progress: Callable[[int | None, str], AbstractContextManager[Callable[[int], None]]]
+                 | None = None) -> None:
+        """``progress``: ``(total, label) -> context yielding advance(n)``, e.g.
+        ``keytools.progress.progress`` (a TTY-only bar); none by default."""
         if to not in TARGETS:
             raise UsageError(f"--to {to} is not supported", "Use --to pkcs11")
         if sample is not None and sample < 1:
@@ -129,7 +134,7 @@ class Mover:
         self.report = MoveReport(to=to, dry_run=dry_run)
         self.sample, self.project, self.seed = sample, project, seed
         self.api_session, self.api_sample = api_session, api_sample
-        self.progress = progress
+        self.progress = progress or (lambda _total, _label: contextlib.nullcontext(lambda _n=1: None))
         self.before: dict[str, str] = {}  # secret id -> payload fingerprint taken before its move
         self.projects: dict[str, str] = {}  # secret id -> Keystone project id
 
@@ -177,7 +182,7 @@ class Mover:
         started = time.monotonic()
         if self.api_session is not None:
             self.report.api_max_version = store_status.api_max_version(self.api_session)
-            if (store_status.StoreStatus("", api_max_version=self.report.api_max_version).api_offers_move):
+            if store_status.offers_move(self.report.api_max_version):
                 self.report.notes.append(f"the Barbican API offers microversion {self.report.api_max_version}: "
                                          "PUT /v1/secrets/{id}/secret-store/{store-id} is available; "
                                          "keytools still moves in place (same result, no API round trips)")
@@ -205,33 +210,39 @@ class Mover:
         return self.report
 
     def _move_all(self, rt: barbican_runtime.Runtime, todo: list[tuple[str, str, str]]) -> None:
+        keks: dict[str, str] = {}  # project -> its p11_crypto kek_data id
+        with self.progress(len(todo), f"Moving secrets to {self.report.to}") as advance:
+            for datum_id, secret_id, project in todo:
+                self._move_logged(rt, datum_id, secret_id, project, keks)
+                advance(1)
+
+    def _move_logged(self, rt: barbican_runtime.Runtime, datum_id: str, secret_id: str, project: str,
+                     keks: dict[str, str]) -> None:
+        """One secret (its project's KEK bound first), logged; errors that stop the run are typed here."""
         from barbican.common import exception as barbican_exc
         from barbican.model import repositories
         from oslo_db import exception as db_exc
         from sqlalchemy import exc as sa_exc
 
-        keks: dict[str, Any] = {}
-        for i, (datum_id, secret_id, project) in enumerate(todo, 1):
-            self.projects[secret_id] = project
-            try:
-                if project not in keks:
-                    keks[project] = self._bind_kek(rt, project)
-                outcome = self._move_one(rt, datum_id, secret_id, project, keks[project])
-            except barbican_exc.PKCS11Exception as exc:  # systematic: the HSM refuses, stop here
-                raise StateError(f"the HSM refused an operation while moving secret {secret_id}: {exc}; "
-                                 f"{self.report.moved} secrets moved before it, this one left as it was",
-                                 "Check [p11_crypto_plugin] (mechanisms, token) and rerun") from None
-            except (db_exc.DBError, sa_exc.OperationalError) as exc:
-                raise ServiceUnavailable(f"database error while moving secret {secret_id} "
-                                         f"({type(exc).__name__}); it was left as it was",
-                                         "Rerun the same command: moved secrets stay moved") from None
-            log_event(LOG, logging.INFO if outcome in ("moved", "already moved") else logging.WARNING,
-                      f"secret {secret_id} (project {project}): {outcome}", "barbican.store.move",
-                      secret=secret_id, project=project, outcome=outcome, to=self.report.to)
-            if self.progress:
-                self.progress(i, outcome)
+        self.projects[secret_id] = project
+        try:
+            if project not in keks:
+                keks[project] = self._bind_kek(rt, project)
+            outcome = self._move_one(rt, datum_id, secret_id, project, keks[project])
+        except barbican_exc.PKCS11Exception as exc:  # systematic: the HSM refuses, stop here
+            raise StateError(f"the HSM refused an operation while moving secret {secret_id}: {exc}; "
+                             f"{self.report.moved} secrets moved before it, this one left as it was",
+                             "Check [p11_crypto_plugin] (mechanisms, token) and rerun") from None
+        except (db_exc.DBError, sa_exc.OperationalError) as exc:
+            raise ServiceUnavailable(f"database error while moving secret {secret_id} "
+                                     f"({type(exc).__name__}); it was left as it was",
+                                     "Rerun the same command: moved secrets stay moved") from None
+        finally:
             repositories.clear()
-            faults.store_pause("secret")
+        log_event(LOG, logging.INFO if outcome in ("moved", "already moved") else logging.WARNING,
+                  f"secret {secret_id} (project {project}): {outcome}", "barbican.store.move",
+                  secret=secret_id, project=project, outcome=outcome, to=self.report.to)
+        faults.store_pause("secret")
 
     def _bind_kek(self, rt: barbican_runtime.Runtime, project: str) -> str:
         """The project's p11_crypto KEK, found or created and bound by the plugin as Barbican does

@@ -67,10 +67,7 @@ class StoreStatus:
     @property
     def api_offers_move(self) -> bool | None:
         """Microversion 1.3 (PUT /v1/secrets/{id}/secret-store/{store-id}, releases after 23.0.0)."""
-        if self.api_max_version is None:
-            return None
-        major, _, minor = self.api_max_version.partition(".")
-        return (int(major), int(minor or 0)) >= (1, 3)
+        return None if self.api_max_version is None else offers_move(self.api_max_version)
 
     def as_dict(self) -> dict[str, Any]:
         return {"database": self.database,
@@ -81,6 +78,15 @@ class StoreStatus:
                 "nodes": [n.as_dict() for n in self.nodes],
                 "p11_global_default_everywhere": self.p11_default_everywhere,
                 "api_max_version": self.api_max_version, "api_offers_secret_store_move": self.api_offers_move}
+
+
+def offers_move(version: str) -> bool:
+    """Is microversion 1.3 (the secret-store move) within ``version``?"""
+    major, _, minor = version.partition(".")
+    try:
+        return (int(major), int(minor or 0)) >= (1, 3)
+    except ValueError:
+        return False
 
 
 def plugin_short(class_name: str) -> str:
