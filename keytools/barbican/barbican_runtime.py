@@ -55,7 +55,7 @@ class Runtime:
 def load(path: str | os.PathLike[str]) -> Runtime:
     """Barbican's CONF from ``path``; its repositories pointed at that config's database."""
     if not logging.getLogger("keytools").isEnabledFor(logging.DEBUG):
-        for name in ("barbican", "alembic"):  # their INFO lines (some at import) are not keytools' output
+        for name in ("barbican", "alembic", "oslo_db"):  # their INFO lines (some at import) are not ours
             logging.getLogger(name).setLevel(logging.ERROR)
     from barbican.common import config
     from barbican.model import repositories

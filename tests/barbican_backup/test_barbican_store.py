@@ -277,3 +277,14 @@ def test_sandbox_with_hsm_env_files_and_no_pin_in_logs(hsm_sandbox):
     assert "SoftHSM 2.6 needs" in conf and "not production advice" in conf
     status = kt(sb, "barbican", "store", "status", "--config", str(h.conf_path(sb)))
     assert status.exit_code == 0 and "PKCS#11 global default on every node: yes" in status.stdout
+
+
+def test_kek_rotate_says_it_covers_only_simple_crypto(hsm_sandbox, tmp_path):
+    sb = hsm_sandbox
+    h.seed(sb, per_project=1, projects=("demo",), extras=False)
+    assert migrate(sb).exit_code == 0  # demo now has a p11_crypto project KEK
+    plan = kt(sb, "barbican", "kek", "rotate", "--config", str(h.conf_path(sb)), "--until", "plan",
+              "--state", str(tmp_path / "rotation.json"), "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    detail = json.loads(plan.stdout)["stages"][0]["detail"]
+    assert "simple_crypto project KEKs only" in detail and "p11_crypto project KEKs" in detail
