@@ -39,7 +39,7 @@ rm -f "$DEMO_TMP/wrong-pin.conf"
 
 echo "== migrate --dry-run, then the move (one transaction per secret, read back through p11 alone)"
 "$KEYTOOLS" barbican store migrate --to pkcs11 --config "$CONF" --dry-run 2>/dev/null
-"$KEYTOOLS" barbican store migrate --to pkcs11 --config "$CONF" --os-cloud sandbox-admin
+"$KEYTOOLS" barbican store migrate --to pkcs11 --config "$CONF" --os-cloud sandbox-admin 2> >(grep -v " INFO keytools.barbican.store " >&2)
 
 echo "== the same ids, the same payloads, through the API"
 "$PY" - "$HSM_STATE" <<'PYEOF'

@@ -288,3 +288,26 @@ def test_kek_rotate_says_it_covers_only_simple_crypto(hsm_sandbox, tmp_path):
     assert plan.exit_code == 0, plan.output
     detail = json.loads(plan.stdout)["stages"][0]["detail"]
     assert "simple_crypto project KEKs only" in detail and "p11_crypto project KEKs" in detail
+
+
+def test_two_concurrent_moves_on_mariadb_move_each_secret_once(hsm_mariadb_sandbox):
+    """Two runs at once on MariaDB: the row lock (SELECT ... FOR UPDATE) makes the second wait and
+    find the secret already moved, so every secret is moved exactly once, in place."""
+    sb = hsm_mariadb_sandbox
+    seeded = h.seed(sb, per_project=6, projects=("demo", "service"), extras=False)
+    expected = {i: fp for by in seeded.secrets.values() for i, fp in by.items()}
+    args = ["--log-format", "json", "barbican", "store", "migrate", "--to", "pkcs11", "--config", str(h.conf_path(sb))]
+    env = {STORE_ENV: "commit:0.05"}
+    runs = [fork_main(args, env), fork_main(args, env)]
+    outputs = [run.read_stderr_until(lambda _seen: False, timeout=300, poll=0.2) for run in runs]
+    for run in runs:
+        run.kill_9()  # reaps it (it has exited: its stderr reached end of file)
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    moved = [json.loads(line)["secret"] for out in outputs for line in out.decode().splitlines()
+             if line.startswith("{") and json.loads(line).get("outcome") == "moved"]
+    assert sorted(moved) == sorted(set(moved)) and set(expected) <= set(moved)
+    assert set(h.plugin_of(sb, list(expected)).values()) == {"P11CryptoPlugin"}
+    assert h.read_all(sb, seeded) == expected
+    with reader(barbican_conf.load(h.conf_path(sb), need_kek=False).connection) as query:
+        rows = query("SELECT secret_id, COUNT(*) FROM encrypted_data GROUP BY secret_id HAVING COUNT(*) > 1")
+    assert list(rows) == []
