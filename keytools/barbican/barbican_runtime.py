@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,22 @@ def _pkcs11_library(plugin_conf: Any) -> Any:
         key_wrap_gen_iv=plugin_conf.key_wrap_generate_iv, os_locking_ok=plugin_conf.os_locking_ok, ffi=_FFI)
 
 
+def _open_token(plugin_conf: Any, attempts: int = 5) -> Any:
+    """The library, logged in once. Finding the token (before any login) is retried briefly: a
+    SoftHSM token directory that another process is writing can be missing from the slot list for
+    a moment ("Token Labels not found"). The login itself is never repeated."""
+    from barbican.common import exception
+
+    for attempt in range(attempts):
+        try:
+            return _pkcs11_library(plugin_conf)
+        except (exception.P11CryptoTokenException, ValueError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def load_p11(rt: Runtime) -> None:
     """Log in once, check the MKEK and HMAC key (as check_mkek/check_hmac), then the plugin."""
     from barbican.common import exception
@@ -136,7 +153,7 @@ def load_p11(rt: Runtime) -> None:
     if not plugin_conf.login:
         raise UsageError(f"{rt.path}: [p11_crypto_plugin] login (the PIN) is not set", "Set it in barbican.conf")
     try:
-        library = _pkcs11_library(plugin_conf)
+        library = _open_token(plugin_conf)
     except WrongPin:
         raise
     except (exception.PKCS11Exception, ValueError, OSError) as exc:
@@ -156,6 +173,16 @@ def load_p11(rt: Runtime) -> None:
         raise StateError(f"the HSM token has no {' and no '.join(missing)} (barbican-manage hsm check_mkek/check_hmac)",
                          "Generate them once: barbican-manage hsm gen_mkek and barbican-manage hsm gen_hmac")
     rt.p11 = p11_crypto.P11CryptoPlugin(rt.conf, pkcs11=library)
+
+
+def fresh_p11(rt: Runtime) -> Runtime:
+    """A second P11CryptoPlugin on the same logged-in token, with empty caches (no project KEK,
+    no master key handle carried over) and no simple_crypto: for reading back what was written.
+    The token is not finalised and opened again: one login per run."""
+    from barbican.plugin.crypto import p11_crypto
+
+    library = rt.plugin(P11).pkcs11
+    return Runtime(rt.path, rt.conf, simple=None, p11=p11_crypto.P11CryptoPlugin(rt.conf, pkcs11=library))
 
 
 PLUGIN_LOADERS = {SIMPLE: load_simple, P11: load_p11}

@@ -315,16 +315,14 @@ class Mover:
     # verify
     def _verify(self, rt: barbican_runtime.Runtime, moved: list[str]) -> None:
         """Every secret of the selection now on the target, read back from the database through
-        the target plugin alone (a fresh plugin: no cached project KEK), compared by fingerprint
-        where this run took one before the move."""
+        the target plugin alone (a second plugin instance: no cached project KEK or master key
+        handle), compared by fingerprint where this run took one before the move."""
         from barbican.model import models, repositories
         from barbican.plugin.crypto import base
 
         if not moved:
             return
-        rt.close()
-        fresh = barbican_runtime.Runtime(rt.path, rt.conf)
-        barbican_runtime.load_p11(fresh)
+        fresh = barbican_runtime.fresh_p11(rt)
         try:
             session = repositories.get_session()
             for secret_id in moved:
@@ -352,7 +350,6 @@ class Mover:
             repositories.rollback()
         finally:
             repositories.clear()
-            fresh.close()
 
     def _api_check(self) -> None:
         """A sample of the moved secrets read through the Barbican API as the session's user (only

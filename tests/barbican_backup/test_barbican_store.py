@@ -8,6 +8,7 @@ import json
 import os
 import random
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -298,11 +299,28 @@ def test_two_concurrent_moves_on_mariadb_move_each_secret_once(hsm_mariadb_sandb
     expected = {i: fp for by in seeded.secrets.values() for i, fp in by.items()}
     args = ["--log-format", "json", "barbican", "store", "migrate", "--to", "pkcs11", "--config", str(h.conf_path(sb))]
     env = {STORE_ENV: "commit:0.05"}
+    reads: list[object] = []  # every read round through the API while the runs go: dict or the error
+    done = threading.Event()
+
+    def reader_loop() -> None:
+        while not done.is_set():
+            try:
+                reads.append(h.read_all(sb, seeded))
+            except Exception as exc:  # noqa: BLE001 - recorded, asserted below
+                reads.append(exc)
+
     runs = [fork_main(args, env), fork_main(args, env)]
-    outputs = [run.read_stderr_until(lambda _seen: False, timeout=300, poll=0.2) for run in runs]
+    thread = threading.Thread(target=reader_loop)
+    thread.start()
+    try:
+        outputs = [run.read_stderr_until(lambda _seen: False, timeout=300, poll=0.2) for run in runs]
+    finally:
+        done.set()
+        thread.join()
     for run in runs:
         run.kill_9()  # reaps it (it has exited: its stderr reached end of file)
-    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert reads and all(r == expected for r in reads), [r for r in reads if r != expected][:1]
+    assert [run.returncode for run in runs] == [0, 0], [[ln for ln in out.decode().splitlines() if "error" in ln] for out in outputs]
     moved = [json.loads(line)["secret"] for out in outputs for line in out.decode().splitlines()
              if line.startswith("{") and json.loads(line).get("outcome") == "moved"]
     assert sorted(moved) == sorted(set(moved)) and set(expected) <= set(moved)
