@@ -447,5 +447,4 @@ def rbac_check_cmd(run: RunContext, project: str | None, output_format: str) -> 
                             "enforce_new_defaults = True (remedies above)")
 
 
-
 barbican.add_command(store_group)  # keytools barbican store status|migrate

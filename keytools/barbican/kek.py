@@ -230,10 +230,10 @@ class Rotation:
         self.state.data = {"version": 1, "configs": self.configs, "done": [], "old": conf.kek_fingerprints,
                            "old_list": conf.kek_fingerprint, "new": None, "project_keks": check.total,
                            "started_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-        faults.kek_pause("plan")
-        self.state.mark("plan")
         with reader(conf.connection) as query:
             hsm_note = store_status.p11_kek_note(query)
+        faults.kek_pause("plan")
+        self.state.mark("plan")
         rec.detail = (f"{check.total} project KEKs under {conf.kek_fingerprint}; {len(self.configs)} node config(s); "
                       "new KEK first in kek, old kept until validate" + hsm_note)
 

@@ -12,8 +12,8 @@ import socket
 from typing import Any
 
 from keytools import __version__
-from keytools.barbican.archive import ArchiveError
 from keytools.barbican import store_config
+from keytools.barbican.archive import ArchiveError
 from keytools.barbican.barbican_conf import BarbicanConfig
 from keytools.barbican.db_base import Snapshot
 

@@ -138,7 +138,7 @@ def write_config(home: Path, connection: str, keks: list[str], port: int, create
              "[crypto]", "enabled_crypto_plugins = simple_crypto",  # a MultiStrOpt: one line per plugin
              *(["enabled_crypto_plugins = p11_crypto"] if p11 else []), "",
              f"[{KEK_SECTION}]", *(f"{KEK_OPTION} = {k}" for k in keks), "",
-             *([f"[p11_crypto_plugin]", *(f"{k} = {v}" for k, v in p11.items()), ""] if p11 else []),
+             *(["[p11_crypto_plugin]", *(f"{k} = {v}" for k, v in p11.items()), ""] if p11 else []),
              "[oslo_policy]", "enforce_new_defaults = false", "enforce_scope = false", "",
              "[queue]", "enable = false", ""]
     atomic_write(conf_dir / "barbican.conf", "\n".join(lines), mode=0o600)
