@@ -4,8 +4,9 @@
 - ``keytools barbican store migrate``'s library (``Mover.run``): secrets moved per second from
   simple_crypto to p11_crypto, on SQLite and (with MariaDB installed) on MariaDB, each an
   ``up --with hsm`` sandbox; the secrets are stored through the API on the software store first
-- API store + retrieve of one secret, in the same run: on the software store (the project prefers
-  it) and on the pkcs11 store (the global default), best of 3 rounds of N
+- API store + retrieve of one secret, in the same run: on the software store and on the pkcs11
+  store, each the project's preferred store (so both pay the same preference lookup), alternating
+  software, pkcs11, software, pkcs11, best of 3 rounds of N each time
 
 Writes bench-results/barbican_hsm.json. ``--no-mariadb`` skips MariaDB; ``--secrets N``.
 """
@@ -65,12 +66,14 @@ def one_db(db: str, secrets: int, api_n: int) -> dict[str, float]:
                "moved_per_s": round(n / move.seconds, 1)}
         bc = h.client(sb, "demo")
         base = sb.url("barbican", "/v1/secrets/")
-        h.prefer_software(sb, "demo", True)
-        try:
-            simple = api_round(bc, base, api_n)
-        finally:
-            h.prefer_software(sb, "demo", False)
-        p11 = api_round(bc, base, api_n)
+        timings: dict[str, float] = {}
+        for store in ("software", "pkcs11", "software", "pkcs11"):  # both preferred explicitly (the
+            h.prefer_store(sb, "demo", store, True)  # same lookup per request), twice, best kept
+            try:
+                timings[store] = min(timings.get(store, float("inf")), api_round(bc, base, api_n))
+            finally:
+                h.prefer_store(sb, "demo", store, False)
+        simple, p11 = timings["software"], timings["pkcs11"]
         out.update({"api_store_retrieve_ms_simple_crypto": round(simple * 1000, 1),
                     "api_store_retrieve_ms_p11_crypto": round(p11 * 1000, 1),
                     "p11_over_simple": round(p11 / simple, 2)})

@@ -60,8 +60,13 @@ def _store_ref(sess: Any, sb: Any, name: str) -> str:
 
 
 def prefer_software(sb: Any, project: str, on: bool) -> None:
+    prefer_store(sb, project, "software", on)
+
+
+def prefer_store(sb: Any, project: str, store: str, on: bool) -> None:
+    """Set (``on``) or unset ``project``'s preferred store, as an admin of that project."""
     sess = session(sb, project)
-    ref = _store_ref(sess, sb, "software")
+    ref = _store_ref(sess, sb, store)
     if on:
         sess.post(f"{ref}/preferred", headers={"Accept": "application/json"}).raise_for_status()
     else:
