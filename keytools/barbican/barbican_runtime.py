@@ -123,7 +123,7 @@ def _pkcs11_library(plugin_conf: Any) -> Any:
         key_wrap_gen_iv=plugin_conf.key_wrap_generate_iv, os_locking_ok=plugin_conf.os_locking_ok, ffi=_FFI)
 
 
-def _open_token(plugin_conf: Any, attempts: int = 5) -> Any:
+def _open_token(plugin_conf: Any, attempts: int = 8) -> Any:
     """The library, logged in once. Finding the token (before any login) is retried briefly: a
     SoftHSM token directory that another process is writing can be missing from the slot list for
     a moment ("Token Labels not found"). The login itself is never repeated."""
