@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from config_checks.model import Rule
-from config_checks.rules import barbican_client, barbican_kek, glance, keymanager, parsing, permissions, swift
+from config_checks.rules import (barbican_client, barbican_kek, barbican_p11, glance, keymanager, parsing, permissions,
+                                 swift)
 
 RULES: tuple[Rule, ...] = (
     parsing.unreadable,
@@ -26,6 +27,9 @@ RULES: tuple[Rule, ...] = (
     barbican_kek.kek_missing,
     barbican_kek.kek_weak,
     barbican_kek.kek_readable,
+    barbican_p11.pin_readable,
+    barbican_p11.mechanism_rejected,
+    barbican_p11.pkek_cache_limit,
     permissions.world_readable,
     permissions.group_readable,
 )

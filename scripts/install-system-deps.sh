@@ -2,8 +2,10 @@
 # Debian packages `make demo`, the test suite and benchmarks need: a private MariaDB server
 # (migrate and Barbican backup tests on a real MySQL-compatible database), memcached (Swift's
 # tempauth, also in the demo's Swift step), openssl, cryptsetup (LUKS header checks of migrate
-# verify --luks), the venv module of $PYTHON (python3 -m venv: python3-venv on Debian), and for the
-# Ansible fleet tests sshd (openssh-server: one private sshd per network namespace) and ip (iproute2).
+# verify --luks), softhsm2 (a private PKCS#11 token for Barbican's p11_crypto plugin: sandbox
+# --with hsm, the barbican store tests), the venv module of $PYTHON (python3 -m venv: python3-venv
+# on Debian), and for the Ansible fleet tests sshd (openssh-server: one private sshd per network
+# namespace) and ip (iproute2).
 # Installs only what is missing; needs root (as on CI and the developers' machines).
 set -eu
 need=()
@@ -14,6 +16,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v cryptsetup >/dev/null 2>&1 || [ -x /usr/sbin/cryptsetup ] || need+=(cryptsetup-bin)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
+command -v softhsm2-util >/dev/null 2>&1 || [ -x /usr/bin/softhsm2-util ] || need+=(softhsm2)
 python=${PYTHON:-python3}
 if ! command -v "$python" >/dev/null 2>&1; then
     need+=("$(basename "$python")" "$(basename "$python")-venv")

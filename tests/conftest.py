@@ -104,6 +104,32 @@ def mariadb_sandbox(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def hsm_sandbox(tmp_path_factory: pytest.TempPathFactory):
+    """A local cloud whose Barbican has two stores, software (simple_crypto) and pkcs11 (the
+    global default) on a private SoftHSM2 token in its state dir (``sandbox up --with hsm``).
+    Its own state dir: the run's ``sandbox`` keeps one simple_crypto store."""
+    if not shutil.which("softhsm2-util"):
+        pytest.skip("softhsm2 is not installed (scripts/install-system-deps.sh)")
+    state = StateDir(tmp_path_factory.mktemp("sandbox-hsm"))
+    try:
+        yield _bring_up(state, with_services=["hsm"])
+    finally:
+        manager.down(state)
+
+
+@pytest.fixture(scope="session")
+def hsm_mariadb_sandbox(tmp_path_factory: pytest.TempPathFactory):
+    """``hsm_sandbox`` on a private MariaDB server (row locks, 4 Barbican workers)."""
+    if not shutil.which("softhsm2-util"):
+        pytest.skip("softhsm2 is not installed (scripts/install-system-deps.sh)")
+    state = StateDir(tmp_path_factory.mktemp("sandbox-hsm-mariadb"))
+    try:
+        yield _bring_up(state, db="mariadb", with_services=["hsm"])
+    finally:
+        manager.down(state)
+
+
+@pytest.fixture(scope="session")
 def sandbox_with(sandbox: Sandbox):
     """``sandbox_with("cinder")`` adds cinder-api (or glance, swift) to the running sandbox."""
 

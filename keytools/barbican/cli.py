@@ -16,6 +16,7 @@ from keytools.barbican import operations
 from keytools.barbican.archive import KeySource
 from keytools.barbican.barbican_conf import DEFAULT_CONFIG
 from keytools.barbican.db_mysql import DUMP_TOOLS
+from keytools.barbican.store_cli import store_group
 from keytools.context import RunContext, pass_run
 from keytools.errors import ProblemsFound, UsageError
 from keytools.fileutil import read_user_file
@@ -372,6 +373,8 @@ def kek_rotate_cmd(configs: tuple[str, ...], backup_out: str | None, passphrase_
                    passphrase_env: str | None, key_file: str | None, new_kek_stdin: bool, until: str | None,
                    sample: int | None, seed: int | None, state_file: str | None, output_format: str) -> None:
     """Rotate [simple_crypto_plugin] kek in stages, each safe to kill and rerun.
+    Covers simple_crypto project KEKs only: p11_crypto project KEKs are wrapped
+    by the HSM's MKEK (barbican-manage hsm rewrap_pkek); plan says how many.
 
     \b
     plan      fingerprints, project-KEK count; refuses a pending rotation, nodes
@@ -445,3 +448,6 @@ def rbac_check_cmd(run: RunContext, project: str | None, output_format: str) -> 
     if report.findings:
         raise ProblemsFound(f"{len(report.findings)} principals would lose secret access with "
                             "enforce_new_defaults = True (remedies above)")
+
+
+barbican.add_command(store_group)  # keytools barbican store status|migrate

@@ -40,3 +40,14 @@ def kek_pause(stage: str) -> None:
         with open(mark, "w") as handle:
             handle.write(stage)
     pause(float(seconds or 0))
+
+
+STORE_ENV = "KEYTOOLS_FAULT_STORE_PAUSE"  # "<point>:<seconds>": pause at that point of a store move
+
+
+def store_pause(point: str) -> None:
+    """Pause a store move at ``point`` ("secret": after each secret, "commit": inside a secret's
+    transaction, before its commit), so the crash tests can kill it there."""
+    wanted, _, seconds = os.environ.get(STORE_ENV, "").partition(":")
+    if wanted == point:
+        pause(float(seconds or 0))

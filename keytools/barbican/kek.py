@@ -25,7 +25,7 @@ from typing import Any
 from cryptography import fernet
 
 from keytools import oslo_ini, redaction
-from keytools.barbican import barbican_conf, faults, operations
+from keytools.barbican import barbican_conf, faults, operations, store_status
 from keytools.barbican.archive import KeySource
 from keytools.barbican.barbican_conf import BarbicanConfig, kek_fingerprint
 from keytools.barbican.dbquery import reader
@@ -231,10 +231,12 @@ class Rotation:
         self.state.data = {"version": 1, "configs": self.configs, "done": [], "old": conf.kek_fingerprints,
                            "old_list": conf.kek_fingerprint, "new": None, "project_keks": check.total,
                            "started_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        with reader(conf.connection) as query:
+            hsm_note = store_status.p11_kek_note(query)
         faults.kek_pause("plan")
         self.state.mark("plan")
         rec.detail = (f"{check.total} project KEKs under {conf.kek_fingerprint}; {len(self.configs)} node config(s); "
-                      "new KEK first in kek, old kept until validate")
+                      "new KEK first in kek, old kept until validate" + hsm_note)
 
     def _backup(self, rec: StageResult) -> None:
         if not self.backup_out:

@@ -12,6 +12,7 @@ import socket
 from typing import Any
 
 from keytools import __version__
+from keytools.barbican import store_config
 from keytools.barbican.archive import ArchiveError
 from keytools.barbican.barbican_conf import BarbicanConfig
 from keytools.barbican.db_base import Snapshot
@@ -44,6 +45,7 @@ def build(conf: BarbicanConfig, engine: str, database: str, snap: Snapshot) -> d
         "content_digest": snap.stats.digest,
         "kek_fingerprint": conf.kek_fingerprint,  # of the ordered KEK list (one KEK: of that KEK)
         "kek_fingerprints": conf.kek_fingerprints,  # one per KEK, primary first
+        **store_config.hsm_manifest(conf.path),  # PKCS#11: the MKEK stays in the HSM, not here
     }
 
 

@@ -124,14 +124,19 @@ class Server:
         return {"X-Keytools-Drill-Token": self.token, "X-Project-Id": project, "X-Roles": "admin"}
 
 
-def write_config(home: Path, connection: str, keks: list[str], port: int, create_schema: bool = False) -> None:
+def write_config(home: Path, connection: str, keks: list[str], port: int, create_schema: bool = False,
+                 p11: dict[str, str] | None = None) -> None:
+    """``p11``: the live [p11_crypto_plugin] section; secrets moved to PKCS#11 then decrypt through
+    the same HSM (its MKEK never leaves it; SOFTHSM2_CONF and the like are inherited)."""
     conf_dir = private_dir(home / ".barbican")
     private_dir(conf_dir / "barbican.conf.d")  # shadows /etc/barbican/barbican.conf.d (oslo takes the first)
     lines = ["[DEFAULT]", f"host_href = http://127.0.0.1:{port}", f"db_auto_create = {'true' if create_schema else 'false'}", "debug = false",
              "use_stderr = true", "", "[database]", f"connection = {connection}", "",
              "[secretstore]", "enabled_secretstore_plugins = store_crypto", "",
-             "[crypto]", "enabled_crypto_plugins = simple_crypto", "", f"[{KEK_SECTION}]",
-             *(f"{KEK_OPTION} = {k}" for k in keks), "",
+             "[crypto]", "enabled_crypto_plugins = simple_crypto",  # a MultiStrOpt: one line per plugin
+             *(["enabled_crypto_plugins = p11_crypto"] if p11 else []), "",
+             f"[{KEK_SECTION}]", *(f"{KEK_OPTION} = {k}" for k in keks), "",
+             *(["[p11_crypto_plugin]", *(f"{k} = {v}" for k, v in p11.items()), ""] if p11 else []),
              "[oslo_policy]", "enforce_new_defaults = false", "",
              "[queue]", "enable = false", ""]
     atomic_write(conf_dir / "barbican.conf", "\n".join(lines), mode=0o600)
@@ -148,13 +153,13 @@ def _die_with_parent() -> None:
 
 @contextlib.contextmanager
 def run(work: Path, connection: str, keks: list[str], port: int | None = None,
-        workers: int = 2, create_schema: bool = False) -> Iterator[Server]:
+        workers: int = 2, create_schema: bool = False, p11: dict[str, str] | None = None) -> Iterator[Server]:
     """Start the scratch Barbican, wait until it answers, stop it (whole process group) afterwards.
     ``create_schema``: an empty database gets Barbican's schema (benchmarks build data this way)."""
     require_server_packages()
     chosen = pick_port(port)
     home = private_dir(work / "home")
-    write_config(home, connection, keks, chosen, create_schema)
+    write_config(home, connection, keks, chosen, create_schema, p11)
     token = pysecrets.token_urlsafe(24)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "KEYTOOLS_SCRATCH"))}
     env.update(KEYTOOLS_SCRATCH_HOME=str(home), KEYTOOLS_SCRATCH_TOKEN=token, KEYTOOLS_SCRATCH_DB=connection,

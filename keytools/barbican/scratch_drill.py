@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from keytools.barbican import barbican_conf, operations, scratch
+from keytools.barbican import barbican_conf, operations, scratch, store_config
 from keytools.barbican.archive import KeySource
 from keytools.barbican.database import open_database
 from keytools.barbican.drill import Step, StepReport, run_step
@@ -127,7 +127,8 @@ class ScratchDrill:
             st.detail = connection.split("://", 1)[0] + " scratch copy, " + ", ".join(
                 f"{k}={v}" for k, v in self.report.manifest_counts.items())
         with self.step("start the scratch Barbican (Barbican's own server code)") as st:
-            server_cm = scratch.run(work, connection, self.keks or data.keks, port)
+            server_cm = scratch.run(work, connection, self.keks or data.keks, port,
+                                    p11=store_config.p11_section(self.config) if self.config else None)
             server = server_cm.__enter__()
             self.report.port = server.port
             st.detail = f"127.0.0.1:{server.port}, pid {server.pid}, {len(self.keks or data.keks)} KEK(s)"

@@ -43,8 +43,10 @@ def sandbox() -> None:
 @click.option("--rbac", type=click.Choice(["legacy", "new"]), default=None,
               help="Barbican policy: legacy (documented creator/observer/audit roles, the default) "
                    "or new (today's defaults: secret creation needs member).")
-@click.option("--with", "with_services", multiple=True, type=click.Choice(["cinder", "glance", "swift"]),
-              help="Also run this service (repeatable).")
+@click.option("--with", "with_services", multiple=True, type=click.Choice(["cinder", "glance", "swift", "hsm"]),
+              help="Also run this service (repeatable). hsm: Barbican with two secret stores, "
+                   "software (simple_crypto) and pkcs11 (the global default) on a private SoftHSM2 "
+                   "token in the state dir.")
 @click.option("--with-swift", is_flag=True, help="Same as --with swift.")
 @output.format_option
 def up(state_dir: Path | None, port_base: int | None, db: str | None, rbac: str | None,

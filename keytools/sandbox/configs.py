@@ -9,6 +9,7 @@ from pathlib import Path
 from keytools import oslo_ini
 from keytools.errors import ConfigError
 from keytools.fileutil import atomic_write, private_dir
+from keytools.sandbox import hsm
 from keytools.sandbox.state import SandboxConfig, StateDir
 
 LOOPBACK = "127.0.0.1"
@@ -31,11 +32,15 @@ def db_url(state: StateDir, cfg: SandboxConfig, name: str) -> str:
 
 def ini_text(sections: dict[str, dict[str, object]]) -> str:
     """Render ``{section: {option: value}}`` as an oslo/paste-style ini file; a list value is a
-    multi-valued option (one ``key = value`` line each, in order)."""
+    multi-valued option (one ``key = value`` line each, in order), a key starting with ``#`` is
+    written as a comment line."""
     out = []
     for section, options in sections.items():
         out.append(f"[{section}]")
         for key, value in options.items():
+            if key.startswith("#"):
+                out.append(key)
+                continue
             out.extend(f"{key} = {v}" for v in (value if isinstance(value, list | tuple) else [value]))
         out.append("")
     return "\n".join(out)
@@ -94,6 +99,8 @@ def write_barbican(state: StateDir, cfg: SandboxConfig) -> None:
         "oslo_policy": {"enforce_new_defaults": "true" if cfg.rbac == "new" else "false"},
         "queue": {"enable": "false"},
     }
+    if hsm.enabled(cfg):  # two stores, pkcs11 (a private SoftHSM2 token) the global default
+        conf.update(hsm.barbican_sections(cfg))
     atomic_write(conf_dir / "barbican.conf", ini_text(conf), mode=0o600)
     open(home / "healthcheck_disable_never", "a").close()
 

@@ -19,8 +19,8 @@ import yaml
 
 from keytools.errors import ConfigError, UsageError
 from keytools.fileutil import atomic_write
-from keytools.sandbox import bootstrap, configs, mariadb, processes
-from keytools.sandbox.services import OPTIONAL, ServiceSpec, gunicorn_argv, specs_for
+from keytools.sandbox import bootstrap, configs, hsm, mariadb, processes
+from keytools.sandbox.services import FEATURES, OPTIONAL, ServiceSpec, gunicorn_argv, specs_for
 from keytools.sandbox.state import SandboxConfig, StateDir
 
 PORT_KEYS = ("keystone", "barbican", "cinder", "glance", "swift", "mariadb", "memcached",
@@ -88,10 +88,12 @@ def _settle_options(cfg: SandboxConfig, db: str | None, rbac: str | None, with_s
         cfg.extra["restart"] = ["barbican"]
     cfg.barbican_workers = 4 if cfg.db == "mariadb" else 1
     for name in with_services:
-        if name not in OPTIONAL:
-            raise UsageError(f"unknown service {name!r}", f"Choose from {', '.join(OPTIONAL)}")
+        if name not in OPTIONAL and name not in FEATURES:
+            raise UsageError(f"unknown service {name!r}", f"Choose from {', '.join((*OPTIONAL, *FEATURES))}")
         if name not in cfg.services:
             cfg.services.append(name)
+            if name == hsm.FEATURE:  # Barbican restarts with two stores on the SoftHSM2 token
+                cfg.extra["restart"] = ["barbican"]
 
 
 def up(state: StateDir, port_base: int | None = None, db: str | None = None, rbac: str | None = None,
@@ -194,6 +196,9 @@ def status(state: StateDir) -> list[ServiceStatus]:
 def env_lines(state: StateDir) -> list[str]:
     if not state.clouds_yaml.exists():
         raise UsageError(f"no sandbox in {state.root}", "Run 'keytools sandbox up' first")
-    return [f"export OS_CLIENT_CONFIG_FILE={state.clouds_yaml}",
+    lines = [f"export OS_CLIENT_CONFIG_FILE={state.clouds_yaml}"]
+    if hsm.enabled(state.load()):
+        lines.append(f"export SOFTHSM2_CONF={hsm.conf_path(state)}")
+    return [*lines,
             "# then: openstack secret list --os-cloud sandbox-demo   /   keytools doctor --os-cloud sandbox-demo"]
 

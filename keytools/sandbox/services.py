@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from keytools.errors import ServiceUnavailable
-from keytools.sandbox import configs
+from keytools.sandbox import configs, hsm
 from keytools.sandbox.state import SandboxConfig, StateDir
 
 Hook = Callable[[StateDir, SandboxConfig], None]
@@ -84,13 +84,25 @@ KEYSTONE = ServiceSpec(
     needs=("keystone",),
 )
 
+def _barbican_configure(state: StateDir, cfg: SandboxConfig) -> None:
+    """barbican.conf; with ``--with hsm`` the SoftHSM2 token first (its PIN goes into the config)
+    and the HSM's master keys once the config names them."""
+    if hsm.enabled(cfg):
+        hsm.ensure_token(state, cfg)
+    configs.write_barbican(state, cfg)
+    if hsm.enabled(cfg) and "hsm-keys" not in cfg.initialized:
+        hsm.ensure_master_keys(state, cfg)
+        cfg.initialized.append("hsm-keys")
+
+
 BARBICAN = ServiceSpec(
     name="barbican",
-    configure=configs.write_barbican,
+    configure=_barbican_configure,
     wsgi_app="keytools.sandbox.apps:barbican()",
     health_path="/",
     catalog=("barbican", "key-manager"),
     workers=lambda cfg: cfg.barbican_workers,
+    env=hsm.env,  # SOFTHSM2_CONF with --with hsm
     needs=("barbican",),
 )
 
@@ -102,6 +114,8 @@ OPTIONAL: dict[str, str] = {
     "glance": "keytools.sandbox.glance:SPEC",
     "swift": "keytools.sandbox.swift:SPEC",
 }
+# Options of the core services rather than servers of their own.
+FEATURES = (hsm.FEATURE,)
 
 
 def optional_specs(name: str) -> list[ServiceSpec]:

@@ -7,6 +7,7 @@ Layout::
     keystone/         keystone.conf, keystone.db, fernet-keys/, credential-keys/
     barbican/         HOME of the barbican process: .barbican/barbican.conf (holds the KEK)
     mariadb/          data dir and socket when --db mariadb
+    hsm/              --with hsm: softhsm2.conf and the private SoftHSM2 token dir (tokens/)
     logs/             one log file per server
     run/              one pid file per server process
 """
