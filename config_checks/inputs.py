@@ -231,12 +231,12 @@ def discover(roots: Sequence[str | os.PathLike[str]], per_node: bool = False, no
             if name in seen:
                 name = str(node_root)
             seen.add(name)
-            node = Node(name, node_root, tree, layout)
+            found_node = Node(name, node_root, tree, layout)
             for service, rel in LAYOUTS[layout]:
                 path = tree / rel
                 if os.path.lexists(path):
-                    node.configs.append(load_service(name, service, layout, tree, path, audit.stats))
-            audit.nodes.append(node)
+                    found_node.configs.append(load_service(name, service, layout, tree, path, audit.stats))
+            audit.nodes.append(found_node)
         if not found:
             hint = ("Use --per-node when the directory holds one tree per node"
                     if not per_node and any(detect_tree(p) for p in _node_dirs(root))

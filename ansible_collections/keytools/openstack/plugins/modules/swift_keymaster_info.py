@@ -33,8 +33,12 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+kind:
+  description: Which keymaster the pipeline runs (keytools' keymaster, Swift's kms_keymaster or keymaster).
+  returned: success
+  type: str
 keys:
-  description: Every configured root secret (option, secret_id, key_id = the Barbican UUID).
+  description: Every configured root secret (option, secret_id, key_id = the Barbican UUID, null for an inline secret of Swift's keymaster, whose value is never returned).
   returned: success
   type: list
   elements: dict
@@ -56,8 +60,9 @@ def info(m):
 
     setup = internal.load_proxy(m.params["config"])
     path, section = retire.where(setup)
-    km = setup.settings
-    return {"changed": False, "file": "%s [%s]" % (path, section), "active_secret_id": km.active_secret_id,
+    km = setup.keys  # keytools' keymaster, Swift's kms_keymaster or keymaster (ids only, never secrets)
+    return {"changed": False, "file": "%s [%s]" % (path, section), "kind": km.kind,
+            "active_secret_id": km.active_secret_id,
             "keys": [{"option": k.option, "secret_id": k.secret_id, "key_id": k.key_id,
                       "active": k.secret_id == km.active_secret_id} for k in km.keys]}
 

@@ -77,34 +77,28 @@ from ansible_collections.keytools.openstack.plugins.module_utils.keytools_lib im
 def retire_key(m):
     from pathlib import Path
 
-    from keytools.errors import StateError, UsageError
+    from keytools.errors import UsageError
     from swift_middleware import internal, retire, usage, usagestate
-    from swift_middleware.reencrypt import resolve_key
 
     p = m.params
     setup = internal.load_proxy(p["config"])
-    km = setup.settings
+    keys = setup.keys
     given = p["key"].strip()
-    try:
-        ref = resolve_key(km, given)
-    except UsageError:  # no longer configured: already retired
-        ref = None
     path, section = retire.where(setup)
-    if ref is None:
-        text = path.read_text()
-        return {"changed": False, "configured": False, "key_lines": retire.key_lines(text, section),
+    try:
+        ref = retire.resolve_key(keys, given)
+    except UsageError:  # no longer configured: already retired
+        lines = retire.key_lines(path.read_text(), section, keys.option_prefix, masked=keys.inline)
+        return {"changed": False, "configured": False, "key_lines": lines,
                 "msg": "%s is not configured in %s: already retired" % (given, path)}
-    if ref.secret_id == km.active_secret_id:
-        raise StateError("%s is the active root secret; it cannot be retired" % ref.option,
-                         "Make another key active, reencrypt, then retire this one")
     state = usagestate.state_dir(setup.keymaster_conf, p["state_dir"])
     report = usage.scan(setup, list(p["accounts"]), Path(state), p["concurrency"], restart=True)
-    retire.refuse_if_used(setup, ref.option, report)
-    before = retire.key_lines(path.read_text(), section)
+    retire.refuse_if_used(setup, ref.option, report)  # also refuses the active key
+    before = retire.key_lines(path.read_text(), section, keys.option_prefix, masked=keys.inline)
     done = retire.retire(setup, ref, edit=not m.check_mode)
-    after = retire.key_lines(done.text, section)
+    after = done.key_lines()
     result = {"changed": True, "configured": True, "key_lines": after, "option": ref.option, "key_id": ref.key_id,
-              "file": done.file, "reminder": retire.reminder(ref.key_id)}
+              "file": done.file, "reminder": retire.reminder(done)}
     if done.backup:
         result["backup"] = done.backup
     if m.diff_mode:
