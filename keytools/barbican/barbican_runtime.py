@@ -58,9 +58,19 @@ def load(path: str | os.PathLike[str]) -> Runtime:
     if not logging.getLogger("keytools").isEnabledFor(logging.DEBUG):
         for name in ("barbican", "alembic", "oslo_db"):  # their INFO lines (some at import) are not ours
             logging.getLogger(name).setLevel(logging.ERROR)
-    from barbican.common import config
-    from barbican.model import repositories
-    from barbican.plugin.crypto import p11_crypto, simple_crypto
+    from oslo_config import cfg
+
+    process_conf = cfg.CONF
+    try:
+        from barbican.common import config
+        from barbican.model import repositories
+        from barbican.plugin.crypto import p11_crypto, simple_crypto
+    finally:
+        # Importing barbican.common.config makes Barbican's parsed CONF the process-wide cfg.CONF;
+        # Barbican's modules keep their own handles, so give the process its own back (else
+        # castellan, keystonemiddleware or Swift's kms_keymaster in this process cannot register
+        # their options: "arguments already parsed").
+        cfg.CONF = process_conf
 
     conf = config.CONF
     conf_d = Path(f"{path}.d")
