@@ -7,7 +7,7 @@ import re
 from tests.helpers.paths import REPO, TEST_DATA
 
 # Built from parts so this file does not match itself.
-OUTSIDE = re.compile("|".join([r"\.\./" + "shared", "/" + "shared/data", "KEYTOOLS_" + "SHARED_DATA", r"parents\[[3-9]\]"]))
+OUTSIDE = re.compile("|".join([r"\.\./" + "shared", "/" + "shared/data", "KEYTOOLS_" + "SHARED" + "_DATA", r"parents\[[3-9]\]"]))
 
 
 def _sources():
