@@ -47,6 +47,11 @@ class KeytoolsModule(object):
     def diff_mode(self):
         return self.module._diff  # pylint: disable=protected-access
 
+    def lines_diff(self, path, before, after):
+        """Ansible's diff for a file whose relevant lines (fingerprints, ids: never secrets) change."""
+        return {"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n",
+                "before_header": str(path), "after_header": str(path)}
+
     def base(self):
         return {"node": self.node, "machine": socket.gethostname()}
 

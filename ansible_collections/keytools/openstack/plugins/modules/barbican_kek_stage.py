@@ -86,8 +86,7 @@ def stage(m):
     after = [barbican_conf.kek_fingerprint(k) for k in wanted]
     result = {"changed": after != before, "before": before, "after": after, "fingerprint": new_fp}
     if m.diff_mode and result["changed"]:
-        result["diff"] = {"before": "kek: %s\n" % ", ".join(before), "after": "kek: %s\n" % ", ".join(after),
-                          "before_header": str(conf.path), "after_header": str(conf.path)}
+        result["diff"] = m.lines_diff(conf.path, ["kek: %s" % ", ".join(before)], ["kek: %s" % ", ".join(after)])
     if result["changed"] and not m.check_mode:
         target = conf.kek_files[0] if conf.kek_files else conf.path
         result["backup"] = str(barbican_conf.write_keks(target, wanted))

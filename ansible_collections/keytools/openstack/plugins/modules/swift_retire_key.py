@@ -102,8 +102,7 @@ def retire_key(m):
     if done.backup:
         result["backup"] = done.backup
     if m.diff_mode:
-        result["diff"] = {"before": "\n".join(before) + "\n", "after": "\n".join(after) + "\n",
-                          "before_header": done.file, "after_header": done.file}
+        result["diff"] = m.lines_diff(done.file, before, after)
     return result
 
 
